@@ -1,0 +1,129 @@
+"""Validation of notebook (papermill) parameters: fail at once, with one clear line.
+
+Every chapter's cell after the ``parameters`` cell calls :func:`validate`.
+An unknown name, a wrong type or an out-of-range value raises
+:class:`ParameterError` naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "validate"]
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer in ``[lo, hi]``."""
+
+    lo: int
+    hi: int
+
+    def check(self, name: str, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ParameterError(f"parameter {name!r} must be an int in [{self.lo}, {self.hi}], got {v!r}")
+        if not self.lo <= v <= self.hi:
+            raise ParameterError(f"parameter {name!r} = {v} is out of range: allowed ints in [{self.lo}, {self.hi}]")
+        return v
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real number in ``[lo, hi]`` (ints accepted)."""
+
+    lo: float
+    hi: float
+
+    def check(self, name: str, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ParameterError(f"parameter {name!r} must be a number in [{self.lo}, {self.hi}], got {v!r}")
+        if not self.lo <= v <= self.hi:
+            raise ParameterError(f"parameter {name!r} = {v} is out of range: allowed numbers in [{self.lo}, {self.hi}]")
+        return float(v)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of values."""
+
+    values: tuple
+
+    def __init__(self, *values: Any) -> None:
+        object.__setattr__(self, "values", tuple(values))
+
+    def check(self, name: str, v: Any) -> Any:
+        if v not in self.values or type(v) not in {type(x) for x in self.values}:
+            allowed = ", ".join(repr(x) for x in self.values)
+            raise ParameterError(f"parameter {name!r} = {v!r} is not allowed: choose one of {allowed}")
+        return v
+
+
+@dataclass(frozen=True)
+class Bool:
+    """True or False."""
+
+    def check(self, name: str, v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise ParameterError(f"parameter {name!r} must be True or False, got {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class IntList:
+    """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``."""
+
+    lo: int
+    hi: int
+    min_len: int = 1
+    max_len: int = 64
+
+    def check(self, name: str, v: Any) -> list[int]:
+        desc = f"a list of {self.min_len}..{self.max_len} ints in [{self.lo}, {self.hi}]"
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise ParameterError(f"parameter {name!r} must be {desc}, got {v!r}")
+        if not self.min_len <= len(v) <= self.max_len or not all(self.lo <= x <= self.hi for x in v):
+            raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
+        return list(v)
+
+
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def _is_user_value(name: str, value: Any) -> bool:
+    if name.startswith("_") or name in _IPYTHON_NAMES:
+        return False
+    return not isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
+
+
+def validate(
+    spec: Mapping[str, Any],
+    namespace: Mapping[str, Any],
+    *,
+    ignore: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Check the parameters found in ``namespace`` (a notebook's ``globals()``).
+
+    Every name in ``spec`` must be present and pass its check; any other plain
+    (non-module, non-function, non-private) value in the namespace is an
+    unknown parameter, e.g. a misspelt ``papermill -p`` name. Returns the
+    validated values by name. Raises :class:`ParameterError` with one line.
+    """
+    unknown = sorted(
+        n for n, v in namespace.items() if n not in spec and n not in ignore and _is_user_value(n, v)
+    )
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter {unknown[0]!r}: allowed parameters are {', '.join(sorted(spec))}"
+        )
+    out = {}
+    for name, check in spec.items():
+        if name not in namespace:
+            raise ParameterError(f"parameter {name!r} is missing: allowed parameters are {', '.join(sorted(spec))}")
+        out[name] = check.check(name, namespace[name])
+    return out

@@ -1,0 +1,53 @@
+"""Every class of bad notebook parameter fails at once with one line naming it."""
+
+import pytest
+
+from ace_utils.params import Bool, Choice, Float, Int, IntList, ParameterError, validate
+
+SPEC = {
+    "seed": Int(0, 10_000),
+    "lr": Float(1e-5, 1.0),
+    "preset": Choice("default", "paper"),
+    "fast": Bool(),
+    "sizes": IntList(1, 8, min_len=1, max_len=3),
+}
+GOOD = {"seed": 3, "lr": 0.001, "preset": "paper", "fast": False, "sizes": [2, 4]}
+
+
+def test_good_parameters_pass_and_are_returned():
+    import math  # modules, functions and private names in the namespace are ignored
+
+    ns = dict(GOOD, math=math, _hidden=1, helper=lambda: 0, In=[], Out={})
+    assert validate(SPEC, ns) == GOOD
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"sede": 3}, "unknown parameter 'sede': allowed parameters are fast, lr, preset, seed, sizes"),
+        ({"seed": "3"}, "parameter 'seed' must be an int in [0, 10000], got '3'"),
+        ({"seed": 3.0}, "parameter 'seed' must be an int"),
+        ({"seed": True}, "parameter 'seed' must be an int"),
+        ({"seed": -1}, "parameter 'seed' = -1 is out of range: allowed ints in [0, 10000]"),
+        ({"lr": "fast"}, "parameter 'lr' must be a number"),
+        ({"lr": 2.0}, "parameter 'lr' = 2.0 is out of range"),
+        ({"preset": "huge"}, "parameter 'preset' = 'huge' is not allowed: choose one of 'default', 'paper'"),
+        ({"fast": 1}, "parameter 'fast' must be True or False"),
+        ({"sizes": [2, 9]}, "parameter 'sizes' = [2, 9] is out of range"),
+        ({"sizes": []}, "parameter 'sizes' = [] is out of range"),
+        ({"sizes": "2,4"}, "parameter 'sizes' must be a list"),
+    ],
+)
+def test_bad_parameters_fail_with_one_line(change, needle):
+    ns = dict(GOOD, **change)
+    with pytest.raises(ParameterError) as e:
+        validate(SPEC, ns)
+    msg = str(e.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_missing_parameter():
+    ns = dict(GOOD)
+    del ns["lr"]
+    with pytest.raises(ParameterError, match="parameter 'lr' is missing"):
+        validate(SPEC, ns)
