@@ -1,0 +1,1 @@
+"""Task code for the chapters: markov, modular, agreement."""

@@ -1,0 +1,292 @@
+"""Markov-chain transformers: the task, training, and the core analyses.
+
+Explained in chapters ``01_markov_cores`` (cores, interventions, spectrum) and
+``02_core_alignment`` (cores of independent runs compared).
+
+A model reads a state sequence ``x_1..x_31`` and predicts ``x_2..x_32`` at every
+position. The layer analysed is ``ln_final.hook_out``: the activation the
+unembedding reads linearly, so the observability Gramian is exactly
+``W_U^T W_U`` (the paper's site is likewise the input of its ``lm_head``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..ace import ACEResult, ace, observability_from_readout
+from ..activations import collect_activations
+from ..interventions import subspace_hook
+from ..models import SmallModelConfig, build_native_model, native_from_payload, native_to_payload, readout_matrix
+from ..operators import OperatorFit, fit_operator
+from ..training import cached, train
+
+__all__ = [
+    "ACE_HOOK",
+    "lazy_cycle",
+    "random_chain",
+    "nontrivial_eigenvalues",
+    "bayes_accuracy",
+    "sample_sequences",
+    "MarkovData",
+    "make_data",
+    "MarkovRun",
+    "train_markov_model",
+    "next_token_accuracy",
+    "chance_accuracy",
+    "markov_core",
+    "core_coordinates",
+    "core_dynamics",
+    "intervention_accuracy",
+    "state_conditional_mean",
+    "state_explained_variance",
+    "PRESETS",
+]
+
+ACE_HOOK = "ln_final.hook_out"
+CACHE_VERSION = 1
+
+
+def lazy_cycle(n_states: int = 4, stay: float = 0.75) -> np.ndarray:
+    """The paper's chain: stay with prob ``stay``, else step to the next state (cyclically).
+
+    Circulant, so its eigenvalues are ``stay + (1 - stay) exp(2 pi i k / n)``;
+    for n = 4, stay = 0.75: 1, 0.75 +/- 0.25i, 0.5. Chapter 01.
+    """
+    return stay * np.eye(n_states) + (1 - stay) * np.roll(np.eye(n_states), 1, axis=1)
+
+
+def nontrivial_eigenvalues(T: np.ndarray) -> np.ndarray:
+    """Eigenvalues of T without the Perron eigenvalue 1, by decreasing modulus. Chapter 01."""
+    lam = np.linalg.eigvals(np.asarray(T, float))
+    lam = np.delete(lam, np.argmin(np.abs(lam - 1)))
+    return lam[np.argsort(-np.abs(lam), kind="stable")]
+
+
+def random_chain(n_states: int, seed: int, stay: float = 0.5, min_gap: float = 0.1, min_modulus: float = 0.2) -> np.ndarray:
+    """A random row-stochastic chain with well-separated non-trivial eigenvalues.
+
+    ``T = stay I + (1 - stay) R`` with Dirichlet(1) rows R, redrawn (from a
+    generator seeded by ``seed``) until every pair of non-trivial eigenvalues
+    is at least ``min_gap`` apart and each has modulus at least ``min_modulus``,
+    so that the spectrum is identifiable from a fit. Chapter 01 ("beyond the paper").
+    """
+    if not 3 <= n_states <= 8:
+        raise ValueError(f"n_states must be in [3, 8], got {n_states}")
+    rng = np.random.default_rng(seed)
+    for _ in range(10_000):
+        T = stay * np.eye(n_states) + (1 - stay) * rng.dirichlet(np.ones(n_states), size=n_states)
+        lam = nontrivial_eigenvalues(T)
+        gaps = np.abs(lam[:, None] - lam[None, :]) + np.eye(len(lam))
+        if gaps.min() >= min_gap and np.abs(lam).min() >= min_modulus:
+            return T
+    raise RuntimeError("no chain with separated eigenvalues found")  # pragma: no cover
+
+
+def sample_sequences(T: np.ndarray, n_seq: int, length: int, seed: int) -> Tensor:
+    """(n_seq, length) int64 state sequences; first state uniform, then T. Chapter 01."""
+    rng = np.random.default_rng(seed)
+    n = T.shape[0]
+    cum = np.cumsum(np.asarray(T, float), axis=1)
+    cum[:, -1] = 1.0
+    x = np.empty((n_seq, length), dtype=np.int64)
+    x[:, 0] = rng.integers(0, n, size=n_seq)
+    u = rng.random((n_seq, length))
+    for t in range(1, length):
+        x[:, t] = (u[:, t][:, None] > cum[x[:, t - 1]]).sum(1)
+    return torch.from_numpy(x)
+
+
+def bayes_accuracy(T: np.ndarray, length: int = 32) -> float:
+    """Expected accuracy of the optimal predictor ``argmax_j T[x_t, j]`` over positions 1..length-1.
+
+    The state distribution at position t starts uniform and evolves by T; for the
+    paper's chain this is 0.75. Computed from the chain, not typed in. Chapter 01.
+    """
+    T = np.asarray(T, float)
+    p = np.full(T.shape[0], 1.0 / T.shape[0])
+    best = T.max(1)
+    acc = []
+    for _ in range(length - 1):
+        acc.append(p @ best)
+        p = p @ T
+    return float(np.mean(acc))
+
+
+@dataclass(frozen=True)
+class MarkovData:
+    """Train / test sequences (n, length) of one chain T (n_states, n_states)."""
+
+    T: np.ndarray
+    train: Tensor
+    test: Tensor
+
+
+def make_data(T: np.ndarray, n_train: int = 3000, n_test: int = 3000, length: int = 32, data_seed: int = 0) -> MarkovData:
+    """The paper's data: train sequences from ``data_seed``, test from ``data_seed + 999``. Chapter 01."""
+    T = np.asarray(T, float)
+    return MarkovData(T, sample_sequences(T, n_train, length, data_seed), sample_sequences(T, n_test, length, data_seed + 999))
+
+
+@dataclass(frozen=True)
+class MarkovRun:
+    """Everything that determines one trained model (the cache key). Chapter 01.
+
+    Defaults are the paper's architecture (1 layer, d_model 64, 4 heads, d_mlp
+    256) and optimiser (AdamW, batch 64, weight decay 0); ``lr`` and ``epochs``
+    come from a preset (see :data:`PRESETS`).
+    """
+
+    seed: int
+    n_layers: int = 1
+    d_model: int = 64
+    n_heads: int = 4
+    d_mlp: int = 256
+    lr: float = 1e-4
+    batch_size: int = 64
+    epochs: int = 40
+    weight_decay: float = 0.0
+
+    def model_config(self, n_states: int, length: int) -> SmallModelConfig:
+        return SmallModelConfig(
+            n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp,
+            n_ctx=length - 1, d_vocab=n_states, act_fn="relu", seed=self.seed,
+        )
+
+
+# 'paper': the reference training budget (lr 1e-4, 40 epochs = 1880 steps).
+# 'default': 10x the learning rate for a quarter of the epochs (470 steps); the
+# chapter asserts every claim at it.
+PRESETS = {
+    "paper": dict(lr=1e-4, epochs=40),
+    "default": dict(lr=1e-3, epochs=10),
+}
+
+
+def _loss(model: torch.nn.Module, batch: Tensor) -> Tensor:
+    logits = model(batch[:, :-1])
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = True, refresh: bool = False):
+    """Train (or load from the cache) one model on ``data``; returns the TransformerBridge.
+
+    Deterministic on the CPU: weights from ``run.seed``, batch order from a
+    generator seeded by ``run.seed`` and the epoch. Training runs on the
+    bridge's underlying module (the same parameters, without hook dispatch).
+    Chapters 01 and 02 share models through the cache.
+    """
+    n_states, length = data.T.shape[0], data.train.shape[1]
+    cfg = run.model_config(n_states, length)
+    key = {
+        "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run),
+        "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
+    }
+
+    def build():
+        model = build_native_model(cfg)
+        n = data.train.shape[0]
+
+        def batches(epoch: int):
+            g = torch.Generator().manual_seed(run.seed * 100_003 + epoch)
+            perm = torch.randperm(n, generator=g)
+            for s in range(0, n, run.batch_size):
+                yield data.train[perm[s : s + run.batch_size]]
+
+        train(
+            model.original_model, _loss, batches, epochs=run.epochs,
+            optimizer_factory=lambda m: torch.optim.AdamW(m.parameters(), lr=run.lr, weight_decay=run.weight_decay),
+            progress=progress, desc=f"markov seed {run.seed}",
+        )
+        model.eval()
+        return model
+
+    model = cached(key, build, name="markov", save=lambda m: native_to_payload(m, cfg), load=native_from_payload, refresh=refresh)
+    model.eval()
+    return model
+
+
+def _tensor_digest(x: Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(x.numpy().tobytes()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def next_token_accuracy(model, tokens: Tensor, fwd_hooks: Sequence = (), batch_size: int = 1000) -> float:
+    """Argmax next-token accuracy over all positions of ``tokens`` (n, length). Chapter 01."""
+    correct = 0
+    for s in range(0, tokens.shape[0], batch_size):
+        x = tokens[s : s + batch_size]
+        logits = model.run_with_hooks(x[:, :-1], fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(x[:, :-1])
+        correct += (logits.argmax(-1) == x[:, 1:]).sum().item()
+    return correct / (tokens.shape[0] * (tokens.shape[1] - 1))
+
+
+def chance_accuracy(tokens: Tensor) -> float:
+    """Accuracy of always predicting the most frequent target state in ``tokens``. Chapter 01."""
+    counts = torch.bincount(tokens[:, 1:].reshape(-1))
+    return float(counts.max() / counts.sum())
+
+
+def markov_core(model, data: MarkovData, threshold: float = 0.999) -> tuple[ACEResult, Tensor]:
+    """ACE at ``ln_final.hook_out`` over all positions of the test sequences.
+
+    Returns ``(result, H)`` with H (n_test * (length-1), d_model) the activations
+    (row order: sequence-major, position-minor). ``W_o = W_U^T W_U`` exactly.
+    Chapter 01.
+    """
+    H = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK]
+    return ace(H, observability_from_readout(readout_matrix(model)), threshold=threshold), H
+
+
+def core_coordinates(result: ACEResult, H: Tensor, n_seq: int, r: int | None = None) -> np.ndarray:
+    """Core coordinates (uncentred) reshaped to (n_seq, positions, r). Chapters 01-02."""
+    Z = (H.double() @ result.core(r)).numpy()
+    return Z.reshape(n_seq, -1, Z.shape[-1])
+
+
+def core_dynamics(Z: np.ndarray) -> OperatorFit:
+    """Centred least-squares fit ``z_{t+1} ~ A z_t`` over all consecutive pairs of Z (n, t, r).
+
+    The Perron eigenvalue 1 belongs to the constant direction, which centring
+    removes; the fit's eigenvalues estimate the chain's non-trivial ones. Chapter 01.
+    """
+    X = Z[:, :-1].reshape(-1, Z.shape[-1])
+    Y = Z[:, 1:].reshape(-1, Z.shape[-1])
+    return fit_operator(X, Y, centre=True)
+
+
+def intervention_accuracy(model, data: MarkovData, Q: Tensor, mode: str, centred: bool = False, mean: Tensor | None = None) -> float:
+    """Test accuracy with ``mode`` (keep / remove / flip) applied to span(Q) at
+    ``ln_final.hook_out`` at every position. Uncentred (the paper's choice) by
+    default; ``centred=True`` acts about ``mean`` (default: the test-set mean of
+    the activation), which keeps the prior a non-uniform chain stores in the
+    mean. Chapter 01.
+    """
+    if centred and mean is None:
+        mean = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK].double().mean(0)
+    hook = subspace_hook(Q, mode, mean=mean if centred else None)
+    return next_token_accuracy(model, data.test, fwd_hooks=[(ACE_HOOK, hook)])
+
+
+def state_conditional_mean(Z: np.ndarray, states: Tensor) -> np.ndarray:
+    """Replace each core coordinate (n, t, r) by its mean over all positions with the
+    same current state (states: (n, t)). Removes whatever the coordinates carry
+    beyond the current state (e.g. history). Chapter 01.
+    """
+    s = states.numpy().reshape(-1)
+    flat = Z.reshape(-1, Z.shape[-1])
+    means = np.stack([flat[s == j].mean(0) for j in range(int(s.max()) + 1)])
+    return means[s].reshape(Z.shape)
+
+
+def state_explained_variance(Z: np.ndarray, states: Tensor) -> np.ndarray:
+    """Per core coordinate, the share of its variance explained by the current state (r,). Chapter 01."""
+    flat = Z.reshape(-1, Z.shape[-1])
+    resid = flat - state_conditional_mean(Z, states).reshape(flat.shape)
+    return 1 - resid.var(0) / flat.var(0)

@@ -1,0 +1,583 @@
+"""Seeding, an integrity-checked on-disk cache of trained models, and a small training loop.
+
+The cache stores one file per (name, config) pair, ``<cache_dir>/<name>/<key>.pt``,
+where ``key`` is the SHA-256 of the canonical JSON of the config. A file is written
+to a temporary name in the same folder, fsynced, then renamed into place, so an
+interrupted write never produces a file under the final name. Each file carries the
+SHA-256 and length of its payload; a truncated or corrupt file is detected, reported
+with :func:`warnings.warn`, deleted and rebuilt, never used.
+
+Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core,
+04_grokking_time and 05_agreement_axis (every chapter that trains a model).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import re
+import struct
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "CacheCorrupt",
+    "LogRow",
+    "TrainingLog",
+    "cache_dir",
+    "cached",
+    "config_key",
+    "deterministic",
+    "load_checked",
+    "load_model_state",
+    "save_atomic",
+    "save_model_state",
+    "seed_everything",
+    "train",
+]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=nn.Module)
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device).
+
+    Used in every chapter that trains a model (01_markov_cores to 05_agreement_axis).
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Context manager: ``torch.use_deterministic_algorithms(enabled)`` inside, restored after.
+
+    On CUDA, cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG`` set before its first use;
+    it is set here (``:4096:8``) if absent, which only helps when no CUDA matmul has
+    run yet in the process. cuDNN autotuning is switched off inside the block.
+    Used in chapters 02_core_alignment and 03_grokking_core (bitwise-reproducible runs).
+    """
+    was_enabled = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_benchmark = torch.backends.cudnn.benchmark
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
+        torch.backends.cudnn.benchmark = was_benchmark
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class CacheCorrupt(RuntimeError):
+    """A cache file exists but is truncated, corrupt or not one of ours."""
+
+
+_MAGIC = b"ACEBOOK-CACHE\x00v1"  # 16 bytes
+_HEADER = struct.Struct(f"<{len(_MAGIC)}s32sQ")  # magic, sha256(payload), len(payload)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def cache_dir() -> Path:
+    """Root folder of the ace-book cache (trained models, tokenizer files).
+
+    ``$ACE_BOOK_CACHE`` if set; else ``$XDG_CACHE_HOME/ace-book``; else
+    ``~/.cache/ace-book``. Independent of the repository checkout, so every clone,
+    the book build and papermill runs share one cache. Created on first use by writers,
+    not here. Used in every chapter (through :func:`cached`).
+    """
+    env = os.environ.get("ACE_BOOK_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "ace-book"
+
+
+def _canonical(obj: Any) -> Any:
+    """Turn ``obj`` into plain JSON types, deterministically (dict keys must be strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _canonical(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"config keys must be strings, got {k!r}")
+            out[k] = _canonical(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(_canonical(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if not math.isfinite(value):
+            return repr(value)  # JSON has no inf/nan; keep them distinct and stable
+        return value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (torch.dtype, torch.device)):
+        return str(obj)
+    raise TypeError(f"cannot put {type(obj).__name__} {obj!r} in a cache key")
+
+
+def _canonical_json(config: Mapping[str, Any]) -> str:
+    return json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """SHA-256 (64 hex characters) of the canonical JSON of ``config``.
+
+    ``config`` must hold a ``"version"`` entry that the caller bumps whenever the code
+    that builds the cached object changes meaning. Values may be JSON types, tuples,
+    dataclasses, Paths, NumPy scalars or torch dtypes; key order does not matter.
+    Used in every chapter (through :func:`cached`).
+    """
+    if "version" not in config:
+        raise KeyError("config must contain a 'version' entry (bump it when the builder changes)")
+    return hashlib.sha256(_canonical_json(config).encode("ascii")).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically, with an integrity header.
+
+    The bytes are written to ``.<name>.<random>.tmp`` in the same folder, fsynced and
+    renamed over ``path`` (``os.replace``), so readers see either the old file, no file
+    or the complete new one. The file is a 56-byte header (magic, SHA-256 and length of
+    the payload) followed by the ``torch.save`` payload. Returns ``path``.
+    Used in every chapter (through :func:`cached`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    header = _HEADER.pack(_MAGIC, hashlib.sha256(payload).digest(), len(payload))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; these are ordinary cache files
+            f.write(header)
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checked(path: str | os.PathLike[str], *, weights_only: bool = True) -> Any:
+    """Load a file written by :func:`save_atomic`, verifying its length and SHA-256.
+
+    Raises ``FileNotFoundError`` if absent and :class:`CacheCorrupt` if the header,
+    length or hash do not match or the payload does not unpickle. ``weights_only=True``
+    (default) restricts the payload to tensors, containers and primitive types.
+    Used in every chapter (through :func:`cached`).
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < _HEADER.size:
+        raise CacheCorrupt(f"{path}: {len(data)} bytes, shorter than the header")
+    magic, digest, length = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise CacheCorrupt(f"{path}: not an ace-book cache file (bad magic)")
+    payload = memoryview(data)[_HEADER.size :]
+    if len(payload) != length:
+        raise CacheCorrupt(f"{path}: payload is {len(payload)} bytes, header says {length}")
+    if hashlib.sha256(payload).digest() != digest:
+        raise CacheCorrupt(f"{path}: payload SHA-256 does not match")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # checksum fine but unreadable: wrong torch version, etc.
+        raise CacheCorrupt(f"{path}: payload does not load ({type(exc).__name__}: {exc})") from exc
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+_ND_TAG = "__ace_ndarray__"
+_PRIMITIVES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+
+
+def _encode(obj: Any, strict: bool, where: str = "payload") -> Any:
+    """Make ``obj`` loadable with ``weights_only=True``: NumPy arrays become tagged tensors,
+    NumPy scalars Python numbers; other unsupported types raise TypeError when ``strict``."""
+    if isinstance(obj, np.generic):  # before the primitives: np.float64 subclasses float
+        return obj.item()
+    if isinstance(obj, (Tensor, *_PRIMITIVES)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufc":
+            raise TypeError(f"{where}: NumPy array of dtype {obj.dtype} cannot be cached")
+        try:
+            return {_ND_TAG: torch.from_numpy(np.array(obj, copy=True, order="C"))}
+        except TypeError as exc:
+            raise TypeError(f"{where}: NumPy array of dtype {obj.dtype} cannot be cached") from exc
+    if isinstance(obj, Mapping):
+        kind = type(obj) if type(obj) in (dict, collections.OrderedDict) else dict
+        return kind((k, _encode(v, strict, f"{where}[{k!r}]")) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_encode(v, strict, f"{where}[{i}]") for i, v in enumerate(obj))
+    if strict:
+        raise TypeError(
+            f"{where}: {type(obj).__name__} cannot be cached with weights_only=True "
+            "(use tensors, NumPy arrays, dicts, lists, tuples, numbers and strings)"
+        )
+    return obj
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        if len(obj) == 1 and _ND_TAG in obj:
+            return obj[_ND_TAG].numpy()
+        return type(obj)((k, _decode(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_decode(v) for v in obj)
+    return obj
+
+
+def cached(
+    config: Mapping[str, Any],
+    build: Callable[[], T],
+    *,
+    name: str,
+    save: Callable[[T], Any] = _identity,
+    load: Callable[[Any], T] = _identity,
+    directory: str | os.PathLike[str] | None = None,
+    weights_only: bool = True,
+    refresh: bool = False,
+) -> T:
+    """Return ``load(payload)`` from the cache entry for ``config``, or build and store it.
+
+    ``config`` identifies the object completely (including a ``"version"``; see
+    :func:`config_key`). ``build()`` makes the object; ``save(obj)`` turns it into a
+    payload of tensors, NumPy arrays, dicts, lists, tuples, numbers and strings, and
+    ``load(payload)`` turns a stored payload back into the object (both default to the
+    identity; NumPy arrays come back as NumPy arrays). The entry lives at
+    ``<directory or cache_dir()>/<name>/<key>.pt``. An entry that is corrupt, holds another
+    config, or that ``load`` fails on is reported with ``warnings.warn`` (naming the path),
+    deleted and rebuilt. If the result cannot be stored (unsupported type, read-only or
+    full disk) a warning is given and the built object is returned uncached.
+    ``weights_only=False`` allows arbitrary pickled objects (trusted caches only).
+    ``refresh=True`` rebuilds unconditionally. Used in chapters 01_markov_cores to
+    05_agreement_axis.
+    """
+    if not _NAME_RE.match(name):
+        raise ValueError(f"cache name {name!r} must match {_NAME_RE.pattern}")
+    config_json = _canonical_json(config)
+    key = config_key(config)
+    path = Path(directory) if directory is not None else cache_dir()
+    path = path.expanduser() / name / f"{key}.pt"
+
+    if not refresh and path.exists():
+        try:
+            entry = load_checked(path, weights_only=weights_only)
+            if not isinstance(entry, dict) or entry.get("config_json") != config_json:
+                raise CacheCorrupt("stored config does not match the requested one")
+            return load(_decode(entry["payload"]))
+        except FileNotFoundError:  # deleted between exists() and read
+            pass
+        except Exception as exc:  # corrupt, foreign, or stale (load() no longer accepts it)
+            warnings.warn(
+                f"ace-book cache entry {path} is unusable ({type(exc).__name__}: {exc}); rebuilding",
+                stacklevel=2,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    obj = build()
+    try:
+        payload = _encode(save(obj), strict=weights_only)
+        save_atomic({"name": name, "key": key, "config_json": config_json, "payload": payload}, path)
+    except (TypeError, OSError) as exc:
+        warnings.warn(f"ace-book cache: result not stored at {path} ({exc})", stacklevel=2)
+    return obj
+
+
+# --------------------------------------------------------------------------- model state
+
+
+def save_model_state(model: nn.Module) -> dict[str, Tensor]:
+    """A detached CPU copy of ``model.state_dict()`` (name -> tensor), safe to cache.
+
+    For a TransformerBridge the keys are the bridge's TransformerLens-style names
+    (``embed.weight``, ``blocks.0.attn.q.weight``, ..., ``unembed.weight``,
+    ``unembed.bias``), and :func:`load_model_state` accepts them back.
+    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
+    """
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def load_model_state(model: M, state: Mapping[str, Tensor], *, strict: bool = True) -> M:
+    """Copy ``state`` (from :func:`save_model_state`) into ``model`` in place; returns ``model``.
+
+    ``strict=True`` fails on missing or unexpected keys.
+    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
+    """
+    model.load_state_dict(dict(state), strict=strict)
+    return model
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+@dataclass
+class LogRow:
+    """One log entry: ``epoch`` (epochs completed), ``step`` (optimizer steps so far), metrics."""
+
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class TrainingLog:
+    """What :func:`train` returns.
+
+    ``rows``: one :class:`LogRow` per logged epoch; ``checkpoints``: epoch -> CPU
+    state_dict copy (only when no ``on_checkpoint`` callback was given); ``epochs`` and
+    ``steps`` completed; ``wall_s`` seconds; ``stopped_early`` if ``stop_fn`` fired.
+    """
+
+    rows: list[LogRow] = field(default_factory=list)
+    checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    epochs: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
+    stopped_early: bool = False
+
+    def series(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of one metric over the rows that have it, as float arrays."""
+        pts = [(r.epoch, r.metrics[metric]) for r in self.rows if metric in r.metrics]
+        if not pts:
+            return np.zeros(0), np.zeros(0)
+        e, v = zip(*pts)
+        return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
+
+    def last(self, metric: str) -> float:
+        """The latest logged value of ``metric`` (KeyError if never logged)."""
+        for r in reversed(self.rows):
+            if metric in r.metrics:
+                return r.metrics[metric]
+        raise KeyError(metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers only (cacheable with ``weights_only=True``)."""
+        return {
+            "rows": [[r.epoch, r.step, dict(r.metrics)] for r in self.rows],
+            "checkpoints": {int(k): v for k, v in self.checkpoints.items()},
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "wall_s": self.wall_s,
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainingLog:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            rows=[LogRow(int(e), int(s), dict(m)) for e, s, m in d["rows"]],
+            checkpoints={int(k): dict(v) for k, v in d["checkpoints"].items()},
+            epochs=int(d["epochs"]),
+            steps=int(d["steps"]),
+            wall_s=float(d["wall_s"]),
+            stopped_early=bool(d["stopped_early"]),
+        )
+
+
+def _move_model(model: M, device: str | torch.device) -> M:
+    """``model.to(device)``, skipped when already there; silent for TransformerBridge.
+
+    (``TransformerBridge.to`` prints "Moving model to device" unless told not to.)
+    """
+    device = torch.device(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if tensors and all(_same_device(t.device, device) for t in tensors):
+        return model
+    if type(model).__module__.startswith("transformer_lens"):
+        return model.to(device, print_details=False)
+    return model.to(device)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if b.index is None and b.type == "cuda":
+        return a.index == torch.cuda.current_device()
+    return b.index is None or a.index == b.index
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(_to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def train(
+    model: M,
+    loss_fn: Callable[[M, Any], Tensor],
+    batches: Callable[[int], Iterable[Any]],
+    *,
+    epochs: int,
+    optimizer_factory: Callable[[M], torch.optim.Optimizer],
+    eval_fn: Callable[[M], Mapping[str, float]] | None = None,
+    eval_every: int | None = None,
+    log_every: int = 1,
+    checkpoint_every: int | None = None,
+    checkpoint_epochs: Iterable[int] = (),
+    on_checkpoint: Callable[[int, M], None] | None = None,
+    stop_fn: Callable[[Mapping[str, float]], bool] | None = None,
+    grad_clip: float | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "training",
+) -> TrainingLog:
+    """Train ``model`` in place for ``epochs`` epochs; return a :class:`TrainingLog`.
+
+    Each epoch ``e`` (0-based) iterates ``batches(e)`` (tensors, tuples or dicts of
+    tensors; moved to ``device``) and, per batch, runs ``loss = loss_fn(model, batch)``
+    (a scalar tensor), ``backward`` and one optimizer step (``optimizer_factory(model)``
+    is called once, e.g. ``lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3)``).
+
+    Epochs are counted as *completed* epochs, 1..``epochs``; epoch 0 is the initial
+    model. Every ``log_every`` epochs a row with the mean ``train_loss`` over that
+    epoch's batches is logged. ``eval_fn(model)`` (run in eval mode under no_grad) adds
+    its metrics every ``eval_every`` epochs and after the final epoch; ``stop_fn`` on
+    those metrics may end training early. Checkpoints are taken at epochs in
+    ``checkpoint_epochs`` (0 allowed) and at multiples of ``checkpoint_every``: with
+    ``on_checkpoint`` the callback gets ``(epoch, model)``, otherwise a CPU state_dict
+    copy goes to ``log.checkpoints[epoch]``. ``seed`` (optional) calls
+    :func:`seed_everything` first, which fixes dropout and any global-RNG shuffling.
+    No per-step synchronisation: the loss is read once per logged epoch.
+    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core and
+    04_grokking_time.
+    """
+    from tqdm.auto import tqdm
+
+    if epochs < 0:
+        raise ValueError("epochs must be >= 0")
+    if log_every < 1 or (eval_every is not None and eval_every < 1):
+        raise ValueError("log_every and eval_every must be >= 1")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError("checkpoint_every must be >= 1")
+    if seed is not None:
+        seed_everything(seed)
+    device = torch.device(device)
+    _move_model(model, device)
+    ckpt_epochs = {int(e) for e in checkpoint_epochs}
+    log = TrainingLog()
+    t0 = time.perf_counter()
+
+    def checkpoint(epoch: int) -> None:
+        if on_checkpoint is not None:
+            on_checkpoint(epoch, model)
+        else:
+            log.checkpoints[epoch] = save_model_state(model)
+
+    def evaluate() -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = eval_fn(model) if eval_fn is not None else {}
+        finally:
+            model.train(was_training)
+        return {k: float(v) for k, v in out.items()}
+
+    if 0 in ckpt_epochs:
+        checkpoint(0)
+    optimizer = optimizer_factory(model)
+    model.train()
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False, mininterval=0.5)
+    for epoch in bar:
+        loss_sum = torch.zeros((), device=device)
+        n_batches = 0
+        for batch in batches(epoch - 1):
+            batch = _to_device(batch, device)
+            loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            n_batches += 1
+            log.steps += 1
+        log.epochs = epoch
+
+        last = epoch == epochs
+        do_eval = eval_fn is not None and (last or (eval_every is not None and epoch % eval_every == 0))
+        metrics: dict[str, float] = {}
+        if do_eval or last or epoch % log_every == 0:
+            metrics["train_loss"] = (loss_sum / max(n_batches, 1)).item() if n_batches else float("nan")
+        if do_eval:
+            metrics.update(evaluate())
+        stop = bool(do_eval and stop_fn is not None and stop_fn(metrics))
+        if metrics:
+            log.rows.append(LogRow(epoch, log.steps, metrics))
+            if progress:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:4]}, refresh=False)
+        if epoch in ckpt_epochs or (checkpoint_every is not None and epoch % checkpoint_every == 0):
+            checkpoint(epoch)
+        if stop:
+            log.stopped_early = True
+            break
+    bar.close()
+    log.wall_s = time.perf_counter() - t0
+    return log
+
