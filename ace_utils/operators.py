@@ -95,7 +95,7 @@ def markov_oracle_r2(T: np.ndarray, pi: np.ndarray | None = None) -> float:
 def match_eigenvalues(estimated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optimal one-to-one matching of estimated to reference eigenvalues.
 
-    Minimises the total |lambda_est - lambda_ref| (Hungarian algorithm). Returns
+    Minimises the total ``|lambda_est - lambda_ref|`` (Hungarian algorithm). Returns
     ``(matched_estimates, errors)`` aligned with ``reference``; needs
     ``len(estimated) >= len(reference)``.
     """
