@@ -21,6 +21,9 @@ VENV="${VENV:-.venv}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export PYTHONHASHSEED="${PYTHONHASHSEED:-0}"
+# trained models are cached here, not in the user cache, so every test run trains from
+# scratch in a fresh clone (and the two Markov chapters still share their models)
+export ACE_BOOK_CACHE="${ACE_BOOK_CACHE:-$ROOT/_build/model-cache}"
 export PATH="$VENV/bin:$PATH"
 PY="$VENV/bin/python"
 

@@ -1,0 +1,450 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Independent runs agree in what their cores encode, not in where the cores lie
+#
+# **What this chapter shows.** Five Markov-chain transformers trained from different
+# seeds have unrelated weights, and their 3-D cores lie in subspaces whose overlaps
+# fall inside the spread of random subspaces (principal angles 64-90 degrees). Yet on
+# the same inputs their core coordinates are linear images of one another: the top two
+# canonical correlations exceed 0.99 and the third exceeds 0.9, because every core
+# encodes the current state of the chain. **Runtime:** about 45 s on 2 CPU cores with a cold model
+# cache (5 models x ~7 s of training), about 12 s once the models are cached (chapter
+# 01 caches the first three).
+
+# %% tags=["remove-cell"]
+# Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+    subprocess.run(["git", "clone", "-q", "https://github.com/ace-book/ace-book", "/content/ace-book"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ace-book"], check=True)
+    sys.path.insert(0, "/content/ace-book")
+
+# %% tags=["parameters"]
+seed = 0  # model i is seeded with seed + 100 * i (seed 0 gives the paper's 0, 100, 200, ...)
+n_models = 5  # independently trained models compared pairwise (the paper compared 3)
+chain = "paper"  # 'paper': the 4-state lazy cycle; 'random': a random chain with n_states states
+n_states = 4  # number of states when chain == 'random' (3..8)
+d_model = 64  # residual width (the paper's 64)
+epochs = 0  # training epochs; 0 takes the preset's
+preset = "default"  # 'default' (lr 1e-3, 10 epochs) or 'paper' (lr 1e-4, 40 epochs)
+device = "cpu"  # models are trained and analysed on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+
+# %% tags=["hide-input"]
+import json
+import os
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ace_utils.alignment import (
+    canonical_correlations, pairwise, principal_angles, projector_overlap, random_overlap_level,
+    weight_cosine_similarity,
+)
+from ace_utils.interventions import random_subspace
+from ace_utils.models import build_native_model
+from ace_utils.params import Choice, Int, validate
+from ace_utils.tasks import markov as mk
+
+P = validate(
+    {
+        "seed": Int(0, 10**6),
+        "n_models": Int(2, 12),
+        "chain": Choice("paper", "random"),
+        "n_states": Int(3, 8),
+        "d_model": Choice(16, 32, 64, 128, 256),
+        "epochs": Int(0, 400),
+        "preset": Choice("default", "paper"),
+        "device": Choice("cpu", "cuda", "auto"),
+    },
+    globals(),
+)
+torch.set_num_threads(1)  # these models are tiny: one thread is fastest and immune to a busy second core
+t_start = time.perf_counter()
+# the same runs as chapter 01 (same overrides, hence the same cache entries)
+overrides = {"d_model": d_model} | ({"epochs": epochs} if epochs else {})
+runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS[preset] | overrides)) for i in range(n_models)]
+T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
+k = T.shape[0] - 1  # number of non-trivial eigenvalues: the dimension compared across runs
+pairs = [(i, j) for i in range(n_models) for j in range(i + 1, n_models)]
+off = ~np.eye(n_models, dtype=bool)  # off-diagonal entries of a pairwise matrix
+# The thresholds asserted below are the chapter's claims at the paper's chain and the
+# default training (any seed, any n_models). Elsewhere they are checked and reported.
+strict = chain == "paper" and preset == "default" and d_model == 64 and epochs == 0
+checks = {}
+
+
+def claim(name: str, ok: bool, detail, asserted: bool = True) -> None:
+    """Record a claim; fail (if ``asserted``) at the settings the chapter's claims are made for."""
+    checks[name] = bool(ok)
+    print(f"{'holds' if ok else 'DOES NOT HOLD'}: {name}  ({detail})")
+    assert ok or not (strict and asserted), f"{name}: {detail}"
+
+
+# %% [markdown]
+# ## Five independently trained models
+#
+# Model $i$ is trained exactly as in {doc}`chapter 01 <01_markov_cores>`, from seed
+# $100\,i$ (the paper's seeds 0, 100, 200, extended to five models), on the same 3000
+# training sequences of the 4-state lazy cyclic chain. The first three come from the
+# cache that chapter 01 filled. ACE runs on each model separately at
+# `ln_final.hook_out`, over all 31 positions of the same 3000 test sequences.
+#
+# The energy rule (99.9% of the balanced energy) gives each model its own core
+# dimension. To compare cores of equal size, we take the top $k = 3$ directions of
+# every model: $k = n-1$ is the number of non-trivial eigenvalues of the chain, the
+# dimension of its centred state code. At the default settings the energy rule gives
+# exactly 3 for every model; with `preset="paper"` our models (all five in our runs)
+# add a thin 4th direction (about 0.2% of the energy), which is left out of the
+# comparison.
+
+# %%
+data = mk.make_data(T)
+bayes = mk.bayes_accuracy(T)
+models = [mk.train_markov_model(run, data, progress=False) for run in runs]
+acc = [mk.next_token_accuracy(m, data.test) for m in models]
+cores = [mk.markov_core(m, data) for m in models]
+ranks = [res.rank for res, _ in cores]
+energy_k = [float(res.energy_fraction[k - 1]) for res, _ in cores]
+print("test accuracy:", np.round(acc, 4), f"(Bayes {bayes:.4f})")
+print("energy-rule core dimension:", ranks, "  energy share of the top k =", k, "directions:", np.round(energy_k, 4))
+
+# %%
+claim("every model reaches the Bayes limit (within 0.005)", all(abs(a - bayes) <= 0.005 for a in acc), np.round(acc, 4))
+claim(f"the energy rule gives k = {k} for every model", all(r == k for r in ranks), ranks)
+claim(f"the top k = {k} directions hold >= 99% of the energy", min(energy_k) >= 0.99, np.round(energy_k, 4))
+
+# %% [markdown]
+# ## The weights differ
+#
+# The paper's first panel compares the models' flattened parameter vectors by cosine
+# similarity (paper-notes §2.9). On our models the full vector gives about 0.3 for
+# every pair, not 0. The reason is not shared learning: the LayerNorm gains start at 1
+# in every model and stay near 1, and these 192 numbers hold about a third of the
+# squared norm of the parameter vector (the other 52,000 parameters start at
+# $\mathcal N(0, 0.1^2)$). Two controls show it: the *untrained* initialisations have
+# the same similarity, and leaving out the LayerNorm parameters gives similarities
+# around 0. (The paper's PyTorch models start their token and position embeddings at
+# $\mathcal N(0,1)$, which swamps their 128 LayerNorm gains: from PyTorch's default
+# initialisation we estimate a full-vector cosine of about 0.03 there. This is an
+# inference; the values of the paper's panel were not retrieved, paper-notes §4.)
+
+
+# %%
+def flat_parameters(model, skip_layernorm: bool = False) -> torch.Tensor:
+    """The model's parameters as one float64 vector, optionally without LayerNorm gains and biases."""
+    skip = {id(p) for mod in model.modules() if isinstance(mod, torch.nn.LayerNorm) for p in mod.parameters()}
+    return torch.cat([p.detach().double().flatten() for p in model.parameters() if not (skip_layernorm and id(p) in skip)])
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+inits = [build_native_model(run.model_config(T.shape[0], data.test.shape[1])) for run in runs]
+W_full = pairwise(models, weight_cosine_similarity)
+W_init = pairwise(inits, weight_cosine_similarity)
+W_no_ln = pairwise([flat_parameters(m, skip_layernorm=True) for m in models], cosine)
+ln_share = [1 - float(flat_parameters(m, True).norm() ** 2 / flat_parameters(m).norm() ** 2) for m in models]
+print(f"full vector:      {W_full[off].min():.3f} .. {W_full[off].max():.3f}")
+print(f"at initialisation: {W_init[off].min():.3f} .. {W_init[off].max():.3f}")
+print(f"without LayerNorm: {W_no_ln[off].min():.4f} .. {W_no_ln[off].max():.4f}")
+print("share of the squared parameter norm in LayerNorm parameters:", np.round(ln_share, 3))
+
+# %%
+claim("weights without LayerNorm parameters: |cosine| <= 0.05", np.abs(W_no_ln[off]).max() <= 0.05, np.round(W_no_ln[off].max(), 4))
+claim("full-vector cosine is the initialisations' (within 0.02)", np.abs(W_full - W_init)[off].max() <= 0.02,
+      f"max difference {np.abs(W_full - W_init)[off].max():.4f}")
+claim("full-vector cosine < 0.5 (far from 1)", W_full[off].max() < 0.5, np.round(W_full[off].max(), 3))
+
+
+# %%
+def heatmap(ax, M, title, labels, vmin=0.0, vmax=1.0, fmt="{:.2f}"):
+    """Annotated pairwise matrix, the paper's panel style (colour scale 0..1)."""
+    im = ax.imshow(M, vmin=vmin, vmax=vmax, cmap="Blues")
+    for i in range(len(M)):
+        for j in range(len(M)):
+            ax.text(j, i, fmt.format(M[i, j]).replace("-0.00", "0.00"), ha="center", va="center", fontsize=7,
+                    color="white" if M[i, j] > vmin + 0.6 * (vmax - vmin) else "black")
+    ax.set_xticks(range(len(M)), labels)
+    ax.set_yticks(range(len(M)), labels)
+    ax.set_title(title, fontsize=10)
+    return im
+
+
+# %% mystnb={"figure": {"caption": "Model weight similarity (the paper's panel A): cosine similarity of the flattened parameter vectors of every pair of models, over all parameters (left, the paper's definition) and without the LayerNorm gains and biases (right). The 0.3 on the left is the LayerNorm gains, which start at 1 in every model; the same value appears between the untrained initialisations. The other parameters are unrelated across runs.", "name": "fig-align-weights"}}
+labels = [f"M{i + 1}" for i in range(n_models)]
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+heatmap(axes[0], W_full, "all parameters", labels)
+im = heatmap(axes[1], W_no_ln, "without LayerNorm parameters", labels)
+fig.colorbar(im, ax=axes, shrink=0.8, label="cosine similarity")
+plt.show()
+
+# %% [markdown]
+# ## The cores lie in unrelated subspaces
+#
+# Projector overlap and principal angles ({ref}`method-alignment`) compare the cores
+# as subspaces of the shared 64-dimensional activation space. An overlap is 1 for
+# identical subspaces; for independent random $k$-dimensional subspaces its mean is the
+# **random level** $k/d = 3/64 \approx 0.047$. Because a mean alone says little about
+# one pair, we also draw 2000 pairs of random 3-D subspaces of $\mathbb{R}^{64}$ and
+# place each pair of cores in that distribution.
+
+# %%
+Us = [res.core(k) for res, _ in cores]
+OV = pairwise(Us, projector_overlap)
+angles = {(i, j): principal_angles(Us[i], Us[j]) for i, j in pairs}
+level = random_overlap_level(k, k, d_model)
+g = torch.Generator().manual_seed(seed + 12345)
+rand_pairs = [(random_subspace(d_model, k, g), random_subspace(d_model, k, g)) for _ in range(2000)]
+rand_ov = np.array([projector_overlap(a, b) for a, b in rand_pairs])
+rand_min_angle = np.array([principal_angles(a, b)[0] for a, b in rand_pairs])
+ov_pairs = np.array([OV[i, j] for i, j in pairs])
+percentile = [float((rand_ov < o).mean()) for o in ov_pairs]
+print(f"overlap of our cores: {ov_pairs.min():.3f} .. {ov_pairs.max():.3f}, mean {ov_pairs.mean():.3f}")
+print(f"random pairs: level k/d = {level:.4f}, mean {rand_ov.mean():.4f}, "
+      f"5-95% {np.quantile(rand_ov, 0.05):.3f}-{np.quantile(rand_ov, 0.95):.3f}, 99% {np.quantile(rand_ov, 0.99):.3f}")
+print("percentile of each pair in the random distribution:", np.round(percentile, 2))
+for (i, j), a in angles.items():
+    print(f"M{i + 1}-M{j + 1}: principal angles {np.round(a, 1)} deg")
+print(f"random pairs: smallest principal angle, median {np.median(rand_min_angle):.1f}, 5% {np.quantile(rand_min_angle, 0.05):.1f} deg")
+
+# %%
+min_angle = min(a.min() for a in angles.values())
+claim("every overlap <= 0.15 (identical subspaces: 1)", ov_pairs.max() <= 0.15, np.round(ov_pairs.max(), 3))
+claim("mean overlap <= 2x the random level", ov_pairs.mean() <= 2 * level, f"{ov_pairs.mean():.4f} vs {level:.4f}")
+claim("every principal angle > 45 deg", min_angle > 45, f"smallest {min_angle:.1f} deg")
+claim("overlap at or below the random level for every pair (the paper's wording)", ov_pairs.max() <= level,
+      f"max {ov_pairs.max():.4f} vs level {level:.4f}", asserted=False)  # reported, not asserted: see below
+
+# %% [markdown]
+# The cores are nearly orthogonal in the only sense that has a reference: their
+# overlaps (0.03-0.07 at the defaults) sit inside the spread of random 3-D subspaces,
+# at least 14 times below the 1 of identical subspaces, and their principal angles are
+# 64-90 degrees, like the random ones. They are **not** systematically below the
+# random level, as the paper's 0.02-0.04 (a third-party number, paper-notes §3.2)
+# might suggest: single pairs fall on both sides of it, and at the defaults our mean
+# (0.057) is somewhat above the random mean (with `seed=1` it is 0.038, below it).
+# The paper's three values are themselves well within the random spread
+# (5-95%: about 0.02-0.08). The last check above is the paper's wording taken
+# literally; it is printed, not asserted, and it does not hold for most of our pairs.
+# (A detail: the final LayerNorm centres each activation, so the cores lie in the
+# 63-dimensional subspace orthogonal to $(1,\dots,1)$; the random level there is
+# $3/63 = 0.048$ instead of $3/64 = 0.047$, which changes nothing.)
+
+# %% mystnb={"figure": {"caption": "Core geometric similarity (the paper's panel C): projector overlap of the rank-3 cores of every pair of models, on the paper's 0..1 scale. Identical subspaces would give 1 (the diagonal); random 3-D subspaces of R^64 give 3/64 = 0.047 on average.", "name": "fig-align-overlap"}}
+fig, ax = plt.subplots(figsize=(4.4, 3.6))
+im = heatmap(ax, OV, f"projector overlap (random level {level:.3f})", [f"C{i + 1}" for i in range(n_models)])
+fig.colorbar(im, ax=ax, shrink=0.8, label="overlap")
+fig.tight_layout()
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Our cores against random subspaces. Left: distribution of the projector overlap of 2000 pairs of random 3-D subspaces of R^64 (grey), its mean (dashed), and the overlap of each pair of our cores (red ticks). Right: the three principal angles of each pair of our cores (one row per pair; the smallest in red) against the middle 90% of the smallest principal angle of the random pairs (grey band) and its median (dashed).", "name": "fig-align-random"}}
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
+axes[0].hist(rand_ov, bins=50, color="0.75", density=True)
+axes[0].axvline(rand_ov.mean(), color="0.3", ls="--", lw=1, label=f"random mean {rand_ov.mean():.3f}")
+for o in ov_pairs:
+    axes[0].axvline(o, ymax=0.25, color="C3", lw=1.5)
+axes[0].plot([], [], color="C3", label="our pairs")
+axes[0].set_xlabel("projector overlap")
+axes[0].set_ylabel("density")
+axes[0].legend(fontsize=8)
+q05, q95 = np.quantile(rand_min_angle, [0.05, 0.95])
+axes[1].axvspan(q05, q95, color="0.85", label="random pairs: smallest angle, 5-95%")
+axes[1].axvline(np.median(rand_min_angle), color="0.3", ls="--", lw=1, label="random pairs: median")
+for p, a in enumerate(angles.values()):
+    axes[1].scatter(a[1:], np.full(len(a) - 1, p), s=14, color="C0", zorder=3, label="our pairs: other angles" if p == 0 else None)
+    axes[1].scatter(a[:1], [p], s=14, color="C3", zorder=3, label="our pairs: smallest angle" if p == 0 else None)
+axes[1].set_xlim(0, 90)
+axes[1].set_xlabel("principal angle (deg)")
+axes[1].set_yticks(range(len(pairs)), [f"C{i + 1}-C{j + 1}" for i, j in pairs], fontsize=7)
+axes[1].legend(fontsize=7, loc="lower left")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The core coordinates are linear images of one another
+#
+# Now feed the same 93,000 test inputs (3000 sequences x 31 positions) to every model,
+# take each model's core coordinates $Z_i = H_i Q_i$ (93,000 x 3) and compute the
+# canonical correlations between every pair (paper-notes §2.9). They are invariant to
+# any invertible linear map of either side, so they ask: is $Z_j$ a linear function of
+# $Z_i$, whatever the basis? The paper's panel D shows the mean of the top three.
+
+# %%
+Zs = [mk.core_coordinates(res, H, data.test.shape[0], r=k) for res, H in cores]  # (n_seq, 31, k) each
+Zflat = [Z.reshape(-1, k) for Z in Zs]
+cca = {(i, j): canonical_correlations(Zflat[i], Zflat[j], k=k) for i, j in pairs}
+CCA3 = np.eye(n_models)
+for (i, j), rho in cca.items():
+    CCA3[i, j] = CCA3[j, i] = rho.mean()
+for (i, j), rho in cca.items():
+    print(f"M{i + 1}-M{j + 1}: canonical correlations {np.round(rho, 4)}  mean {rho.mean():.4f}")
+rho_all = np.array(list(cca.values()))  # (pairs, k)
+
+# %%
+claim("top two canonical correlations >= 0.99 for every pair", rho_all[:, :2].min() >= 0.99, np.round(rho_all[:, :2].min(), 4))
+claim(f"all {k} canonical correlations >= 0.9 for every pair", rho_all.min() >= 0.9, np.round(rho_all.min(), 4))
+
+# %% mystnb={"figure": {"caption": "Core statistical similarity (the paper's panel D): mean of the top three canonical correlations between the core coordinates of every pair of models on the same 93,000 test inputs. Geometrically unrelated cores (previous figures) carry the same three signals.", "name": "fig-align-cca"}}
+fig, ax = plt.subplots(figsize=(4.4, 3.6))
+im = heatmap(ax, CCA3, "mean top-3 canonical correlation", [f"C{i + 1}" for i in range(n_models)], fmt="{:.3f}")
+fig.colorbar(im, ax=ax, shrink=0.8, label="mean CCA")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Beyond the paper: what the cores share is the state code
+#
+# If every core encodes the current state of the chain, each $Z_i$ should be a linear
+# image of the centred one-hot code of the current state, the ideal 3-D "state code"
+# (its $n-1$ independent columns). We compute the canonical correlations of each core
+# with that code, and, per core coordinate, the share of its variance that the current
+# state explains ($R^2$ of the coordinate on the one-hot state, `state_explained_variance`).
+
+# %%
+states = data.test[:, :-1]  # the state at each input position, aligned with Z
+state_code = np.eye(T.shape[0])[states.numpy().reshape(-1)][:, : T.shape[0] - 1]
+cca_state = np.array([canonical_correlations(Zf, state_code, k=k) for Zf in Zflat])  # (models, k)
+state_r2 = np.array([mk.state_explained_variance(Z, states) for Z in Zs])  # (models, k)
+energy_share = np.array([(res.energies[:k] / res.energies.sum()).numpy() for res, _ in cores])
+history = [Z - mk.state_conditional_mean(Z, states) for Z in Zs]  # what the current state does not explain
+cca_history = np.array([canonical_correlations(history[i].reshape(-1, k), history[j].reshape(-1, k), k=1)[0] for i, j in pairs])
+for i in range(n_models):
+    print(f"M{i + 1}: CCA with the state code {np.round(cca_state[i], 4)}  state R^2 per core coordinate "
+          f"{np.round(state_r2[i], 3)}  energy share {np.round(energy_share[i], 4)}")
+print(f"history parts of the cores, top canonical correlation between models: {cca_history.min():.2f} .. {cca_history.max():.2f}")
+
+# %%
+claim("top two CCAs with the state code >= 0.99 for every model", cca_state[:, :2].min() >= 0.99, np.round(cca_state[:, :2].min(), 4))
+claim("the first two core coordinates are >= 99% the current state", state_r2[:, :2].min() >= 0.99, np.round(state_r2[:, :2].min(), 4))
+claim("the third core coordinate is less of a state code than the first two",
+      all(r[2] < r[:2].min() for r in state_r2), np.round(state_r2[:, 2], 3))
+claim("the history parts are partly model-specific (top CCA between models < 0.9)", cca_history.max() < 0.9,
+      np.round(cca_history.max(), 3))
+
+# %% [markdown]
+# The first two core directions carry about 99% of the balanced energy and are the
+# current state to 99.5%: they match across models with canonical correlations of
+# 0.997-0.998, and with the state code itself at the same level. The third direction
+# is thin (about 0.6-1% of the energy) and only 87-95% of its variance is explained by
+# the current state; the rest depends on the history of the sequence (in chapter 01
+# the same leak biases the fitted eigenvalue 0.5 upward). The history parts of two
+# models are only partly the same (their top canonical correlation is printed above,
+# about 0.3-0.65), so the third canonical correlation between models drops to
+# 0.92-0.95. The paper's third value, 0.929, is in the same range; its models are
+# post-LN with dropout (paper-notes §3.1), a different architecture with the same
+# thin third direction (paper-notes §7).
+
+# %% mystnb={"figure": {"caption": "Why the third canonical correlation is lower. Left: the three canonical correlations of every pair of cores (grey lines) and of every core with the ideal state code (one-hot current state; blue dots). Right: per core coordinate, its share of the balanced energy (bars, mean over models) and the share of its variance that the current state does not explain (dots, one per model; log scale): the third direction is thin, and the part of it that the current state does not explain is an order of magnitude larger than in the first two.", "name": "fig-align-state"}}
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
+x = np.arange(1, k + 1)
+for rho in rho_all:
+    axes[0].plot(x, rho, "-", color="0.6", lw=0.8)
+axes[0].plot([], [], "-", color="0.6", label="core i vs core j")
+for i in range(n_models):
+    axes[0].scatter(x + 0.08, cca_state[i], color="C0", s=12, zorder=3, label="core vs state code" if i == 0 else None)
+axes[0].set_xticks(x, [f"$\\rho_{c}$" for c in x])
+axes[0].set_ylabel("canonical correlation")
+axes[0].legend(fontsize=8, loc="lower left")
+axes[1].bar(x, energy_share.mean(0), color="C1", alpha=0.5, label="share of the balanced energy")
+for i in range(n_models):
+    axes[1].scatter(x, 1 - state_r2[i], color="C0", s=12, zorder=3,
+                    label="share of its variance not explained\nby the current state ($1-R^2$)" if i == 0 else None)
+axes[1].set_xticks(x, [f"core coord. {c}" for c in x])
+axes[1].set_yscale("log")
+axes[1].set_ylim(1e-3, 10)  # room for the legend
+axes[1].set_ylabel("share (log scale)")
+axes[1].legend(fontsize=7, loc="upper right")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Our numbers beside the paper's
+#
+# The table is computed from this run, over all pairs of the models above (paper
+# values from `paper-notes.md` with their source tags; [TS] marks unverified
+# third-party summaries, [TQ] a third-party quote).
+
+
+# %% tags=["hide-input"]
+from IPython.display import Markdown
+
+
+def span(v, fmt="{:.3f}") -> str:
+    v = np.asarray(v, float)
+    sep = " to " if v.min() < 0 else "-"
+    return fmt.format(v.min()) if np.isclose(v.min(), v.max()) else f"{fmt.format(v.min())}{sep}{fmt.format(v.max())}"
+
+
+rows = [
+    ("models (pairs) compared", f"{n_models} ({len(pairs)})", "3 (3) [C]"),
+    ("weight cosine, all parameters", f"{span(W_full[off])} (untrained initialisations: {span(W_init[off])})",
+     "\"the weights differ\" [A]; heatmap values not retrieved"),
+    ("weight cosine, without LayerNorm", span(W_no_ln[off], "{:.4f}"), "not reported"),
+    ("projector overlap of the cores", f"{span(ov_pairs)} (mean {ov_pairs.mean():.3f})", "0.02-0.04 [TS]; ~0.03 (ref. code, §7)"),
+    ("random level k/d (random pairs: 5-95%)", f"{level:.3f} ({np.quantile(rand_ov, 0.05):.3f}-{np.quantile(rand_ov, 0.95):.3f})",
+     "3/64 ≈ 0.047 [Inf]"),
+    ("principal angles", f"{min_angle:.1f}-{max(a.max() for a in angles.values()):.1f} deg "
+     f"(smallest per pair {span([a.min() for a in angles.values()], '{:.1f}')})", "not retrieved (near 90 expected [Inf])"),
+    ("canonical correlations, top two", span(rho_all[:, :2], "{:.4f}"), "0.999, 0.999 [TQ]; ~0.999 (ref. code)"),
+    ("canonical correlation, third", span(rho_all[:, 2], "{:.3f}"), "0.929 [TQ]; 0.92-0.96 (ref. code)"),
+    ("mean top-3 CCA (panel D)", span(rho_all.mean(1)), "\"0.93-0.99\" [TS]"),
+    ("core vs state code: CCA", f"{span(cca_state[:, :2], '{:.4f}')}; third {span(cca_state[:, 2])}", "not in the paper"),
+    ("state R² per core coordinate", f"{span(state_r2[:, :2])}; third {span(state_r2[:, 2])}", "not in the paper"),
+]
+Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+
+# %% [markdown]
+# **What reproduces.** Different weights, unrelated core subspaces, the same core
+# statistics: the paper's message holds on models of another architecture
+# (TransformerLens pre-LN blocks, no dropout, unbiased unembedding; the cores are read
+# at `ln_final.hook_out`, which, like the paper's post-LN block output, is what the
+# unembedding reads). The canonical correlations match the paper's (top two above
+# 0.99, third around 0.93).
+#
+# **What does not, or differs.** (1) The overlaps are at the random level, not below
+# it: "nearly orthogonal" here means "as unrelated as random subspaces", at least 14
+# times below identical. (2) The full-vector weight cosine is about 0.3 because of the
+# LayerNorm gains that every model starts at 1; without them it is about 0. (3) The
+# comparison uses the rank-3 cores; with `preset="paper"` the energy rule gives our
+# models a thin 4th direction, and their third canonical correlation is lower
+# (0.87-0.92 over 5 models), so the "each >= 0.9" claim holds at the default training
+# but not at the paper's (away from the default chain, width and training, the cells
+# above report the claims instead of asserting them).
+
+# %%
+claims = {
+    "n_models": n_models, "ranks": ranks, "acc_min": float(min(acc)), "bayes": bayes,
+    "weight_cos_full": [float(W_full[off].min()), float(W_full[off].max())],
+    "weight_cos_init": [float(W_init[off].min()), float(W_init[off].max())],
+    "weight_cos_no_layernorm_absmax": float(np.abs(W_no_ln[off]).max()),
+    "overlap": [float(ov_pairs.min()), float(ov_pairs.max())], "overlap_mean": float(ov_pairs.mean()),
+    "random_level": level, "random_overlap_q05_q95": [float(np.quantile(rand_ov, q)) for q in (0.05, 0.95)],
+    "principal_angle_min_deg": float(min_angle),
+    "cca_top2_min": float(rho_all[:, :2].min()), "cca_third": [float(rho_all[:, 2].min()), float(rho_all[:, 2].max())],
+    "cca_state_top2_min": float(cca_state[:, :2].min()), "state_r2_third": [float(state_r2[:, 2].min()), float(state_r2[:, 2].max())],
+    "checks": checks, "strict": strict, "seconds": time.perf_counter() - t_start,
+}
+if os.environ.get("ACE_BOOK_CLAIMS"):
+    os.makedirs(os.environ["ACE_BOOK_CLAIMS"], exist_ok=True)
+    with open(os.path.join(os.environ["ACE_BOOK_CLAIMS"], "02_core_alignment.json"), "w") as f:
+        json.dump(claims, f, indent=1)
+print(json.dumps(claims))

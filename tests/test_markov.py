@@ -1,0 +1,105 @@
+"""Tests for ace_utils.tasks.markov: the chains, sampling, the dynamics fit, and the cached training."""
+
+from __future__ import annotations
+
+# ace_utils first: it sets OMP_WAIT_POLICY=PASSIVE, which only works before torch loads.
+import ace_utils  # noqa: F401  isort: skip
+
+import numpy as np
+import pytest
+import torch
+
+from ace_utils.operators import match_eigenvalues
+from ace_utils.tasks import markov as mk
+
+
+def _sorted(z: np.ndarray) -> np.ndarray:
+    return np.sort_complex(np.round(np.asarray(z, complex), 10))
+
+
+def test_lazy_cycle_spectrum():
+    T = mk.lazy_cycle()
+    assert T.shape == (4, 4) and np.allclose(T.sum(1), 1) and np.allclose(T.sum(0), 1)
+    assert np.allclose(_sorted(np.linalg.eigvals(T)), _sorted([1, 0.75 + 0.25j, 0.75 - 0.25j, 0.5]))
+    lam = mk.nontrivial_eigenvalues(T)
+    assert len(lam) == 3 and np.all(np.abs(lam - 1) > 0.1)  # the Perron eigenvalue is excluded
+    assert np.allclose(_sorted(lam), _sorted([0.75 + 0.25j, 0.75 - 0.25j, 0.5]))
+    assert np.all(np.diff(np.abs(lam)) <= 1e-12)  # by decreasing modulus: the pair, then 0.5
+
+
+def test_bayes_accuracy_of_the_paper_chain():
+    assert mk.bayes_accuracy(mk.lazy_cycle()) == pytest.approx(0.75, abs=1e-12)
+
+
+def test_sample_sequences_frequencies_and_determinism():
+    T = mk.lazy_cycle()
+    x = mk.sample_sequences(T, 3000, 32, seed=3)
+    assert x.shape == (3000, 32) and x.dtype == torch.int64
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (x[:, :-1].reshape(-1).numpy(), x[:, 1:].reshape(-1).numpy()), 1)
+    freq = counts / counts.sum(1, keepdims=True)
+    assert np.abs(freq - T).max() < 0.01
+    assert torch.equal(x, mk.sample_sequences(T, 3000, 32, seed=3))
+    assert not torch.equal(x, mk.sample_sequences(T, 3000, 32, seed=4))
+
+
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_random_chain(n):
+    T = mk.random_chain(n, seed=11)
+    assert T.shape == (n, n) and np.all(T >= 0) and np.allclose(T.sum(1), 1)
+    lam = mk.nontrivial_eigenvalues(T)
+    assert len(lam) == n - 1
+    gaps = np.abs(lam[:, None] - lam[None, :])[~np.eye(n - 1, dtype=bool)]
+    assert gaps.min() >= 0.1
+    assert np.array_equal(T, mk.random_chain(n, seed=11))
+    assert not np.array_equal(T, mk.random_chain(n, seed=12))
+
+
+@pytest.mark.parametrize("n", [2, 9])
+def test_random_chain_rejects_sizes_outside_3_to_8(n):
+    with pytest.raises(ValueError, match="n_states"):
+        mk.random_chain(n, seed=0)
+
+
+def test_chance_accuracy_on_a_known_tensor():
+    # targets (positions 1..3): 1 1 2 / 1 0 1 -> state 1 is most frequent, 4 of 6
+    tokens = torch.tensor([[0, 1, 1, 2], [3, 1, 0, 1]])
+    assert mk.chance_accuracy(tokens) == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize("chain", ["paper", "random5"])
+def test_core_dynamics_recovers_the_spectrum_of_an_exact_state_code(chain):
+    # coordinates that are an exact linear code of the current state: z = B onehot(x),
+    # B (n-1, n) random, injective on the sum-zero subspace that centring leaves
+    T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(5, seed=2)
+    n = T.shape[0]
+    x = mk.sample_sequences(T, 2000, 32, seed=1).numpy()
+    B = np.random.default_rng(0).standard_normal((n - 1, n))
+    Z = np.eye(n)[x] @ B.T  # (2000, 32, n-1)
+    fit = mk.core_dynamics(Z)
+    assert fit.A.shape == (n - 1, n - 1)
+    _, err = match_eigenvalues(fit.eigenvalues, mk.nontrivial_eigenvalues(T))
+    assert err.max() < 0.02, (fit.eigenvalues, err)
+
+
+def test_train_markov_model_second_call_loads_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
+    run = mk.MarkovRun(seed=0, d_model=16, n_heads=2, d_mlp=32, epochs=1, lr=1e-3)
+    first = mk.train_markov_model(run, data, progress=False)
+    assert len(list((tmp_path / "markov").glob("*.pt"))) == 1
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the cached model was rebuilt or retrained")
+
+    monkeypatch.setattr(mk, "train", forbidden)  # the training loop of the build step
+    second = mk.train_markov_model(run, data, progress=False)
+    a, b = first.state_dict(), second.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    # the loaded model predicts like the trained one
+    tokens = data.test[:, :-1]
+    with torch.no_grad():
+        assert torch.allclose(first(tokens), second(tokens))
+    # another run configuration is a different cache entry (and would train)
+    with pytest.raises(AssertionError, match="rebuilt or retrained"):
+        mk.train_markov_model(mk.MarkovRun(seed=1, d_model=16, n_heads=2, d_mlp=32, epochs=1), data, progress=False)
