@@ -41,7 +41,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor
 
-from .training import _move_model, cache_dir, load_model_state, save_model_state
+from .training import _move_model, cache_dir, load_model_state, save_model_state, write_bytes_atomic
 
 if TYPE_CHECKING:  # heavy imports (transformer_lens ~3 s, transformers ~1.5 s) stay lazy
     from transformer_lens.model_bridge import TransformerBridge
@@ -362,21 +362,6 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; these are ordinary cache files
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def gpt2_tokenizer_dir(dest: str | os.PathLike[str]) -> Path:
     """Write the real GPT-2 BPE tokenizer into folder ``dest`` (created if needed); return it.
 
@@ -403,8 +388,8 @@ def gpt2_tokenizer_dir(dest: str | os.PathLike[str]) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         marker.unlink()
-    _write_atomic(dest / "vocab.json", (src / "encoder.json").read_bytes())
-    _write_atomic(dest / "merges.txt", (src / "vocab.bpe").read_bytes())
+    write_bytes_atomic(dest / "vocab.json", (src / "encoder.json").read_bytes())
+    write_bytes_atomic(dest / "merges.txt", (src / "vocab.bpe").read_bytes())
     # Build the fast-tokenizer files from vocab/merges (loading from a folder: constructing
     # GPT2TokenizerFast(vocab_file=..., merges_file=...) silently gives an empty tokenizer).
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
@@ -415,9 +400,9 @@ def gpt2_tokenizer_dir(dest: str | os.PathLike[str]) -> Path:
         tok.save_pretrained(out)
         written = sorted(p.name for p in out.iterdir() if p.is_file())
         for name in written:
-            _write_atomic(dest / name, (out / name).read_bytes())
+            write_bytes_atomic(dest / name, (out / name).read_bytes())
     files = sorted({"vocab.json", "merges.txt", *written})
-    _write_atomic(marker, json.dumps({"sources": want, "files": files}, indent=1).encode())
+    write_bytes_atomic(marker, json.dumps({"sources": want, "files": files}, indent=1).encode())
     return dest
 
 

@@ -196,12 +196,22 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     torch.save(obj, buf)
     payload = buf.getvalue()
     header = _HEADER.pack(_MAGIC, hashlib.sha256(payload).digest(), len(payload))
+    write_bytes_atomic(path, header + payload)
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a fsynced temp file in the same folder and ``os.replace``.
+
+    Readers see the old file, no file, or the complete new one, never a partial write.
+    """
+    path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; these are ordinary cache files
-            f.write(header)
-            f.write(payload)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
@@ -209,7 +219,6 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(path.parent)
     return path
 
 
