@@ -217,6 +217,18 @@ class RankScan:
     values: list[float]
 
 
+def _first_rank(evaluate: Callable[[int], float], done: Callable[[float], bool], ranks: Sequence[int]) -> RankScan:
+    """Evaluate ranks in order until ``done(value)``; the curve up to there and the rank."""
+    tried, vals = [], []
+    for r in ranks:
+        v = float(evaluate(r))
+        tried.append(r)
+        vals.append(v)
+        if done(v):
+            return RankScan(r, tried, vals)
+    return RankScan(None, tried, vals)
+
+
 def necessity_scan(
     evaluate_removed: Callable[[int], float],
     chance_level: float,
@@ -229,14 +241,7 @@ def necessity_scan(
     none). We scan from r = 1; the reference code starts at the energy rank.
     Used in chapter 03.
     """
-    tried, vals = [], []
-    for r in ranks:
-        v = float(evaluate_removed(r))
-        tried.append(r)
-        vals.append(v)
-        if v <= chance_level:
-            return RankScan(r, tried, vals)
-    return RankScan(None, tried, vals)
+    return _first_rank(evaluate_removed, lambda v: v <= chance_level, ranks)
 
 
 def sufficiency_scan(
@@ -249,11 +254,4 @@ def sufficiency_scan(
     ``evaluate_kept(r)`` returns the metric with only the top-r core kept.
     Used in chapter 03.
     """
-    tried, vals = [], []
-    for r in ranks:
-        v = float(evaluate_kept(r))
-        tried.append(r)
-        vals.append(v)
-        if v >= target:
-            return RankScan(r, tried, vals)
-    return RankScan(None, tried, vals)
+    return _first_rank(evaluate_kept, lambda v: v >= target, ranks)
