@@ -131,7 +131,7 @@ def collect_activations_and_gradients(
         pos = _slice_positions(positions, sl)
         for n, gn in zip(names, g):
             if gn is None:
-                gn = torch.zeros_like(cur[n])
+                raise ValueError(f"the metric does not depend on hook {n!r}: it is not on the path to the output")
             acts[n].append(gather_positions(cur[n].detach(), pos).float().cpu())
             grads[n].append(gather_positions(gn.detach(), pos).float().cpu())
     return {n: torch.cat(v) for n, v in acts.items()}, {n: torch.cat(v) for n, v in grads.items()}
