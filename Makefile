@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make book   build the book, executing notebooks (cached), into _build/html
 #   make test   unit tests + every notebook once (nbval) + the book's structure (-W, no execution)
+#               + the book with outputs opened page by page in headless chromium
 # Both bootstrap .venv from requirements.txt first (scripts/setup_venv.sh; a no-op when the
 # stamp .venv/.requirements.sha256 matches requirements.txt and pyproject.toml).
 
@@ -20,11 +21,13 @@ export OMP_WAIT_POLICY HF_HUB_OFFLINE VENV PYTHON
 
 JB := $(VENV)/bin/jupyter-book
 
-.PHONY: help venv book test clean clean-all
+.PHONY: help venv book test browser-test clean clean-all
 
 help:
 	@echo "make book    build the book (executes notebooks, cached) -> _build/html/index.html"
-	@echo "make test    unit tests, nbval over notebooks/*.ipynb, book build check (-W, no execution)"
+	@echo "make test    unit tests, nbval over notebooks/*.ipynb, book build check (-W, no execution),"
+	@echo "             the book with outputs checked page by page in headless chromium"
+	@echo "make browser-test  open every page of _build/html in headless chromium (after make book)"
 	@echo "make venv    create/refresh $(VENV) from requirements.txt"
 	@echo "make clean   remove _build (HTML, execution cache, check build)"
 
@@ -39,6 +42,12 @@ book: venv
 
 test: venv
 	scripts/test.sh
+
+# the browser part of `make test` alone, on the book `make book` built (installs chromium
+# with apt-get where /usr/bin/chromium is missing: scripts/setup_browser.sh)
+browser-test: venv
+	scripts/setup_browser.sh
+	BOOK_HTML_DIR=$(CURDIR)/_build/html $(VENV)/bin/python -m pytest -q tests/test_book_browser.py
 
 clean:
 	rm -rf _build

@@ -45,17 +45,16 @@ extra_n_states = 5  # the random chain of the "beyond the paper" section (0 skip
 d_model = 64  # residual width (the paper's 64)
 epochs = 0  # training epochs; 0 takes the preset's
 preset = "default"  # 'default' (lr 1e-3, 10 epochs) or 'paper' (lr 1e-4, 40 epochs)
-device = "cpu"  # models are trained and analysed on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+device = "cpu"  # 'cuda'/'auto' are accepted for a uniform interface, but these tiny models always run on the CPU
 
 # %% tags=["hide-input"]
-import json
-import os
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ace_utils.claims import Claims
 from ace_utils.interventions import random_subspace
 from ace_utils.operators import markov_oracle_r2, match_eigenvalues
 from ace_utils.params import Choice, Int, validate
@@ -83,6 +82,10 @@ overrides = {"d_model": d_model} | ({"epochs": epochs} if epochs else {})
 runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS[preset] | overrides)) for i in range(n_models)]
 T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
 k = T.shape[0] - 1  # number of non-trivial eigenvalues: the expected core dimension
+# The claims below are asserted at the paper's chain and the default training (any seed,
+# any n_models); elsewhere they are checked and reported.
+strict = chain == "paper" and preset == "default" and d_model == 64 and epochs == 0
+claims = Claims("01_markov_cores", P, strict=strict)
 
 # %% [markdown]
 # ## The task
@@ -121,7 +124,8 @@ full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
 
 # %%
-assert all(abs(a - bayes) <= 0.005 for a in full_acc), (full_acc, bayes)
+claims.check("every model reaches the Bayes limit (largest gap)", all(abs(a - bayes) <= 0.005 for a in full_acc),
+             max(abs(a - bayes) for a in full_acc), expected="<= 0.005");
 
 # %% [markdown]
 # ## ACE finds a 3-D core in every run
@@ -140,7 +144,7 @@ print("core dimension per model:", ranks)
 print("energy share of the top 2 directions:", np.round(energy_top2, 4))
 
 # %%
-assert all(r == k for r in ranks), (ranks, k)
+claims.check(f"the energy rule gives k = {k} for every model", all(r == k for r in ranks), ranks, expected=f"all == {k}");
 
 # %% mystnb={"figure": {"caption": "Cumulative balanced energy of the ACE directions, one line per model. Two directions hold about 99% of the energy; the third brings it past the 0.999 threshold (dotted), the fourth adds almost nothing. The third direction is thin but, as the spectrum section shows, real.", "name": "fig-markov-energy"}}
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -173,9 +177,14 @@ for name, v in abl.items():
     print(f"{name:15s}", np.round(v, 4))
 
 # %%
-assert all(abs(kp - f) <= 0.005 for kp, f in zip(abl["keep"], full_acc)), abl  # sufficient
-assert all(r <= chance + 0.05 for r in abl["remove"]), (abl["remove"], chance)  # necessary: down to chance
-assert all(abs(r - f) <= 0.005 for r, f in zip(abl["random removed"], full_acc)), abl  # the control barely matters
+claims.check("sufficient: core-only accuracy within 0.005 of the full model (largest gap)",
+             all(abs(kp - f) <= 0.005 for kp, f in zip(abl["keep"], full_acc)),
+             max(abs(kp - f) for kp, f in zip(abl["keep"], full_acc)), expected="<= 0.005")
+claims.check("necessary: core-removed accuracy at most chance + 0.05 (largest excess over chance)",
+             all(r <= chance + 0.05 for r in abl["remove"]), max(r - chance for r in abl["remove"]), expected="<= 0.05")
+claims.check("control: a random 3-D subspace removed changes accuracy by <= 0.005 (largest change)",
+             all(abs(r - f) <= 0.005 for r, f in zip(abl["random removed"], full_acc)),
+             max(abs(r - f) for r, f in zip(abl["random removed"], full_acc)), expected="<= 0.005")
 below_chance = [chance - r for r in abl["remove"]]
 print("core removed: accuracy below chance by", np.round(below_chance, 3))
 
@@ -232,15 +241,22 @@ for i, d in enumerate(dyn):
 # %%
 complex_idx = np.abs(true_eigs.imag) > 1e-9
 if chain == "paper":
-    # the complex pair 0.75 +/- 0.25i: recovered within 0.03
-    assert all(d["err"][complex_idx].max() <= 0.03 for d in dyn), [d["err"] for d in dyn]
+    claims.check("the complex pair 0.75±0.25i is recovered within 0.03 (largest error)",
+                 all(d["err"][complex_idx].max() <= 0.03 for d in dyn),
+                 max(float(d["err"][complex_idx].max()) for d in dyn), expected="<= 0.03")
     # the real eigenvalue 0.5: NOT within 0.03 in our models; biased upward (finding, see text)
     real_err = [float(d["eigs"][~complex_idx][0].real - 0.5) for d in dyn]
-    assert all(0 < e < 0.1 for e in real_err), real_err
+    claims.check("the real eigenvalue 0.5 comes back biased upward by less than 0.1 (fitted - 0.5)",
+                 all(0 < e < 0.1 for e in real_err), real_err, expected="0 < bias < 0.1 for every model")
     # the bias is the history in the third coordinate: the state-conditional mean recovers everything
-    assert all(d["err_cond"].max() <= 0.01 for d in dyn)
-    assert all(d["state_r2"][-1] < 0.95 < min(d["state_r2"][:-1]) for d in dyn), [d["state_r2"] for d in dyn]
-assert all(d["r2_ratio"] >= 0.95 for d in dyn), [d["r2_ratio"] for d in dyn]
+    claims.check("with z replaced by its state mean, all eigenvalues within 0.01 (largest error)",
+                 all(d["err_cond"].max() <= 0.01 for d in dyn), max(float(d["err_cond"].max()) for d in dyn),
+                 expected="<= 0.01")
+    claims.check("the third core coordinate is < 0.95 the current state, the first two > 0.95 (state R² of the third)",
+                 all(d["state_r2"][-1] < 0.95 < min(d["state_r2"][:-1]) for d in dyn),
+                 [float(d["state_r2"][-1]) for d in dyn], expected="third < 0.95 < first two, every model")
+claims.check("core dynamics R² / R²_oracle >= 0.95 (smallest)", all(d["r2_ratio"] >= 0.95 for d in dyn),
+             min(d["r2_ratio"] for d in dyn), expected=">= 0.95");
 
 # %% [markdown]
 # The complex pair $0.75\pm0.25i$ comes back within about 0.01 in every run. The real
@@ -256,6 +272,18 @@ assert all(d["r2_ratio"] >= 0.95 for d in dyn), [d["r2_ratio"] for d in dyn]
 # plain dynamics fit on our models overestimates its smallest eigenvalue. The
 # paper's post-LN models with dropout apparently carry less history (the reference
 # code recovered 0.5 within ~0.02 on a CPU, paper-notes §7).
+#
+# Over seeds 0-9 ({doc}`robustness page <../book/robustness>`) this explanation is
+# less uniform than at the default seed. The upward bias is there in 29 of the 30
+# models, but one model (seed 7) recovers 0.5 to 0.004; and in 3 of the 10 runs (seeds
+# 3, 5, 8) a model's third coordinate is more than 95% the current state, so the check
+# in the cell above fails there. The two go together as the explanation predicts: at
+# seed 5 all three third coordinates are 96-97% the state, and the biases are the
+# smallest of all runs (0.007-0.015). The state-mean check cannot tell
+# models apart: once each coordinate is replaced by its mean given the state, the fit
+# is the transition matrix of the test sequences seen through any invertible map, so it
+# gives the same error (0.0007, the sampling error of the test data, which all seeds
+# share) for every model whose core separates the four states.
 
 # %% mystnb={"figure": {"caption": "Eigenvalues of the operator fitted in the core of model 1 (red crosses) against the chain's eigenvalues (blue circles; the Perron eigenvalue 1, removed by centring, shown hollow), with the unit circle.", "name": "fig-markov-spectrum"}}
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -308,11 +336,18 @@ if extra_n_states:
 
 # %%
 if extra is not None:
-    assert abs(extra["acc"] - extra["bayes"]) <= 0.01, extra
-    assert extra["energy_at_k"] >= 0.99, extra  # n - 1 directions hold >= 99% of the energy
-    assert abs(extra["keep"] - extra["acc"]) <= 0.01 and extra["remove"] <= extra["chance"] + 0.05, extra
-    assert extra["err_cond"].max() <= 0.02, extra  # the spectrum is in the core
-    assert extra["err"].max() <= 0.1, extra  # the plain fit: same upward bias as above
+    claims.check("random chain: the model reaches the Bayes limit (gap)", abs(extra["acc"] - extra["bayes"]) <= 0.01,
+                 abs(extra["acc"] - extra["bayes"]), expected="<= 0.01")
+    claims.check("random chain: n - 1 directions hold >= 99% of the energy", extra["energy_at_k"] >= 0.99,
+                 extra["energy_at_k"], expected=">= 0.99")
+    claims.check("random chain: core-only accuracy within 0.01 of the full model (gap)",
+                 abs(extra["keep"] - extra["acc"]) <= 0.01, abs(extra["keep"] - extra["acc"]), expected="<= 0.01")
+    claims.check("random chain: core-removed accuracy at most chance + 0.05 (excess over chance)",
+                 extra["remove"] <= extra["chance"] + 0.05, extra["remove"] - extra["chance"], expected="<= 0.05")
+    claims.check("random chain: state-mean dynamics recover the spectrum within 0.02 (largest error)",
+                 extra["err_cond"].max() <= 0.02, float(extra["err_cond"].max()), expected="<= 0.02")
+    claims.check("random chain: plain-fit eigenvalue error <= 0.1 (same upward bias; largest error)",
+                 extra["err"].max() <= 0.1, float(extra["err"].max()), expected="<= 0.1")
 
 # %% [markdown]
 # On the 5-state chain the picture repeats: the model reaches the Bayes limit,
@@ -352,15 +387,7 @@ Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b
 # for the smallest eigenvalue is not.
 
 # %%
-claims = {
-    "full_acc_min": float(np.min(full_acc)), "bayes": bayes, "chance": chance, "ranks": ranks,
-    "keep_min": float(np.min(abl["keep"])), "remove_max": float(np.max(abl["remove"])),
-    "random_removed_min": float(np.min(abl["random removed"])),
-    "eig_err_max": float(max(d["err"].max() for d in dyn)),
-    "r2_ratio_min": float(min(d["r2_ratio"] for d in dyn)), "seconds": time.perf_counter() - t_start,
-}
-if os.environ.get("ACE_BOOK_CLAIMS"):
-    os.makedirs(os.environ["ACE_BOOK_CLAIMS"], exist_ok=True)
-    with open(os.path.join(os.environ["ACE_BOOK_CLAIMS"], "01_markov_cores.json"), "w") as f:
-        json.dump(claims, f, indent=1)
-print(json.dumps(claims))
+claims.record(full_acc=full_acc, bayes=bayes, chance=chance, ranks=ranks, keep=abl["keep"], remove=abl["remove"],
+              random_removed=abl["random removed"], eig_err_max=max(float(d["err"].max()) for d in dyn),
+              r2_ratio=[d["r2_ratio"] for d in dyn], seconds=time.perf_counter() - t_start)
+claims.save()

@@ -43,11 +43,9 @@ n_states = 4  # number of states when chain == 'random' (3..8)
 d_model = 64  # residual width (the paper's 64)
 epochs = 0  # training epochs; 0 takes the preset's
 preset = "default"  # 'default' (lr 1e-3, 10 epochs) or 'paper' (lr 1e-4, 40 epochs)
-device = "cpu"  # models are trained and analysed on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+device = "cpu"  # 'cuda'/'auto' are accepted for a uniform interface, but these tiny models always run on the CPU
 
 # %% tags=["hide-input"]
-import json
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -58,6 +56,7 @@ from ace_utils.alignment import (
     canonical_correlations, pairwise, principal_angles, projector_overlap, random_overlap_level,
     weight_cosine_similarity,
 )
+from ace_utils.claims import Claims
 from ace_utils.interventions import random_subspace
 from ace_utils.models import build_native_model
 from ace_utils.params import Choice, Int, validate
@@ -88,14 +87,7 @@ off = ~np.eye(n_models, dtype=bool)  # off-diagonal entries of a pairwise matrix
 # The thresholds asserted below are the chapter's claims at the paper's chain and the
 # default training (any seed, any n_models). Elsewhere they are checked and reported.
 strict = chain == "paper" and preset == "default" and d_model == 64 and epochs == 0
-checks = {}
-
-
-def claim(name: str, ok: bool, detail, asserted: bool = True) -> None:
-    """Record a claim; fail (if ``asserted``) at the settings the chapter's claims are made for."""
-    checks[name] = bool(ok)
-    print(f"{'holds' if ok else 'DOES NOT HOLD'}: {name}  ({detail})")
-    assert ok or not (strict and asserted), f"{name}: {detail}"
+claims = Claims("02_core_alignment", P, strict=strict)
 
 
 # %% [markdown]
@@ -113,7 +105,9 @@ def claim(name: str, ok: bool, detail, asserted: bool = True) -> None:
 # dimension of its centred state code. At the default settings the energy rule gives
 # exactly 3 for every model; with `preset="paper"` our models (all five in our runs)
 # add a thin 4th direction (about 0.2% of the energy), which is left out of the
-# comparison.
+# comparison. Over seeds 0-9 at the defaults, one of the 50 models (seed 9, its 4th)
+# also passes 99.9% with 4 directions, so the chapter's first check fails there
+# ({doc}`robustness page <../book/robustness>`).
 
 # %%
 data = mk.make_data(T)
@@ -127,9 +121,11 @@ print("test accuracy:", np.round(acc, 4), f"(Bayes {bayes:.4f})")
 print("energy-rule core dimension:", ranks, "  energy share of the top k =", k, "directions:", np.round(energy_k, 4))
 
 # %%
-claim("every model reaches the Bayes limit (within 0.005)", all(abs(a - bayes) <= 0.005 for a in acc), np.round(acc, 4))
-claim(f"the energy rule gives k = {k} for every model", all(r == k for r in ranks), ranks)
-claim(f"the top k = {k} directions hold >= 99% of the energy", min(energy_k) >= 0.99, np.round(energy_k, 4))
+claims.check("every model reaches the Bayes limit (largest gap)", all(abs(a - bayes) <= 0.005 for a in acc),
+             max(abs(a - bayes) for a in acc), expected="<= 0.005")
+claims.check(f"the energy rule gives k = {k} for every model", all(r == k for r in ranks), ranks, expected=f"all == {k}")
+claims.check(f"the top k = {k} directions hold >= 99% of the energy (smallest share)", min(energy_k) >= 0.99,
+             min(energy_k), expected=">= 0.99");
 
 # %% [markdown]
 # ## The weights differ
@@ -169,10 +165,11 @@ print(f"without LayerNorm: {W_no_ln[off].min():.4f} .. {W_no_ln[off].max():.4f}"
 print("share of the squared parameter norm in LayerNorm parameters:", np.round(ln_share, 3))
 
 # %%
-claim("weights without LayerNorm parameters: |cosine| <= 0.05", np.abs(W_no_ln[off]).max() <= 0.05, np.round(W_no_ln[off].max(), 4))
-claim("full-vector cosine is the initialisations' (within 0.02)", np.abs(W_full - W_init)[off].max() <= 0.02,
-      f"max difference {np.abs(W_full - W_init)[off].max():.4f}")
-claim("full-vector cosine < 0.5 (far from 1)", W_full[off].max() < 0.5, np.round(W_full[off].max(), 3))
+claims.check("weights without LayerNorm parameters: |cosine| <= 0.05 (largest)", np.abs(W_no_ln[off]).max() <= 0.05,
+             np.abs(W_no_ln[off]).max(), expected="<= 0.05")
+claims.check("full-vector cosine is the initialisations' (largest difference)", np.abs(W_full - W_init)[off].max() <= 0.02,
+             np.abs(W_full - W_init)[off].max(), expected="<= 0.02")
+claims.check("full-vector cosine < 0.5, far from 1 (largest)", W_full[off].max() < 0.5, W_full[off].max(), expected="< 0.5");
 
 
 # %%
@@ -228,11 +225,14 @@ print(f"random pairs: smallest principal angle, median {np.median(rand_min_angle
 
 # %%
 min_angle = min(a.min() for a in angles.values())
-claim("every overlap <= 0.15 (identical subspaces: 1)", ov_pairs.max() <= 0.15, np.round(ov_pairs.max(), 3))
-claim("mean overlap <= 2x the random level", ov_pairs.mean() <= 2 * level, f"{ov_pairs.mean():.4f} vs {level:.4f}")
-claim("every principal angle > 45 deg", min_angle > 45, f"smallest {min_angle:.1f} deg")
-claim("overlap at or below the random level for every pair (the paper's wording)", ov_pairs.max() <= level,
-      f"max {ov_pairs.max():.4f} vs level {level:.4f}", asserted=False)  # reported, not asserted: see below
+claims.check("every overlap <= 0.15, identical subspaces: 1 (largest)", ov_pairs.max() <= 0.15, ov_pairs.max(),
+             expected="<= 0.15")
+claims.check("mean overlap <= 2x the random level (mean / level)", ov_pairs.mean() <= 2 * level, ov_pairs.mean() / level,
+             expected=f"<= 2 (level {level:.4f})")
+claims.check("every principal angle > 45 deg (smallest)", min_angle > 45, min_angle, expected="> 45")
+claims.check("overlap at or below the random level for every pair, the paper's wording (largest / level)",
+             ov_pairs.max() <= level, ov_pairs.max() / level, expected="<= 1; reported, not asserted",
+             asserted=False);  # reported, not asserted: see below
 
 # %% [markdown]
 # The cores are nearly orthogonal in the only sense that has a reference: their
@@ -244,7 +244,9 @@ claim("overlap at or below the random level for every pair (the paper's wording)
 # (0.057) is somewhat above the random mean (with `seed=1` it is 0.038, below it).
 # The paper's three values are themselves well within the random spread
 # (5-95%: about 0.02-0.08). The last check above is the paper's wording taken
-# literally; it is printed, not asserted, and it does not hold for most of our pairs.
+# literally; it is printed, not asserted, and it does not hold for most of our pairs
+# (over seeds 0-9 it holds for all ten pairs of a run in none of the ten runs; the
+# mean overlap is 0.8-1.2 times the random level).
 # (A detail: the final LayerNorm centres each activation, so the cores lie in the
 # 63-dimensional subspace orthogonal to $(1,\dots,1)$; the random level there is
 # $3/63 = 0.048$ instead of $3/64 = 0.047$, which changes nothing.)
@@ -300,8 +302,10 @@ for (i, j), rho in cca.items():
 rho_all = np.array(list(cca.values()))  # (pairs, k)
 
 # %%
-claim("top two canonical correlations >= 0.99 for every pair", rho_all[:, :2].min() >= 0.99, np.round(rho_all[:, :2].min(), 4))
-claim(f"all {k} canonical correlations >= 0.9 for every pair", rho_all.min() >= 0.9, np.round(rho_all.min(), 4))
+claims.check("top two canonical correlations >= 0.99 for every pair (smallest)", rho_all[:, :2].min() >= 0.99,
+             rho_all[:, :2].min(), expected=">= 0.99")
+claims.check(f"all {k} canonical correlations >= 0.9 for every pair (smallest)", rho_all.min() >= 0.9, rho_all.min(),
+             expected=">= 0.9");
 
 # %% mystnb={"figure": {"caption": "Core statistical similarity (the paper's panel D): mean of the top three canonical correlations between the core coordinates of every pair of models on the same 93,000 test inputs. Geometrically unrelated cores (previous figures) carry the same three signals.", "name": "fig-align-cca"}}
 fig, ax = plt.subplots(figsize=(4.4, 3.6))
@@ -333,12 +337,14 @@ for i in range(n_models):
 print(f"history parts of the cores, top canonical correlation between models: {cca_history.min():.2f} .. {cca_history.max():.2f}")
 
 # %%
-claim("top two CCAs with the state code >= 0.99 for every model", cca_state[:, :2].min() >= 0.99, np.round(cca_state[:, :2].min(), 4))
-claim("the first two core coordinates are >= 99% the current state", state_r2[:, :2].min() >= 0.99, np.round(state_r2[:, :2].min(), 4))
-claim("the third core coordinate is less of a state code than the first two",
-      all(r[2] < r[:2].min() for r in state_r2), np.round(state_r2[:, 2], 3))
-claim("the history parts are partly model-specific (top CCA between models < 0.9)", cca_history.max() < 0.9,
-      np.round(cca_history.max(), 3))
+claims.check("top two CCAs with the state code >= 0.99 for every model (smallest)", cca_state[:, :2].min() >= 0.99,
+             cca_state[:, :2].min(), expected=">= 0.99")
+claims.check("the first two core coordinates are >= 99% the current state (smallest R²)", state_r2[:, :2].min() >= 0.99,
+             state_r2[:, :2].min(), expected=">= 0.99")
+claims.check("the third core coordinate is less of a state code than the first two (its R² per model)",
+             all(r[2] < r[:2].min() for r in state_r2), state_r2[:, 2], expected="< the first two's, every model")
+claims.check("the history parts are partly model-specific: top CCA between models < 0.9 (largest)",
+             cca_history.max() < 0.9, cca_history.max(), expected="< 0.9");
 
 # %% [markdown]
 # The first two core directions carry about 99% of the balanced energy and are the
@@ -431,20 +437,10 @@ Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b
 # above report the claims instead of asserting them).
 
 # %%
-claims = {
-    "n_models": n_models, "ranks": ranks, "acc_min": float(min(acc)), "bayes": bayes,
-    "weight_cos_full": [float(W_full[off].min()), float(W_full[off].max())],
-    "weight_cos_init": [float(W_init[off].min()), float(W_init[off].max())],
-    "weight_cos_no_layernorm_absmax": float(np.abs(W_no_ln[off]).max()),
-    "overlap": [float(ov_pairs.min()), float(ov_pairs.max())], "overlap_mean": float(ov_pairs.mean()),
-    "random_level": level, "random_overlap_q05_q95": [float(np.quantile(rand_ov, q)) for q in (0.05, 0.95)],
-    "principal_angle_min_deg": float(min_angle),
-    "cca_top2_min": float(rho_all[:, :2].min()), "cca_third": [float(rho_all[:, 2].min()), float(rho_all[:, 2].max())],
-    "cca_state_top2_min": float(cca_state[:, :2].min()), "state_r2_third": [float(state_r2[:, 2].min()), float(state_r2[:, 2].max())],
-    "checks": checks, "strict": strict, "seconds": time.perf_counter() - t_start,
-}
-if os.environ.get("ACE_BOOK_CLAIMS"):
-    os.makedirs(os.environ["ACE_BOOK_CLAIMS"], exist_ok=True)
-    with open(os.path.join(os.environ["ACE_BOOK_CLAIMS"], "02_core_alignment.json"), "w") as f:
-        json.dump(claims, f, indent=1)
-print(json.dumps(claims))
+claims.record(
+    n_models=n_models, ranks=ranks, acc=acc, bayes=bayes, weight_cos_full=W_full[off], weight_cos_init=W_init[off],
+    overlap=ov_pairs, random_level=level, random_overlap_q05_q95=np.quantile(rand_ov, [0.05, 0.95]),
+    principal_angle_min_deg=min_angle, cca=rho_all, cca_state=cca_state, state_r2=state_r2,
+    seconds=time.perf_counter() - t_start,
+)
+claims.save()

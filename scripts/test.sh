@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (`make test`, which .ci/run calls). Three parts, all run even
+# The project's test command (`make test`, which .ci/run calls). Four parts, all run even
 # if an earlier one fails; the script exits non-zero if any part failed.
 #
 #   1. unit tests: pytest over tests/
@@ -9,6 +9,12 @@
 #                  (a derived config, see below) into _build/check, so Sphinx warnings
 #                  (broken refs, toc, bibliography, autodoc) fail the test without executing
 #                  the notebooks a second time
+#   4. rendered:   the book WITH outputs, as `make book` builds it (jupyter-book build -W -n
+#                  --keep-going --all into _build/html; each chapter executes once more, its
+#                  models already cached by part 2), then tests/test_book_browser.py opens
+#                  every page in headless chromium (scripts/setup_browser.sh installs it where
+#                  missing) and fails on broken images, missing figures, error output and
+#                  dead internal links; a screenshot of every page in _build/screenshots/
 #
 # Environment: OMP_WAIT_POLICY=PASSIVE and HF_HUB_OFFLINE=1 unless already set.
 set -uo pipefail
@@ -40,11 +46,11 @@ run_part() {  # run_part NAME CMD...: run, time and record a failure
 }
 
 # 1. unit tests (pytest exit 5 = nothing collected: a failure here, there must be tests)
-step "1/3 unit tests: pytest tests/"
+step "1/4 unit tests: pytest tests/"
 run_part "unit tests" "$PY" -m pytest tests
 
 # 2. notebooks, executed once each by nbval
-step "2/3 notebooks: pytest --nbval-lax notebooks/*.ipynb"
+step "2/4 notebooks: pytest --nbval-lax notebooks/*.ipynb"
 shopt -s nullglob
 notebooks=(notebooks/*.ipynb)
 shopt -u nullglob
@@ -63,7 +69,7 @@ fi
 #    figures named in cell metadata (`mystnb: figure: name:`) and `{glue}` keys. The derived
 #    config ignores exactly the figure names declared in notebooks/*.ipynb and glue warnings;
 #    every other reference must resolve here.
-step "3/3 book structure: jupyter-book build -W -n --keep-going (execution off) -> $CHECK_DIR"
+step "3/4 book structure: jupyter-book build -W -n --keep-going (execution off) -> $CHECK_DIR"
 build_check() {
     rm -rf "$CHECK_DIR" && mkdir -p "$CHECK_DIR" || return 1
     "$PY" - "$CHECK_DIR/_config.yml" <<'PYEOF' || return 1
@@ -96,6 +102,17 @@ PYEOF
         --path-output "$CHECK_DIR" -W -n --keep-going
 }
 run_part "book structure" build_check
+
+# 4. the rendered book in a browser. Same build command and output folder as `make book`, so
+#    its execution cache (_build/.jupyter_cache) makes a later `make book` nearly free.
+step "4/4 rendered book: jupyter-book build (with outputs) -> _build/html, then a headless browser"
+rendered_check() {
+    scripts/setup_browser.sh || return 1
+    "$VENV/bin/jupyter-book" build . -W -n --keep-going --all || return 1
+    BOOK_HTML_DIR="$ROOT/_build/html" BOOK_SCREENSHOTS="$ROOT/_build/screenshots" \
+        "$PY" -m pytest -q tests/test_book_browser.py
+}
+run_part "rendered book (browser)" rendered_check
 
 echo
 if [[ ${#failed[@]} -gt 0 ]]; then

@@ -1,0 +1,165 @@
+"""The seed-robustness runner (ace_utils.rerun): table building, failure handling, and the
+committed tables under results/robustness/ being real (one entry rerun, matched exactly)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ace_utils import rerun
+from ace_utils.rerun import RunResult
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "robustness"
+
+
+def test_parse_seeds():
+    assert rerun.parse_seeds("0-3") == [0, 1, 2, 3]
+    assert rerun.parse_seeds("5, 0-1,5,7") == [5, 0, 1, 7]
+    for bad in ["", "3-1", "a", "1-x"]:
+        with pytest.raises(ValueError):
+            rerun.parse_seeds(bad)
+
+
+def test_numbers_flattens_values():
+    assert rerun.numbers([1, [2.5, None], {"a": 3}, True, "x", float("nan")]) == [1.0, 2.5, 3.0]
+    assert rerun.numbers(None) == [] and rerun.numbers(0.25) == [0.25]
+
+
+def _fake_results() -> list[RunResult]:
+    ok = {"holds": True, "expected": ">= 0.9"}
+    return [
+        RunResult(0, "ok", 1.0, {"a": ok | {"value": 0.95}, "b": ok | {"value": [1, 3]},
+                                 "c": ok | {"value": None, "asserted": False}}),
+        RunResult(1, "ok", 1.0, {"a": ok | {"value": 0.85, "holds": False}, "b": ok | {"value": [2, 2]},
+                                 "c": ok | {"value": None, "asserted": False}}),
+        RunResult(2, "failed", 1.0, {"a": ok | {"value": 0.91}, "b": ok | {"value": [5], "holds": False}},
+                  error="AssertionError: claim 'b' does not hold: value [5], expected >= 0.9"),
+    ]
+
+
+def test_summarise_counts_failures_and_unreached_claims():
+    rows = {r["claim"]: r for r in rerun.summarise(_fake_results())}
+    assert list(rows) == ["a", "b", "c"]
+    assert rows["a"]["n_held"] == 2 and rows["a"]["failed_seeds"] == [1] and rows["a"]["not_reached_seeds"] == []
+    assert (rows["a"]["min"], rows["a"]["median"], rows["a"]["max"]) == (0.85, 0.91, 0.95)
+    assert rows["b"]["failed_seeds"] == [2] and (rows["b"]["min"], rows["b"]["median"], rows["b"]["max"]) == (1, 2, 5)
+    assert rows["c"]["n_held"] == 2 and rows["c"]["not_reached_seeds"] == [2] and rows["c"]["min"] is None
+
+
+def test_write_tables_and_read_back(tmp_path):
+    results = _fake_results()
+    csv_path, md_path = rerun.write_tables(results, tmp_path, "ch", {"command": "`x`", "date": "today"})
+    md = md_path.read_text()
+    assert "3 runs (seeds 0, 1, 2), 2 finished, 1 raised an error" in md
+    assert "- seed 2: `AssertionError: claim 'b' does not hold" in md
+    assert "| a | 2/3 **✗** | 1 |  | 0.85 | 0.91 | 0.95 |" in md
+    assert "| b | 2/3 **✗** | 2 |  | 1 | 2 | 5 |" in md
+    assert "| c *(reported, not asserted)* | 2/3 **✗** | none | 2 |  |  |  |" in md
+    assert "- command: `x`" in md
+    back = rerun.read_runs_csv(csv_path)
+    assert back[2]["status"] == "failed" and back[2]["error"].startswith("AssertionError")
+    assert back[1]["checks"]["a"] == {"holds": False, "value": 0.85, "asserted": True}
+    assert back[1]["checks"]["c"]["asserted"] is False
+    assert back[0]["checks"]["b"]["value"] == [1, 3] and back[0]["checks"]["c"]["value"] is None
+
+
+def test_claims_from_output_reads_the_ledger_lines():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="noise\nholds: x > 1  (value 1.5; expected > 1)\n"),
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="DOES NOT HOLD: y (list)  (value [0.1, 0.2]; expected see text)\n"),
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="claim 'y (list)' does not hold\nmore",
+                               traceback=[]),
+    ]
+    nb.cells = [cell]
+    checks, error = rerun.claims_from_output(json.loads(nbformat.writes(nb)))
+    assert checks == {"x > 1": {"holds": True, "value": 1.5, "expected": "> 1", "asserted": True},
+                      "y (list)": {"holds": False, "value": [0.1, 0.2], "expected": "", "asserted": True}}
+    assert error == "AssertionError: claim 'y (list)' does not hold"
+
+
+def test_runner_keeps_failed_runs(tmp_path):
+    """A real papermill run per seed: seed 0 passes, seed 1 fails a strict claim and is kept, with its claims."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("seed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from ace_utils.claims import Claims\n"
+        "claims = Claims('toy', {'seed': seed}, strict=True)\n"
+        "claims.check('first', True, seed * 0.5, expected='always')\n"
+        "claims.check('second', seed == 0, [seed, 2.0], expected='seed 0 only')\n"
+        "claims.check('third', True, 1, expected='never reached on seed 1')\n"
+        "claims.save()\n")]
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(nb, path)
+    results = rerun.run_seeds(path, [0, 1], jobs=2, keep_going=False, log=lambda s: None)
+    assert [r.status for r in results] == ["ok", "failed"]
+    assert list(results[0].checks) == ["first", "second", "third"]
+    assert results[1].checks["first"] == {"holds": True, "value": 0.5, "expected": "always", "asserted": True}
+    assert results[1].checks["second"]["holds"] is False and "third" not in results[1].checks
+    assert results[1].error.startswith("AssertionError: claim 'second' does not hold")
+    md = rerun.write_tables(results, tmp_path / "out", "toy", {}, keep_going=False)[1].read_text()
+    assert "the run stopped there" in md
+    assert "| second | 1/2 **✗** | 1 |" in md and "| third | 1/2 **✗** | none | 1 |" in md
+    # keep going (the default): the cell after the failing one still runs, the run still counts as failed
+    nb.cells[1].source = nb.cells[1].source.replace("claims.check('third'", "\nclaims.check('never'")
+    nb.cells[1].source = nb.cells[1].source.replace("claims.save()\n", "")
+    nb.cells.append(nbformat.v4.new_code_cell("claims.check('third', True, 1)\nclaims.save()"))
+    nbformat.write(nb, path)
+    r1 = rerun.run_one(path, 1)
+    assert r1.status == "failed" and r1.error.startswith("AssertionError: claim 'second' does not hold")
+    assert list(r1.checks) == ["first", "second", "third"], r1.checks  # 'never' was in the failing cell
+
+
+def test_index_lists_every_committed_table():
+    """The book page includes all_chapters.md: it must be the current concatenation of the tables."""
+    index = RESULTS / rerun.INDEX_NAME
+    assert index.exists(), f"{index} missing: run any `python -m ace_utils.rerun ... --out {RESULTS}`"
+    assert index.read_text() == rerun.index_text(RESULTS), "stale: regenerate with ace_utils.rerun.write_index"
+    for md in RESULTS.glob("*.md"):
+        if md.name != rerun.INDEX_NAME:
+            assert md.with_suffix(".csv").exists(), f"{md.name} has no per-seed data {md.with_suffix('.csv').name}"
+
+
+def test_code_hash_ignores_text_cells(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    nb.cells[0].source = "other text"
+    nbformat.write(nb, tmp_path / "b.ipynb")
+    nb.cells[1].source = "x = 2"
+    nbformat.write(nb, tmp_path / "c.ipynb")
+    a, b, c = (rerun.code_hash(tmp_path / f"{n}.ipynb") for n in "abc")
+    assert a == b != c and len(a) == 16
+
+
+def _committed(chapter: str) -> Path:
+    path = RESULTS / f"{chapter}.csv"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `python -m ace_utils.rerun notebooks/{chapter}.ipynb --seeds 0-9`")
+    return path
+
+
+# (chapter, seed): 00 is cheap (~10 s); 01 at seed 0 trains the same models as the chapter at its
+# defaults, so with a shared $ACE_BOOK_CACHE (scripts/test.sh) nbval then finds them cached.
+@pytest.mark.parametrize("chapter, seed", [("00_ace_in_five_minutes", 3), ("01_markov_cores", 0)])
+def test_committed_table_entry_reruns_exactly(chapter, seed):
+    committed = rerun.read_runs_csv(_committed(chapter))
+    assert seed in committed, f"seed {seed} is not in the committed table of {chapter}"
+    again = rerun.run_one(ROOT / "notebooks" / f"{chapter}.ipynb", seed, cache=os.environ.get("ACE_BOOK_CACHE"))
+    want = committed[seed]
+    got = {name: {"holds": c["holds"], "value": json.loads(json.dumps(c["value"])), "asserted": c.get("asserted", True)}
+           for name, c in again.checks.items()}
+    assert again.status == want["status"], again.error
+    assert list(got) == list(want["checks"]), "the chapter's claims changed: regenerate the table (command in its .md)"
+    for name in got:
+        assert got[name] == want["checks"][name], (
+            f"{chapter} seed {seed}, claim {name!r}: rerun {got[name]} != committed {want['checks'][name]}")
