@@ -1,0 +1,636 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Subject-verb number sits on one axis: keep it, remove it, flip it
+#
+# **What this chapter shows.** Three small GPT-2-architecture language models that we
+# train on a synthetic English corpus (2, 4 and 6 layers) get subject-verb agreement
+# right across attractors ("the keys to the cabinet *are*"); at each layer, ACE with the
+# number margin as the tail finds one direction whose reflection inverts the number the
+# model predicts, from the middle layers on; that direction is a linear "knob" for the
+# margin, flipping it during generation turns the verbs' number around, and the three
+# models' coordinates on that axis agree. The same code runs GPT-2 Small/Medium/Large
+# through TransformerBridge where the Hugging Face hub is reachable
+# (`model_source="hub"`). **Runtime:** 3.5-4.5 minutes on 2 busy CPU cores with a cold
+# cache (training the three models, two at a time, is ~3 minutes of it), under a minute
+# when cached.
+
+# %% tags=["remove-cell"]
+# Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+    subprocess.run(["git", "clone", "-q", "https://github.com/ace-book/ace-book", "/content/ace-book"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ace-book"], check=True)
+    sys.path.insert(0, "/content/ace-book")
+
+# %% tags=["parameters"]
+seed = 0  # data (pair split, corpus, prompts) use seed; model i is seeded with seed + 100 * i
+model_source = "trained"  # 'trained': our own small models (offline); 'hub': hub_models through TransformerBridge
+hub_models = "gpt2,gpt2-medium,gpt2-large"  # comma-separated causal-LM ids, used when model_source == 'hub'
+n_layers = [2, 4, 6]  # depth of each trained model
+d_models = [64, 80, 96]  # width of each trained model (same length as n_layers)
+train_steps = 600  # AdamW steps per trained model (batch 64 sentences)
+n_prompts = 1200  # agreement prompts: half for ACE (training pairs), half for testing (held-out pairs)
+n_generations = 24  # seeded generations per model, clean and flipped
+gen_tokens = 24  # new tokens per generation (the paper: 50)
+gen_strength = "adaptive"  # 'adaptive' (paper-notes §3.5) or 'reflection' (s = 1 at every step)
+device = "cpu"  # 'cuda' for hub models on a GPU
+
+# %% tags=["hide-input"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown
+from scipy import stats
+
+from ace_utils.claims import Claims
+from ace_utils.params import Choice, Int, IntList, validate
+from ace_utils.tasks import agreement as ag
+from ace_utils.tasks import agreement_corpus as ac
+
+P = validate(
+    {
+        "seed": Int(0, 10**6),
+        "model_source": Choice("trained", "hub"),
+        "hub_models": ag.ModelIds(),
+        "n_layers": IntList(1, 12, 1, 4),
+        "d_models": IntList(16, 512, 1, 4),
+        "train_steps": Int(10, 20000),
+        "n_prompts": Int(40, 4000),
+        "n_generations": Int(2, 200),
+        "gen_tokens": Int(4, 100),
+        "gen_strength": Choice("adaptive", "reflection"),
+        "device": Choice("cpu", "cuda"),
+    },
+    globals(),
+)
+if len(n_layers) != len(d_models) or any(d % 4 for d in d_models):
+    raise ValueError(f"n_layers {n_layers} and d_models {d_models} must have the same length; widths divisible by 4")
+if n_prompts % 4:
+    raise ValueError(f"parameter 'n_prompts' = {n_prompts} must be divisible by 4")
+torch.set_num_threads(1)  # measured: 1 thread trains these small models ~2x faster than 2 on a busy machine
+t_start, cpu_start = time.perf_counter(), time.process_time()
+# The claims are asserted for our trained models at the default sizes and training (any seed);
+# for other settings and for hub models they are checked and reported.
+strict = (model_source == "trained" and n_layers == [2, 4, 6] and d_models == [64, 80, 96] and train_steps == 600
+          and n_prompts >= 1200)
+claims = Claims("05_agreement_axis", P, strict=strict)
+
+# %% [markdown]
+# ## Prompts and corpus
+#
+# The prompts are the paper's (paper-notes §3.5): a head noun (nine, with the irregular
+# plurals children, men, women, mice), an attractor of the *opposite* number after one of
+# six connectors, five styles (base, front, back, "There ...", relative clause) and, for
+# half of them, the prefix "In the past," that asks for was/were instead of is/are. Each
+# prompt stops right before the verb. Of the 81 (head, attractor) combinations, 54 are
+# used for the prompts ACE sees (and for the training corpus), 27 are held out for the
+# test prompts: the two sets share no (head, attractor) pair.
+#
+# Our models learn English agreement from a corpus generated here: prompt-like subjects
+# (training pairs only, attractors of either number, or none) followed by the verb, a
+# complement, and up to two more clauses with their own verbs, all in one tense:
+
+# %%
+train_pairs, test_pairs = ac.split_pairs(seed)
+train_prompts = ac.make_prompts(n_prompts // 2, train_pairs, seed=seed)
+test_prompts = ac.make_prompts(n_prompts // 2, test_pairs, seed=seed + 1)
+for s in ac.make_corpus(4, train_pairs, seed=seed):
+    print("corpus:", s)
+for p in test_prompts[:4]:
+    print(f"test prompt: {p.text!r} -> {p.correct_verb}")
+
+# %% [markdown]
+# ## The models
+#
+# **Tokenizer.** We keep the real GPT-2 BPE tokenizer (it ships offline, see
+# `ace_utils.models.load_gpt2_tokenizer`): our models and GPT-2 then read the same token
+# ids, " is"/" are"/" was"/" were" are the same four logits, and every step below, from
+# prompt building to generation, is one code path for both. The price of GPT-2's 50257
+# tokens would be a softmax that dwarfs our small models, so we train with a *compact*
+# softmax over the ~110 ids the corpus uses plus one "any other token" class (its logit
+# raised by $\log 50147$), then expand the model into an exact 50257-token
+# `GPT2LMHeadModel` in which every unused id shares the "other" embedding row: its full
+# softmax equals the compact one (a unit test checks it). The expanded model is saved
+# with the tokenizer and loaded with `load_pretrained(folder)`, exactly as a hub
+# checkpoint would be. A word-level tokenizer would be as cheap, but would split the code
+# path in two.
+#
+# **Training.** GPT-2 architecture (pre-LN, GELU, tied embeddings, learned positions),
+# 4 heads, MLP 4x width, no dropout; AdamW (lr $2\cdot10^{-3}$, warm-up and cosine decay,
+# weight decay 0.01), batches of 64 sentences, one thread per model and two models at a
+# time in worker processes. Trained models are cached on disk keyed by their full
+# configuration.
+
+# %%
+sources = ([("trained", f"{L}L-{d}d", ag.AgreementRun(L, d, steps=train_steps, data_seed=seed, seed=seed + 100 * i))
+            for i, (L, d) in enumerate(zip(n_layers, d_models))]
+           if model_source == "trained" else [("hub", name, None) for name in P["hub_models"]])
+t0, c0 = time.perf_counter(), time.process_time()
+train_cpu = ag.train_models([run for _, _, run in sources if run is not None], workers=2)  # uncached ones, 2 at a time
+train_wall = time.perf_counter() - t0
+if train_cpu:
+    print(f"trained {len(train_cpu)} models in {train_wall:.0f} s wall (two worker processes); CPU s per model: "
+          + ", ".join(f"{r.n_layers}L-{r.d_model}d {c:.0f}" for r, c in train_cpu.items()))
+models = {}
+for src, name, run in sources:
+    t0, c0 = time.perf_counter(), time.process_time()
+    bridge, tok, tm = ag.load_agreement_model(src, name=name, run=run, device=device)
+    models[name] = dict(model=bridge, tok=tok, tm=tm, L=bridge.cfg.n_layers, D=bridge.cfg.d_model,
+                        load_s=time.perf_counter() - t0, load_cpu_s=time.process_time() - c0)
+    extra = f", final loss {np.mean(tm.losses[-50:]):.3f} nats/token" if tm is not None else ""
+    print(f"{name}: {bridge.cfg.n_layers} layers, d_model {bridge.cfg.d_model}; load "
+          f"{models[name]['load_s']:.1f} s wall, {models[name]['load_cpu_s']:.1f} s CPU{extra}")
+names = list(models)
+
+# %% [markdown]
+# ## Behaviour: the number margin separates plural from singular heads
+#
+# The margin $m = z_\text{are} + z_\text{were} - z_\text{is} - z_\text{was}$ at the last
+# prompt token (paper-notes §2.3) should be larger for plural heads, whatever the
+# attractor. We score it by the ROC-AUC against the true label on the held-out test
+# prompts (chance 0.5).
+
+# %%
+for name, M in models.items():
+    M["v"] = ag.verb_token_ids(M["tok"])
+    M["train"] = ag.prompt_batch(M["tok"], train_prompts)
+    M["test"] = ag.prompt_batch(M["tok"], test_prompts)
+    M["margin"] = ag.margins(M["model"], M["test"], M["v"])
+    M["auc"] = ag.roc_auc(M["margin"], M["test"].labels)
+    print(f"{name}: test AUC {M['auc']:.4f}")
+claims.check("behaviour: margin AUC >= 0.95 on held-out prompts with attractors (lowest model)",
+             min(M["auc"] for M in models.values()) >= 0.95, min(M["auc"] for M in models.values()), expected=">= 0.95")
+
+# %% [markdown]
+# ## ACE at every layer, and the layer sweep
+#
+# At each residual-stream site $h_\ell$, $\ell = 0..L$ (the input of block $\ell$, and
+# the output of the last block before the final LayerNorm), at the last prompt token of
+# the ACE prompts: $W_c$ is the activation covariance, $W_o$ the mean outer product of
+# the margin's gradient $\partial m / \partial h_\ell$ taken through all later layers
+# (one backward pass per batch gives every layer's gradient), and the core is the top
+# balanced direction $q_\ell$ ({ref}`method-gramians`, {ref}`method-balanced`; $r=1$ as in
+# the paper). On the test prompts we then keep only the core, remove it, or reflect it,
+# centred on the ACE prompts' mean and at the last token only
+# ({ref}`method-interventions`); the control reflects a random direction. The layer
+# reported for each model is the one whose flip AUC is lowest, as in the paper. In our
+# well-trained models the flip AUC reaches exactly 0 at several layers; the paper's rule
+# read literally (`np.argmin`) then takes the first of them. We break the tie instead by
+# the standardised separation of the flipped margins (the difference of the class means
+# over the pooled standard deviation: the AUC's continuous counterpart, which does not
+# saturate), i.e. the layer where the inversion is strongest. Both choices are printed.
+
+# %%
+for name, M in models.items():
+    M["cores"] = ag.ace_all_layers(M["model"], M["train"], M["v"])
+    M["sweep"] = ag.layer_sweep(M["model"], M["cores"], M["test"], M["v"], seed=seed)
+    sw, l = M["sweep"], M["sweep"]["layer"]
+    M["layer"] = l
+    print(f"{name}: ACE at {M['L'] + 1} layers in {M['cores'].seconds:.1f} s; chosen layer {l}/{M['L']}: "
+          f"base {sw['base']:.3f}, core only {sw['keep'][l]:.3f}, core removed {sw['remove'][l]:.3f}, "
+          f"core flipped {sw['flip'][l]:.4f}, random direction flipped {sw['random_flip'][l]:.3f}; "
+          f"first layer of lowest flip AUC {sw['layer_first_min']} (core removed there {sw['remove'][sw['layer_first_min']]:.3f})")
+
+# %% mystnb={"figure": {"caption": "Layer sweep (the paper's panel A): ROC-AUC of the number margin on held-out prompts against normalised depth, with the 1-D ACE core of each layer kept alone, removed or reflected at the last prompt token, and a random direction reflected (control). Markers per model; the core-only and random-control curves lie on the base line near AUC 1 and hide each other. Open circles mark each model's chosen layer (lowest flip AUC, ties broken by the flipped margins' separation).", "name": "fig-agreement-sweep"}}
+fig, ax = plt.subplots(figsize=(7, 3.8))
+styles = {"keep": ("C0", "core only"), "remove": ("C1", "core removed"), "flip": ("C3", "core flipped"),
+          "random_flip": ("0.5", "random dir. flipped")}
+markers = ["o", "s", "^", "D", "v", "P"]
+for key, (c, label) in styles.items():
+    for i, (name, M) in enumerate(models.items()):
+        ax.plot(M["sweep"]["depth"], M["sweep"][key], marker=markers[i % 6], color=c, lw=0.8, ms=4, alpha=0.8,
+                label=label if i == 0 else None)
+for i, (name, M) in enumerate(models.items()):
+    l = M["layer"]
+    ax.scatter(M["sweep"]["depth"][l], M["sweep"]["flip"][l], s=120, facecolors="none", edgecolors="k", lw=1)
+    ax.plot([], [], marker=markers[i % 6], color="k", ls="", label=name)
+ax.axhline(np.mean([M["sweep"]["base"] for M in models.values()]), color="k", ls="--", lw=0.8, label="base (mean)")
+ax.axhline(0.5, color="0.7", ls=":", lw=0.8)
+ax.set_xlabel("normalised depth ℓ / L (ℓ = 0: embeddings; ℓ = L: last block output)")
+ax.set_ylabel("margin ROC-AUC (test prompts)")
+ax.set_ylim(-0.03, 1.03)
+ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The sweep shows where the axis lives *at the last token*. At $\ell = 0$ the last token
+# is just its embedding (an attractor noun, or a padding word): it carries no head
+# number, and editing it changes nothing. From $\ell = 1$ on, attention has copied the
+# head's number to the last token along one direction, and reflecting that direction
+# inverts the prediction in every model. Removal is the fragile intervention: it
+# needs *no other* route for number to reach the output. In the deepest model, removing
+# the core at the last token at the first layers (where the flip already works) leaves
+# the AUC near 1: number is still available elsewhere (at the head noun's position) and
+# later layers read it again; only from the middle layers on does removal bring the AUC
+# down toward chance. With shorter training (a probe at 400 steps) this was sharper: the
+# flip also failed at the first layers of the deeper models and removal stayed above 0.8
+# at the layer with the lowest flip AUC of the 6-layer model.
+
+# %%
+sel = {name: (M["sweep"], M["layer"]) for name, M in models.items()}
+gap_keep = max(abs(sw["keep"][l] - sw["base"]) for sw, l in sel.values())
+worst_remove = max(sw["remove"][l] for sw, l in sel.values())
+worst_flip = max(sw["flip"][l] for sw, l in sel.values())
+gap_random = max(abs(sw["random_flip"][l] - sw["base"]) for sw, l in sel.values())
+emb_flip = min(M["sweep"]["flip"][0] for M in models.values())
+deep = models[names[-1]]["sweep"]
+redundant = [l for l in range(len(deep["flip"])) if deep["flip"][l] <= 0.1 and deep["remove"][l] >= 0.9]
+claims.check("sufficient: core-only AUC within 0.03 of base at the chosen layer (largest gap)", gap_keep <= 0.03,
+             gap_keep, expected="<= 0.03")
+claims.check("necessary: core-removed AUC <= 0.7 at the chosen layer (highest)", worst_remove <= 0.7, worst_remove,
+             expected="<= 0.7")
+claims.check("control: core-flipped AUC <= 0.1 at the chosen layer (highest)", worst_flip <= 0.1, worst_flip,
+             expected="<= 0.1")
+claims.check("random 1-D direction flipped changes AUC by <= 0.02 (largest change)", gap_random <= 0.02, gap_random,
+             expected="<= 0.02")
+claims.check("last-token flip at ℓ = 0 changes nothing: flip AUC >= 0.9 (lowest model)", emb_flip >= 0.9, emb_flip,
+             expected=">= 0.9")
+claims.check("deepest model: layers where the flip works (AUC <= 0.1) but removal does not (AUC >= 0.9)",
+             len(redundant) > 0, redundant, expected="some early layer", asserted=False)
+
+# %% [markdown]
+# ## The knob: the margin is an affine function of the core coordinate
+#
+# At the chosen layer, the core coordinate $z = (h - \mu)^\top q$ of each test prompt
+# against its margin, both z-scored (the paper's panel B).
+
+# %%
+for name, M in models.items():
+    l = M["layer"]
+    res = M["cores"].results[l]
+    M["z"] = ag.core_coordinate(M["model"], M["test"], M["cores"].hooks[l], M["cores"].q(l), res.mean)
+    M["knob"] = ag.knob_fit(M["z"], M["margin"])
+    print(f"{name}: margin ~ core coordinate, R² = {M['knob']['r2']:.3f}, slope {M['knob']['slope']:+.3f}")
+
+# %% mystnb={"figure": {"caption": "The knob (panel B): z-scored margin against the z-scored 1-D core coordinate at each model's chosen layer, on the held-out prompts; singular heads blue, plural orange; lines are the affine fits, R² in the legend.", "name": "fig-agreement-knob"}}
+fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3), sharey=True, squeeze=False)
+for ax, (name, M) in zip(axes[0], models.items()):
+    zs = (M["z"] - M["z"].mean()) / M["z"].std()
+    ms = (M["margin"] - M["margin"].mean()) / M["margin"].std()
+    lab = M["test"].labels
+    ax.scatter(zs[lab == 0], ms[lab == 0], s=5, color="C0", alpha=0.5, label="singular head")
+    ax.scatter(zs[lab == 1], ms[lab == 1], s=5, color="C1", alpha=0.5, label="plural head")
+    xx = np.linspace(zs.min(), zs.max(), 2)
+    ax.plot(xx, M["knob"]["slope"] * xx + M["knob"]["intercept"], "k-", lw=1, label=f"fit, R² = {M['knob']['r2']:.2f}")
+    ax.set_title(f"{name} (layer {M['layer']})", fontsize=9)
+    ax.set_xlabel("core coordinate (z-scored)")
+    ax.legend(fontsize=7)
+axes[0][0].set_ylabel("margin (z-scored)")
+fig.tight_layout()
+plt.show()
+
+# %%
+r2_min = min(M["knob"]["r2"] for M in models.values())
+claims.check("knob: affine fit of the margin on the core coordinate, R² >= 0.8 (lowest model)", r2_min >= 0.8, r2_min,
+             expected=">= 0.8")
+
+# %% [markdown]
+# ## Agreement scores: removing and flipping the core
+#
+# The paper's panel C scores each prompt by
+# $\log P(\text{correct set}) - \log \max_v P(v)$ over the four verbs (correct set
+# {is, was} for singular heads, {are, were} for plural ones): at least 0 when a correct
+# verb is the most likely of the four. We compare base, core removed and core flipped on
+# all test prompts with paired Wilcoxon signed-rank tests, and combine the models'
+# p-values with Fisher's method (the paper scored its six demo prompts; with 600 prompts
+# the tests have more power).
+
+# %%
+for name, M in models.items():
+    l, res = M["layer"], M["cores"].results[M["layer"]]
+    hook, q = M["cores"].hooks[l], M["cores"].q(l)
+    M["scores"] = {
+        mode: ag.agreement_score(
+            ag.last_logits(M["model"], M["test"], None if mode == "base" else ag.edit_hooks_for(hook, q, res.mean, mode)),
+            M["v"], M["test"].labels.astype(bool))
+        for mode in ("base", "remove", "flip")
+    }
+    M["wilcoxon"] = {mode: stats.wilcoxon(M["scores"]["base"], M["scores"][mode]).pvalue for mode in ("remove", "flip")}
+    print(f"{name}: median score base {np.median(M['scores']['base']):+.2f}, removed "
+          f"{np.median(M['scores']['remove']):+.2f}, flipped {np.median(M['scores']['flip']):+.2f}; "
+          f"Wilcoxon p (removed) {M['wilcoxon']['remove']:.1e}, (flipped) {M['wilcoxon']['flip']:.1e}")
+fisher = {mode: stats.combine_pvalues([M["wilcoxon"][mode] for M in models.values()], method="fisher").pvalue
+          for mode in ("remove", "flip")}
+print("Fisher-combined p:", {k: f"{v:.1e}" for k, v in fisher.items()})
+
+# %% mystnb={"figure": {"caption": "Agreement score log P(correct set) − log max P(verb) on the held-out prompts (panel C), for the base model, the core removed and the core flipped at the chosen layer; boxes per model. Above 0: a correct verb is the most likely of the four.", "name": "fig-agreement-scores"}}
+fig, ax = plt.subplots(figsize=(7, 3.2))
+modes = [("base", "0.6"), ("remove", "C1"), ("flip", "C3")]
+for i, (name, M) in enumerate(models.items()):
+    for j, (mode, c) in enumerate(modes):
+        bp = ax.boxplot(M["scores"][mode], positions=[i * 4 + j], widths=0.7, patch_artist=True, showfliers=False)
+        bp["boxes"][0].set_facecolor(c)
+ax.set_xticks([i * 4 + 1 for i in range(len(models))], names)
+ax.axhline(0, color="k", lw=0.6)
+ax.set_ylabel("agreement score (nats)")
+for mode, c in modes:
+    ax.bar([0], [0], color=c, label={"base": "base model", "remove": "core removed", "flip": "core flipped"}[mode])
+ax.legend(fontsize=8, loc="lower left")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The paper's six flip-demo prompts (paper-notes §3.5), which our models have not seen
+# as such (two use held-out-style pairs, two the odd "There" frame): the margin, clean and
+# with the core flipped, per model.
+
+# %%
+demo = [ac.Prompt(t, bool(y), False, "demo", 0, 0, "") for t, y in ac.FLIP_DEMO_PROMPTS]
+demo_rows = []
+for name, M in models.items():
+    l, res = M["layer"], M["cores"].results[M["layer"]]
+    b = ag.prompt_batch(M["tok"], demo)
+    clean = ag.margins(M["model"], b, M["v"])
+    flipped = ag.margins(M["model"], b, M["v"], ag.edit_hooks_for(M["cores"].hooks[l], M["cores"].q(l), res.mean, "flip"))
+    M["demo_inverted"] = float(np.mean(np.sign(clean) != np.sign(flipped)))
+    y = np.array([y for _, y in ac.FLIP_DEMO_PROMPTS])
+    M["demo_toward_opposite"] = float(np.mean(np.where(y == 1, flipped < clean, flipped > clean)))
+    demo_rows.append((name, clean, flipped))
+Markdown("Margin $m$ (clean → flipped); positive = plural verb preferred.\n\n| prompt | head | "
+         + " | ".join(n for n, _, _ in demo_rows) + " |\n|---|---|" + "---|" * len(demo_rows) + "\n"
+         + "\n".join(f"| {t} | {'plural' if y else 'singular'} | "
+                     + " | ".join(f"{c[i]:+.1f} → {f[i]:+.1f}" for _, c, f in demo_rows) + " |"
+                     for i, (t, y) in enumerate(ac.FLIP_DEMO_PROMPTS)))
+
+# %% [markdown]
+# The AUC only ranks prompts; whether the single most likely verb is right also depends
+# on where the margin crosses 0. At the default seed a correct verb is the most likely
+# one for about 97% of the test prompts in every model; at seed 1 one model has a bias
+# toward one number (76%) while its AUC is still 1.0. So the two shares below are
+# reported, not asserted.
+#
+# The flip pushes every demo margin toward the other number; where a model was unsure
+# to begin with (a clean margin near 0, or of the wrong sign, which happens for the
+# smallest model), the reflection about the mean can leave the sign where it was, or
+# (seen at seed 1) even push the margin the other way. Six prompts are a demonstration,
+# not a test: both shares are reported, not asserted; the 600 held-out prompts above are
+# the test.
+#
+# Note what this score can and cannot see: it is 0 both for a confident correct answer
+# and for a 50/50 split between "is" and "are" (the correct verb is then still tied for
+# the most likely), so removing the core, which drives the margin toward 0, moves it only
+# a little (the paired tests still detect the shift); the flip, which makes the wrong
+# verb the most likely, drives it far below 0.
+
+# %%
+base_ok = min(float(np.mean(M["scores"]["base"] >= 0)) for M in models.values())
+flip_ok = max(float(np.mean(M["scores"]["flip"] >= 0)) for M in models.values())
+claims.check("base: a correct verb is the most likely for >= 90% of test prompts (lowest model)", base_ok >= 0.9, base_ok,
+             expected=">= 0.9", asserted=False)
+claims.check("flipped: a correct verb is the most likely for <= 10% of test prompts (highest model)", flip_ok <= 0.1,
+             flip_ok, expected="<= 0.1", asserted=False)
+claims.check("paired Wilcoxon, Fisher-combined: removal and flip change the scores (largest p)",
+             max(fisher.values()) < 1e-6, max(fisher.values()), expected="< 1e-6")
+claims.check("the paper's six demo prompts: the flip moves every margin toward the opposite number (lowest share)",
+             min(M["demo_toward_opposite"] for M in models.values()) == 1.0,
+             min(M["demo_toward_opposite"] for M in models.values()), expected="6 of 6 in every model", asserted=False)
+claims.record(demo_sign_changed={n: M["demo_inverted"] for n, M in models.items()})
+
+# %% [markdown]
+# ## Flipping the axis throughout generation
+#
+# We sample continuations of held-out prompts (temperature 1, top-k 50, seeded; the same
+# random numbers for the clean and the flipped run of a prompt) and, in the flipped run,
+# reflect the core at the chosen layer at every step, at the newest token. With
+# `gen_strength="adaptive"` (the paper's recipe, paper-notes §3.5) the strength
+# $s \in [0, 50]$ of $h \leftarrow h + s\,[(I-2P)(h-\mu) - (h-\mu)]$ is set at each step by a
+# finite-difference probe so that the margin $\log\sum e^{z_\text{are}, z_\text{were}} -
+# \log\sum e^{z_\text{is}, z_\text{was}}$ lands at $\mp 1$, the opposite sign of its clean
+# value. Each generated finite verb (is/are/was/were) is then parsed with its own
+# subject, using the corpus grammar (`parse_verbs`), and counted as wrong when its number
+# is not its subject's. The prompt's own verb (the first generated verb, whose subject
+# is the prompt's head) is counted separately.
+
+# %%
+gen_prompts = test_prompts[:n_generations]
+strength = "adaptive" if gen_strength == "adaptive" else 1.0
+for name, M in models.items():
+    l, res = M["layer"], M["cores"].results[M["layer"]]
+    t0 = time.perf_counter()
+    kw = dict(n_new=gen_tokens, seed=seed, temperature=1.0, top_k=50)
+    M["gen_clean"] = ag.generate(M["model"], M["tok"], [p.text for p in gen_prompts], **kw)
+    M["gen_flip"] = ag.generate(M["model"], M["tok"], [p.text for p in gen_prompts], hook=M["cores"].hooks[l],
+                                q=M["cores"].q(l), mean=res.mean, strength=strength, **kw)
+    M["inv_clean"] = ag.verb_inversion(gen_prompts, M["gen_clean"].full)
+    M["inv_flip"] = ag.verb_inversion(gen_prompts, M["gen_flip"].full)
+    s_used = np.append(M["gen_flip"].strengths[M["gen_flip"].strengths > 0], 0.0)
+    print(f"{name} ({time.perf_counter() - t0:.1f} s): wrong-number verbs clean {M['inv_clean']['all_wrong']:.2f} "
+          f"of {M['inv_clean']['n_verbs']}, flipped {M['inv_flip']['all_wrong']:.2f} of {M['inv_flip']['n_verbs']}; "
+          f"prompt's own verb inverted: clean {M['inv_clean']['main_wrong']:.2f}, flipped "
+          f"{M['inv_flip']['main_wrong']:.2f} ({M['inv_flip']['main_found']}/{len(gen_prompts)} found); "
+          f"strength median {np.median(s_used):.2f}, max {s_used.max():.2f}")
+
+# %% [markdown]
+# A few clean / flipped pairs from the deepest model (same prompt, same random numbers):
+
+# %% tags=["hide-input"]
+M = models[names[-1]]
+rows = [f"| {p.text} | {c.strip()} | {f.strip()} |"
+        for p, c, f in zip(gen_prompts[:6], M["gen_clean"].texts[:6], M["gen_flip"].texts[:6])]
+Markdown("| prompt | clean continuation | flipped continuation |\n|---|---|---|\n" + "\n".join(rows))
+
+# %% [markdown]
+# With hub models, the paper's own open-ended prompts (paper-notes §3.5; 50 tokens) are
+# generated too. Our trained models only know the corpus vocabulary, so this cell shows
+# nothing for them.
+
+# %% tags=["hide-input"]
+PAPER_GEN_PROMPTS = ["As a new field of research, artificial intelligence", "We hold these truths to be self-evident:",
+                     "Scientific research"]
+if model_source == "hub":
+    out = []
+    for name, M in models.items():
+        l, res = M["layer"], M["cores"].results[M["layer"]]
+        kw = dict(n_new=50, seed=seed, temperature=1.0, top_k=50, stop_at_eos=False)
+        c = ag.generate(M["model"], M["tok"], PAPER_GEN_PROMPTS, **kw)
+        f = ag.generate(M["model"], M["tok"], PAPER_GEN_PROMPTS, hook=M["cores"].hooks[l], q=M["cores"].q(l),
+                        mean=res.mean, strength=strength, **kw)
+        def cell(t):
+            return " ".join(t.split()).replace("|", "/")
+
+        out += [f"| {name} | {p} | {cell(a)} | {cell(b)} |" for p, a, b in zip(PAPER_GEN_PROMPTS, c.texts, f.texts)]
+    display(Markdown("| model | prompt | clean | flipped |\n|---|---|---|---|\n" + "\n".join(out)))
+
+# %% [markdown]
+# Do strong flips just break the text? We count the continuations that end a sentence
+# and contain at least one parsable verb, clean and flipped.
+
+# %%
+def well_formed(texts):
+    return float(np.mean([t.strip().endswith(".") and len(ac.parse_verbs(t)) > 0 for t in texts]))
+
+
+for name, M in models.items():
+    M["well_formed"] = (well_formed(M["gen_clean"].texts), well_formed(M["gen_flip"].texts))
+    print(f"{name}: well-formed clean {M['well_formed'][0]:.2f}, flipped {M['well_formed'][1]:.2f}")
+
+# %%
+clean_wrong = max(M["inv_clean"]["all_wrong"] for M in models.values())
+flip_wrong = min(M["inv_flip"]["all_wrong"] for M in models.values())
+main_wrong = min(M["inv_flip"]["main_wrong"] for M in models.values())
+# asserted at the default seed only: at seed 1 one model is biased toward one number (see the text)
+claims.check("clean generation: wrong-number verbs <= 0.05 (highest model)", clean_wrong <= 0.05, clean_wrong,
+             expected="<= 0.05 (near 0)", asserted=seed == 0)
+claims.check("flipped generation: verbs of opposite number to their subject >= 0.8 (lowest model)", flip_wrong >= 0.8,
+             flip_wrong, expected=">= 0.8", asserted=seed == 0)
+claims.check("flipped generation: the prompt subject's verb inverted >= 0.9 (lowest model)", main_wrong >= 0.9,
+             main_wrong, expected=">= 0.9", asserted=seed == 0)
+claims.check("flipped text stays well formed: >= 0.8 of continuations (lowest model)",
+             min(M["well_formed"][1] for M in models.values()) >= 0.8,
+             min(M["well_formed"][1] for M in models.values()), expected=">= 0.8")
+
+# %% [markdown]
+# At the default seed every model's clean text agrees (0 wrong-number verbs) and the
+# flip inverts over 90% of the generated verbs, keeping the text well formed (the
+# adaptive strength is mostly about 1, the exact reflection, and reaches the cap of 50
+# only at a few steps). **Seed dependence, found and not hidden:** at `seed=1` the
+# 4-layer model, whose margin AUC is still 1.0, is biased toward the plural (for 24% of
+# the test prompts a wrong-number verb is its most likely one); its clean generations
+# then carry 12% wrong-number verbs, and the flip inverts the prompt's own verb in 83%
+# of cases (the other two models: 0-5% clean, 87-100% inverted). Training it 800 instead
+# of 600 steps halves that bias but does not remove it. The generation claims are
+# therefore asserted at the default seed only and reported at others.
+
+# %% [markdown]
+# ## Across scales: the same axis?
+#
+# The paper compares the 1-D core coordinates of models of different size on the same
+# prompts (its "Table 6"; paper-notes §2.9): sign-aligned Pearson and Spearman
+# correlations. Because the coordinate splits into a singular and a plural cluster, a
+# high Pearson is nearly automatic; the stricter test is the correlation *within* each
+# number class, and what the within-class variation tracks.
+
+# %%
+if len(names) < 2:
+    raise ValueError("the cross-scale comparison needs at least two models")
+rows = []
+for i in range(len(names)):
+    for j in range(i + 1, len(names)):
+        za, zb = models[names[i]]["z"], models[names[j]]["z"]
+        sign = np.sign(stats.pearsonr(za, zb)[0])
+        zb = sign * zb
+        lab = models[names[i]]["test"].labels
+        within = [stats.pearsonr(za[lab == c], zb[lab == c])[0] for c in (0, 1)]
+        rows.append((names[i], names[j], stats.pearsonr(za, zb)[0], stats.spearmanr(za, zb)[0], *within))
+align = np.array([r[2:] for r in rows])
+Markdown("| model A | model B | Pearson | Spearman | within singular | within plural |\n|---|---|---|---|---|---|\n"
+         + "\n".join(f"| {a} | {b} | {p:.3f} | {s:.3f} | {w0:.3f} | {w1:.3f} |" for a, b, p, s, w0, w1 in rows))
+
+# %%
+factors = {"tense": [p.past for p in test_prompts], "style": [p.style for p in test_prompts],
+           "head noun": [p.i_head for p in test_prompts], "attractor": [p.i_attr for p in test_prompts],
+           "connector": [p.connector for p in test_prompts]}
+share_rows = []
+for name, M in models.items():
+    lab = M["test"].labels
+    for c, cname in ((0, "singular"), (1, "plural")):
+        idx = lab == c
+        sh = ag.factor_share(M["z"][idx], {k: np.asarray(v, dtype=object)[idx].astype(str) for k, v in factors.items()})
+        share_rows.append((name, cname, sh))
+Markdown("Share of the within-class variance of the core coordinate explained by each factor alone (η²):\n\n"
+         "| model | class | " + " | ".join(factors) + " |\n|---|---|" + "---|" * len(factors) + "\n"
+         + "\n".join(f"| {n} | {c} | " + " | ".join(f"{sh[k]:.2f}" for k in factors) + " |" for n, c, sh in share_rows))
+
+# %%
+claims.check("cross-scale: sign-aligned Pearson >= 0.9 for every pair (lowest)", align[:, 0].min() >= 0.9,
+             align[:, 0].min(), expected=">= 0.9", asserted=seed == 0)  # seed 1: 0.85 (see the text)
+claims.check("within a number class the models agree much less: within-class Pearson < overall (every pair)",
+             bool(np.all(align[:, 2:].max(1) < align[:, 0])), align[:, 2:].tolist(), expected="< overall Pearson")
+claims.record(within_class_pearson=align[:, 2:].tolist(), spearman=align[:, 1].tolist())
+
+# %% [markdown]
+# **How much do the models share beyond the number split?** The overall Pearson
+# correlations pass the paper-style bar, but most of that is the two clusters: within
+# one number class the three models' coordinates correlate far less (about 0.2-0.8 at
+# the defaults, varying by pair and class), and the Spearman correlation, which weighs
+# the within-cluster order more, is lower than the Pearson. What variation there is
+# within a class follows the prompt's *style* most (the front/back padding phrases, the
+# "There" and relative-clause frames: up to ~0.7 of the within-class variance), and for
+# singular heads also the head noun and the attractor; tense ("In the past,") explains
+# little except in the smallest model. So the models share the axis and, partly, how
+# confidently each construction is read off it; they do not share a fine-grained
+# per-prompt code. (Nine head nouns or attractors give η² ≈ 0.03 by chance on 300
+# prompts; five styles ≈ 0.01.) At `seed=1` the biased 4-layer model (see the generation
+# section) lowers its pairs' Pearson to 0.85 and 0.90 (the other pair 0.96), with
+# within-class correlations from -0.02 to 0.67: the Pearson >= 0.9 claim is asserted at
+# the default seed only.
+
+# %% [markdown]
+# ## Our numbers beside the paper's
+#
+# Paper values from `paper-notes.md` (source tags there); the paper's GPT-2 numbers were
+# not retrieved, so only the qualitative claims can be compared.
+
+# %% tags=["hide-input"]
+def span(vals, fmt="{:.3f}"):
+    vals = list(vals)
+    return fmt.format(min(vals)) if len(vals) == 1 else f"{fmt.format(min(vals))}-{fmt.format(max(vals))}"
+
+
+mv = list(models.values())
+rows = [
+    ("models", ", ".join(names), "GPT-2 Small / Medium / Large [A]"),
+    ("margin AUC, held-out prompts", span(M["auc"] for M in mv), "not retrieved"),
+    ("core dimension", "1 (fixed, as in the paper)", "1 in all three GPT-2 sizes [A]"),
+    ("chosen layer (ℓ / L)", ", ".join(f"{M['layer']}/{M['L']}" for M in mv), "'late layers' [TS]; indices not retrieved"),
+    ("core-only AUC (chosen layer)", span(M["sweep"]["keep"][M["layer"]] for M in mv), "not retrieved"),
+    ("core-removed AUC", span(M["sweep"]["remove"][M["layer"]] for M in mv), "not retrieved"),
+    ("core-flipped AUC", span((M["sweep"]["flip"][M["layer"]] for M in mv), "{:.4f}"), "not retrieved (inversion [A])"),
+    ("random direction flipped AUC", span(M["sweep"]["random_flip"][M["layer"]] for M in mv), "not reported"),
+    ("knob R²", span(M["knob"]["r2"] for M in mv), "not retrieved"),
+    ("Wilcoxon (Fisher) p, removed / flipped", f"{fisher['remove']:.1e} / {fisher['flip']:.1e}", "not retrieved"),
+    ("generated verbs with wrong number, clean → flipped",
+     f"{span((M['inv_clean']['all_wrong'] for M in mv), '{:.2f}')} → {span((M['inv_flip']['all_wrong'] for M in mv), '{:.2f}')}",
+     "'inverts grammatical number throughout generation' [A]"),
+    ("prompt's own verb inverted (flipped)", span((M["inv_flip"]["main_wrong"] for M in mv), "{:.2f}"), "not retrieved"),
+    ("cross-scale Pearson / Spearman", f"{span(align[:, 0])} / {span(align[:, 1])}", "'aligns across scales' [A]; values not retrieved"),
+    ("within-class Pearson", span(align[:, 2:].ravel()), "not reported"),
+]
+Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+
+# %% [markdown]
+# **What differs and why.** Our default models are small GPT-2-architecture models
+# trained here on a synthetic corpus, not GPT-2; the hub path runs the same code on
+# GPT-2 Small/Medium/Large where a hub is reachable. On a 2-core CPU, GPT-2 Small would take
+# about 20-25 minutes (timed on a randomly initialised GPT-2-Small-shaped model through the
+# same code, one thread: ACE on 600 prompts ~75 s, one 600-prompt forward pass ~20 s, so
+# the sweep's 53 passes dominate, generation ~3 min); Medium and Large belong on a GPU
+# (`device="cuda"`). We read and edit the residual stream before the final LayerNorm at
+# $\ell = L$ (the paper reads Hugging Face's `hidden_states[L]`, which is after it, but edits
+# before it). Agreement scores are computed on all held-out prompts, not the six demo
+# prompts. Generations are shorter (24 tokens, one or two sentences of the corpus
+# grammar) and are parsed with that grammar, which is what makes the per-verb count
+# possible; on GPT-2 the parser only finds verbs whose subject is one of our nouns.
+
+# %%
+claims.record(
+    auc={n: M["auc"] for n, M in models.items()}, layer={n: M["layer"] for n, M in models.items()},
+    sweep={n: {k: np.asarray(M["sweep"][k]).tolist() for k in ("keep", "remove", "flip", "random_flip")}
+           for n, M in models.items()},
+    knob_r2={n: M["knob"]["r2"] for n, M in models.items()}, fisher_p=fisher,
+    gen={n: {"clean": M["inv_clean"], "flip": M["inv_flip"], "well_formed": M["well_formed"]} for n, M in models.items()},
+    alignment=align.tolist(), load_seconds={n: M["load_s"] for n, M in models.items()},
+    load_cpu_seconds={n: M["load_cpu_s"] for n, M in models.items()},
+    seconds=time.perf_counter() - t_start, cpu_seconds=time.process_time() - cpu_start,
+)
+print(f"total {time.perf_counter() - t_start:.0f} s wall, {time.process_time() - cpu_start:.0f} s CPU")
+claims.save()
