@@ -1,0 +1,625 @@
+"""Modular addition ``a + b mod p``: data, fast batched training of seeded native models,
+and the per-checkpoint core analyses (core dimension, keep/remove scans, the "add 1"
+shift operator on class prototypes).
+
+Explained in chapter ``03_grokking_core`` (core formation at grokking, the rotation,
+inflation) and shared with ``04_grokking_time``.
+
+Model and site. The models are TransformerLens-native 2-layer transformers
+(:func:`ace_utils.models.build_native_model`: pre-LN, final LayerNorm, unbiased
+unembedding). Inputs are the two tokens ``[a, b]`` (no "=" token, vocabulary ``p``); the
+loss and the accuracy use the last position only. ACE runs at ``ln_final.hook_out``,
+position -1: the activation the unembedding reads *linearly*, so the observability
+Gramian is exactly ``W_U^T W_U``, and a keep/remove projection there changes the
+logits by an exact linear map (the paper's site, the output of its post-LN block 2, is
+likewise the input of its ``lm_head``).
+
+Training speed. Training does not go through the bridge's hook machinery: a functional
+forward (:func:`forward_last`) computes exactly the native model's logits at the last
+position from the bridge's own parameters, stacked over ``n_models`` independently
+seeded models (one leading "model" axis), and skips the work that the loss never sees
+(layer 2's query, MLP, final LN and unembedding at position 0). AdamW is elementwise, so
+one optimizer over the stacked tensors is the same as one optimizer per model. The
+stacked parameters are written back into TransformerBridge models for every analysis
+(:func:`to_bridges`), which runs through the bridge hooks. A test checks that the
+functional forward equals the bridge's logits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..ace import ace, observability_from_readout
+from ..models import SmallModelConfig, build_native_model, readout_matrix
+from ..operators import fit_operator, rotational_mode_count
+from ..training import cached
+
+__all__ = [
+    "ACE_HOOK",
+    "ENERGY_THRESHOLD",
+    "PRESETS",
+    "GrokRun",
+    "ModData",
+    "make_data",
+    "model_config",
+    "init_stacked",
+    "forward_last",
+    "to_bridges",
+    "bridge_last_logits",
+    "train_stacked",
+    "param_names",
+    "evaluate_stacked",
+    "last_position_activations",
+    "scan_keep_remove",
+    "core_dimensions",
+    "class_prototypes",
+    "shift_operator",
+    "checkpoint_schedule",
+    "analyse_checkpoint",
+    "grok_epoch",
+    "run_experiment",
+]
+
+ACE_HOOK = "ln_final.hook_out"
+ENERGY_THRESHOLD = 0.99  # paper-notes 2.5 (mod-add)
+CACHE_VERSION = 2
+
+# Parameter names of the bridge's canonical state_dict that are trained (the unembedding
+# bias is a constant zero buffer of the native model and is not).
+_LAYER_KEYS = (
+    "ln1.weight", "ln1.bias", "attn.q.weight", "attn.q.bias", "attn.k.weight", "attn.k.bias",
+    "attn.v.weight", "attn.v.bias", "attn.o.weight", "attn.o.bias", "ln2.weight", "ln2.bias",
+    "mlp.in.weight", "mlp.in.bias", "mlp.out.weight", "mlp.out.bias",
+)
+
+
+def param_names(n_layers: int) -> list[str]:
+    """Trained parameter names in the bridge's state_dict order. Chapter 03."""
+    names = ["embed.weight", "pos_embed.weight"]
+    for layer in range(n_layers):
+        names += [f"blocks.{layer}.{k}" for k in _LAYER_KEYS]
+    return names + ["ln_final.weight", "ln_final.bias", "unembed.weight"]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class ModData:
+    """All ``p^2`` pairs split once. ``train_x`` (n_train, 2) / ``test_x`` (n_test, 2) int64
+    tokens ``[a, b]``; ``train_y`` / ``test_y`` the targets ``(a + b) mod p``. Chapter 03."""
+
+    p: int
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+
+
+def make_data(p: int = 53, train_frac: float = 0.5, split_seed: int = 42) -> ModData:
+    """The paper's split: a permutation of the ``p^2`` pairs from ``RandomState(split_seed)``,
+    the first ``int(train_frac p^2)`` pairs train, the rest test (p = 53: 1404 / 1405).
+    Chapter 03."""
+    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    x = np.stack([a.ravel(), b.ravel()], 1).astype(np.int64)
+    y = (x[:, 0] + x[:, 1]) % p
+    perm = np.random.RandomState(split_seed).permutation(p * p)
+    n_train = int(train_frac * p * p)
+    tr, te = perm[:n_train], perm[n_train:]
+    t = torch.from_numpy
+    return ModData(p, t(x[tr]), t(y[tr]), t(x[te]), t(y[te]))
+
+
+# --------------------------------------------------------------------------- run spec
+
+
+@dataclass(frozen=True)
+class GrokRun:
+    """Everything that determines one training run of ``n_models`` models (the cache key).
+
+    Model ``i`` is initialised from ``seed + 1000 i`` and draws its batch order from
+    generators seeded by ``seed + 1000 i`` and the epoch; the dropout masks of all models
+    come from one generator seeded by ``seed`` (and the branch). The train/test split is
+    the paper's fixed ``RandomState(split_seed)`` permutation, the same for every model.
+    ``checkpoint_epochs`` are analysed (epoch 0 = initialisation); ``eval_every``: how
+    often train/test accuracy is logged. ``branch_epoch`` > 0 also continues the run from
+    that epoch with ``branch_weight_decay`` and a fresh AdamW (the paper's WD 1->0).
+    ``bf16``: bfloat16 autocast for the training forward/backward (evaluation and analyses
+    run in float32). The defaults are the chapter's default preset. Chapter 03.
+    """
+
+    seed: int = 0
+    n_models: int = 2
+    p: int = 53
+    train_frac: float = 0.5
+    split_seed: int = 42
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    batch_size: int = 512
+    dropout: float = 0.1
+    bf16: bool = True
+    epochs: int = 1000
+    eval_every: int = 10
+    checkpoint_epochs: tuple[int, ...] = tuple(range(0, 1001, 50))
+    branch_epoch: int = 500
+    branch_weight_decay: float = 0.0
+
+    def model_seeds(self) -> list[int]:
+        return [self.seed + 1000 * i for i in range(self.n_models)]
+
+
+def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig:
+    """The native model's shape for ``run`` with initial weights from ``model_seed``. Chapter 03."""
+    return SmallModelConfig(
+        n_layers=run.n_layers, d_model=run.d_model, n_heads=run.n_heads, d_mlp=run.d_mlp,
+        n_ctx=2, d_vocab=run.p, act_fn="relu", seed=int(model_seed),
+    )
+
+
+# --------------------------------------------------------------------------- functional model
+
+
+def init_stacked(run: GrokRun) -> dict[str, Tensor]:
+    """Initial parameters of the ``n_models`` native models, stacked on a leading axis.
+
+    Each slice is exactly ``build_native_model(model_config(run, s)).state_dict()``.
+    Returns name -> (n_models, ...) float32 leaf tensors (no grad yet). Chapter 03.
+    """
+    states = [build_native_model(model_config(run, s)).state_dict() for s in run.model_seeds()]
+    return {k: torch.stack([st[k].detach().float() for st in states]).contiguous() for k in param_names(run.n_layers)}
+
+
+def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
+    # x (M, N, D); w, b (M, D)
+    return F.layer_norm(x, x.shape[-1:], eps=eps) * w[:, None] + b[:, None]
+
+
+def _lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    # x (M, N, din); w (M, dout, din); b (M, dout)
+    return torch.baddbmm(b[:, None], x, w.transpose(1, 2))
+
+
+def _drop(x: Tensor, rate: float, gen: torch.Generator | None) -> Tensor:
+    if rate <= 0 or gen is None:
+        return x
+    keep = torch.rand(x.shape, generator=gen) >= rate
+    return x * keep / (1 - rate)
+
+
+def forward_last(
+    params: dict[str, Tensor],
+    x: Tensor,
+    n_heads: int,
+    dropout: float = 0.0,
+    gen: torch.Generator | None = None,
+) -> Tensor:
+    """Logits at the last position of the stacked native models.
+
+    ``params``: name -> (M, ...) stacked parameters (:func:`init_stacked`); ``x``
+    (M, N, 2) int64 tokens, one batch per model. Returns (M, N, p) float32. Pre-LN blocks,
+    causal attention with scale ``1/sqrt(d_head)``, ReLU MLP, final LN, unbiased
+    unembedding: the native model's forward, but the last block is computed only where
+    the loss reads it (its keys/values still see both positions). With ``dropout > 0``
+    and a generator, dropout is applied to the embeddings and to every attention and MLP
+    output (the paper's post-LN encoder has dropout 0.1; the native model has none, so
+    this is a training-time addition). Chapter 03.
+    """
+    M, N, _ = x.shape
+    D = params["embed.weight"].shape[-1]
+    H, dh = n_heads, D // n_heads
+    n_layers = sum(1 for k in params if k.endswith(".ln1.weight"))
+    emb = torch.gather(params["embed.weight"], 1, x.reshape(M, -1, 1).expand(-1, -1, D)).reshape(M, N, 2, D)
+    h = emb + params["pos_embed.weight"][:, None, :2]
+    h = _drop(h, dropout, gen).reshape(M, N * 2, D)
+    scale = 1.0 / math.sqrt(dh)
+    for layer in range(n_layers):
+        pre = f"blocks.{layer}."
+        g = lambda k: params[pre + k]  # noqa: E731
+        last = layer == n_layers - 1
+        a = _ln(h, g("ln1.weight"), g("ln1.bias"))
+        k = _lin(a, g("attn.k.weight"), g("attn.k.bias")).reshape(M, N, 2, H, dh)
+        v = _lin(a, g("attn.v.weight"), g("attn.v.bias")).reshape(M, N, 2, H, dh)
+        if last:
+            a_q = a.reshape(M, N, 2, D)[:, :, 1]
+            q = _lin(a_q, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, H, dh)
+            s = torch.einsum("mnhd,mnkhd->mnhk", q, k) * scale  # position 1 sees keys 0, 1
+            z = torch.einsum("mnhk,mnkhd->mnhd", s.softmax(-1), v).reshape(M, N, D)
+            h = h.reshape(M, N, 2, D)[:, :, 1]
+        else:
+            q = _lin(a, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, 2, H, dh)
+            s = torch.einsum("mnqhd,mnkhd->mnhqk", q, k) * scale
+            s = s.masked_fill(torch.tensor([[False, True], [False, False]]), float("-inf"))
+            z = torch.einsum("mnhqk,mnkhd->mnqhd", s.softmax(-1), v).reshape(M, N * 2, D)
+        h = h + _drop(_lin(z, g("attn.o.weight"), g("attn.o.bias")), dropout, gen)
+        m = torch.relu(_lin(_ln(h, g("ln2.weight"), g("ln2.bias")), g("mlp.in.weight"), g("mlp.in.bias")))
+        h = h + _drop(_lin(m, g("mlp.out.weight"), g("mlp.out.bias")), dropout, gen)
+    h = _ln(h, params["ln_final.weight"], params["ln_final.bias"])
+    return torch.bmm(h, params["unembed.weight"].transpose(1, 2))
+
+
+def to_bridges(params: dict[str, Tensor], run: GrokRun) -> list:
+    """TransformerBridge models (eval mode) holding each slice of stacked ``params``. Chapter 03."""
+    models = []
+    for i, s in enumerate(run.model_seeds()):
+        model = build_native_model(model_config(run, s))
+        state = model.state_dict()
+        state.update({k: v[i].detach().clone() for k, v in params.items()})
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        models.append(model)
+    return models
+
+
+@torch.no_grad()
+def bridge_last_logits(model, x: Tensor, fwd_hooks: Sequence = ()) -> Tensor:
+    """(N, p) logits at the last position through the bridge (hooks allowed). Chapter 03."""
+    out = model.run_with_hooks(x, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(x)
+    return out[:, -1]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _batch_perms(run: GrokRun, epoch: int, n: int, offset: int = 0) -> Tensor:
+    """(M, n) per-model permutations of the training rows for one epoch."""
+    return torch.stack([
+        torch.randperm(n, generator=torch.Generator().manual_seed(s * 100_003 + offset + epoch))
+        for s in run.model_seeds()
+    ])
+
+
+@torch.no_grad()
+def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, mean loss) per model, each (M,), at the last position on (x, y). Chapter 03."""
+    M = params["embed.weight"].shape[0]
+    logits = forward_last(params, x.expand(M, -1, -1), n_heads)
+    acc = (logits.argmax(-1) == y).float().mean(1)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(M), reduction="none").reshape(M, -1).mean(1)
+    return acc.numpy().astype(float), loss.numpy().astype(float)
+
+
+def train_stacked(
+    run: GrokRun,
+    data: ModData,
+    params: dict[str, Tensor],
+    *,
+    start_epoch: int,
+    end_epoch: int,
+    weight_decay: float,
+    on_checkpoint=None,
+    stream: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Train the stacked models from ``start_epoch`` to ``end_epoch`` (completed epochs), in place.
+
+    AdamW (lr ``run.lr``, default betas, ``weight_decay``), created fresh here; batches of
+    ``run.batch_size`` from per-model permutations (seeded by model seed, epoch and
+    ``stream``); loss = cross-entropy at the last position. Every ``run.eval_every``
+    epochs (and at ``end_epoch``) train and test accuracy/loss are logged;
+    ``on_checkpoint(epoch, params)`` is called at ``run.checkpoint_epochs`` within range.
+    Returns ``{"epoch": (T,), "train_acc", "test_acc", "train_loss", "test_loss": (T, M),
+    "train_wall_s", "train_cpu_s": (T,) cumulative seconds of training and logging up to each
+    logged epoch (checkpoint analyses excluded), "wall_s", "cpu_s": the whole call, analyses
+    included}``. Chapter 03.
+    """
+    for v in params.values():
+        v.requires_grad_(True)
+    opt = torch.optim.AdamW(list(params.values()), lr=run.lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(run.seed * 7919 + stream * 104_729 + start_epoch) if run.dropout > 0 else None
+    n = data.train_x.shape[0]
+    log: dict[str, list] = {k: [] for k in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss",
+                                             "train_wall_s", "train_cpu_s")}
+    ckpts = set(run.checkpoint_epochs)
+    spent = [0.0, 0.0]  # wall, CPU seconds inside on_checkpoint
+
+    def checkpoint(epoch: int) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        on_checkpoint(epoch, params)
+        spent[0] += time.perf_counter() - w
+        spent[1] += time.process_time() - c
+
+    def record(epoch: int) -> None:
+        log["train_wall_s"].append(time.perf_counter() - t0 - spent[0])
+        log["train_cpu_s"].append(time.process_time() - c0 - spent[1])
+        tr_acc, tr_loss = evaluate_stacked(params, data.train_x, data.train_y, run.n_heads)
+        te_acc, te_loss = evaluate_stacked(params, data.test_x, data.test_y, run.n_heads)
+        for k, v in zip(("epoch", "train_acc", "test_acc", "train_loss", "test_loss"), (epoch, tr_acc, te_acc, tr_loss, te_loss)):
+            log[k].append(v)
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if start_epoch == 0:
+        record(0)
+    if on_checkpoint is not None and start_epoch in ckpts:
+        checkpoint(start_epoch)
+    it = range(start_epoch + 1, end_epoch + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="mod-add training", leave=False, mininterval=1.0)
+    for epoch in it:
+        perms = _batch_perms(run, epoch - 1, n, offset=stream * 7_777_777)
+        for s in range(0, n, run.batch_size):
+            idx = perms[:, s : s + run.batch_size]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.bf16):
+                logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), data.train_y[idx].reshape(-1))
+            # mean over models of each model's mean loss: gradients per model are unchanged up to 1/M
+            opt.zero_grad(set_to_none=True)
+            (loss * logits.shape[0]).backward()
+            opt.step()
+        if epoch % run.eval_every == 0 or epoch == end_epoch:
+            record(epoch)
+        if on_checkpoint is not None and epoch in ckpts:
+            checkpoint(epoch)
+    for v in params.values():
+        v.requires_grad_(False)
+    out = {k: np.asarray(v, dtype=float) for k, v in log.items()}
+    out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
+    return out
+
+
+# --------------------------------------------------------------------------- analyses
+
+
+def last_position_activations(model, x: Tensor) -> Tensor:
+    """(N, d_model) float32 activations at ``ln_final.hook_out``, position -1, via the bridge. Chapter 03."""
+    from ..activations import collect_activations
+
+    return collect_activations(model, x, [ACE_HOOK], positions=-1)[ACE_HOOK].reshape(x.shape[0], -1).float()
+
+
+def scan_keep_remove(H: Tensor, Q: Tensor, W: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """Test accuracy with only the top-r directions kept / with them removed, for r = 0..D.
+
+    ``H`` (N, D) activations at ``ln_final.hook_out``; ``Q`` (D, D) orthonormal columns in
+    ACE order; ``W`` (K, D) the unembedding (logits = h W^T, no bias); ``y`` (N,) targets.
+    Uncentred projections (paper-notes 2.7): keep ``h <- Q_r Q_r^T h``, remove
+    ``h <- h - Q_r Q_r^T h``. Because the unembedding is linear, the logits of every r come
+    from one cumulative sum over directions, exactly equal to running the bridge with
+    :func:`ace_utils.interventions.subspace_hook` at this site (a test checks this).
+    Returns ``(keep_acc (D+1,), remove_acc (D+1,), base_acc)``. Chapter 03.
+    """
+    H, Q, W = H.double(), Q.double(), W.double()
+    Z = H @ Q  # (N, D) uncentred coordinates
+    C = Q.T @ W.T  # (D, K): logit contribution of each direction per unit coordinate
+    full = H @ W.T
+    keep = torch.zeros_like(full)
+    keep_acc, remove_acc = [float((keep.argmax(1) == y).double().mean())], [float((full.argmax(1) == y).double().mean())]
+    for i in range(Q.shape[1]):
+        keep = keep + Z[:, i : i + 1] * C[i]
+        keep_acc.append(float((keep.argmax(1) == y).double().mean()))
+        remove_acc.append(float(((full - keep).argmax(1) == y).double().mean()))
+    keep_acc[0] = float("nan")  # r = 0 keeps the zero vector: no prediction
+    return np.array(keep_acc), np.array(remove_acc), remove_acc[0]
+
+
+def core_dimensions(keep_acc: np.ndarray, remove_acc: np.ndarray, base: float, r_energy: int, p: int) -> dict[str, int]:
+    """Core dimensions read from the scans of :func:`scan_keep_remove` (paper-notes 2.5).
+
+    ``r_nec``: smallest r >= 1 with removal accuracy <= 2/p (scanned from 1, not from the
+    energy rank as the reference code does); ``r_suf``: smallest r >= 1 with keep
+    accuracy >= base - 1e-3; ``r_core``: the paper's reported core dimension,
+    ``max(r_energy, smallest r >= r_energy with removal <= 2/p)``. A dimension that is
+    never reached is ``D + 1``. Chapter 03.
+    """
+    D = len(keep_acc) - 1
+    chance2 = 2.0 / p
+
+    def first(mask: np.ndarray, start: int) -> int:
+        idx = [r for r in range(start, D + 1) if mask[r]]
+        return idx[0] if idx else D + 1
+
+    r_nec = first(remove_acc <= chance2, 1)
+    r_suf = first(np.nan_to_num(keep_acc, nan=-1.0) >= base - 1e-3, 1)
+    r_core = max(r_energy, first(remove_acc <= chance2, r_energy))
+    return {"r_energy": int(r_energy), "r_nec": int(r_nec), "r_suf": int(r_suf), "r_core": int(r_core)}
+
+
+def class_prototypes(Z: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
+    """(p, r) mean core coordinates per target class. Chapter 03."""
+    return np.stack([Z[y == c].mean(0) for c in range(p)])
+
+
+def shift_operator(protos: np.ndarray, p: int, *, holdout: int | None = None, ridge: float = 1.0, holdout_start: int = 0) -> dict:
+    """Fit the "add 1" map ``r_c A ~ r_{(c+1) mod p}`` on class prototypes (paper-notes 2.8).
+
+    A contiguous block of ``holdout`` classes (default ``round(0.075 p)``, 4 for p = 53)
+    starting at ``holdout_start`` is held out: the fit uses the pairs ``c -> c+1`` with
+    neither class in the block, and ``R2_h`` is measured on the pairs whose source class is
+    in the block, as ``1 - sum ||pred - target||^2 / sum ||target - train mean||^2`` (pooled
+    over coordinates). Prototypes are centred with the mean of the training classes and
+    projected on the right singular vectors of the centred training prototypes with
+    ``s >= 1e-3 s_max`` (at most p - 1). Ridge ``ridge`` (paper: 1). Returns
+    ``{"eigenvalues", "r2_h", "r2_train", "k", "modes"}`` (``modes`` from
+    :func:`ace_utils.operators.rotational_mode_count`). Chapter 03.
+    """
+    holdout = int(round(0.075 * p)) if holdout is None else holdout
+    block = {(holdout_start + j) % p for j in range(holdout)}
+    src = np.arange(p)
+    dst = (src + 1) % p
+    train = np.array([c not in block and (c + 1) % p not in block for c in src])
+    test = np.array([c in block for c in src])
+    train_classes = np.array([c not in block for c in src])
+    mu = protos[train_classes].mean(0)
+    Pc = protos - mu
+    _, s, Vt = np.linalg.svd(Pc[train_classes], full_matrices=False)
+    k = int(min((s >= 1e-3 * s[0]).sum(), p - 1)) if s.size and s[0] > 0 else 0
+    if k == 0:
+        return {"eigenvalues": np.zeros(0, complex), "r2_h": float("nan"), "r2_train": float("nan"), "k": 0, "modes": 0}
+    X = Pc @ Vt[:k].T  # (p, k)
+    fit = fit_operator(X[src[train]], X[dst[train]], centre=False, ridge=ridge)
+    pred = X[src[test]] @ fit.A.T
+    target = X[dst[test]]
+    r2_h = 1.0 - float(((pred - target) ** 2).sum() / ((target - X[train_classes].mean(0)) ** 2).sum())
+    return {
+        "eigenvalues": fit.eigenvalues,
+        "r2_h": r2_h,
+        "r2_train": fit.r2,
+        "k": k,
+        "modes": rotational_mode_count(fit.eigenvalues, p),
+    }
+
+
+def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
+    """Every per-checkpoint quantity of chapter 03 for one bridge model.
+
+    ACE at ``ln_final.hook_out`` (position -1) on the test pairs with ``W_o = W_U^T W_U``;
+    energy rank at ``threshold``; keep/remove scans for all r; core dimensions
+    (:func:`core_dimensions`); core-only and core-removed accuracy at ``r_core``; the shift
+    operator (:func:`shift_operator`) on prototypes in the ``r_core``-dimensional core.
+    Arrays: ``energies`` (D,), ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
+    """
+    H = last_position_activations(model, data.test_x)
+    W = readout_matrix(model)
+    res = ace(H, observability_from_readout(W), threshold=threshold)
+    keep, remove, base = scan_keep_remove(H, res.basis, W, data.test_y)
+    dims = core_dimensions(keep, remove, base, res.rank, data.p)
+    r = min(dims["r_core"], H.shape[1])
+    Z = res.coords(H, r).numpy()
+    op = shift_operator(class_prototypes(Z, data.test_y.numpy(), data.p), data.p)
+    return {
+        "test_acc": base,
+        "energies": res.energies.numpy(),
+        **dims,
+        "keep_acc": keep,
+        "remove_acc": remove,
+        "core_only_acc": float(keep[r]),
+        "core_removed_acc": float(remove[r]),
+        **op,
+    }
+
+
+def grok_epoch(epochs: np.ndarray, acc: np.ndarray, level: float = 0.99) -> int | None:
+    """First logged epoch with ``acc >= level`` (None if never). Chapter 03."""
+    hit = np.flatnonzero(np.asarray(acc) >= level)
+    return int(epochs[hit[0]]) if hit.size else None
+
+
+# --------------------------------------------------------------------------- the experiment
+
+# 'paper': the reference schedule (20,000 epochs; checkpoints every 100 epochs to 2,000,
+# then every 500; the WD 1->0 branch from epoch 900). 'default': the first 1,000 epochs
+# (our models grok near epoch 400) with checkpoints every 50 epochs and the WD 1->0 branch
+# from epoch 500, about 100 epochs after grokking (as the paper's 900 is after its 800).
+PRESETS = {
+    "default": dict(epochs=1000, checkpoint_every=50, branch_epoch=500),
+    "paper": dict(epochs=20000, checkpoint_every=100, branch_epoch=900),
+}
+
+
+def checkpoint_schedule(epochs: int, every: int, sparse_after: int = 2000, sparse_every: int = 500) -> tuple[int, ...]:
+    """Epochs analysed: 0, every ``every`` epochs up to ``sparse_after``, then every
+    ``sparse_every`` (the paper's 100 / 2,000 / 500), and the last epoch. Chapter 03."""
+    eps = set(range(0, min(epochs, sparse_after) + 1, every))
+    eps |= set(range(sparse_after, epochs + 1, sparse_every)) if epochs > sparse_after else set()
+    eps.add(epochs)
+    return tuple(sorted(eps))
+
+
+def _stack_analyses(rows: list[list[dict]]) -> dict[str, np.ndarray]:
+    """Per-checkpoint lists (one dict per model) -> arrays (n_ckpt, M, ...)."""
+    out: dict[str, np.ndarray] = {}
+    for key in rows[0][0]:
+        if key == "eigenvalues":
+            # ragged (k varies): pad with nan to the largest k
+            kmax = max(len(d[key]) for row in rows for d in row)
+            arr = np.full((len(rows), len(rows[0]), max(kmax, 1)), np.nan + 0j)
+            for i, row in enumerate(rows):
+                for j, d in enumerate(row):
+                    arr[i, j, : len(d[key])] = d[key]
+            out[key] = arr
+        else:
+            out[key] = np.array([[d[key] for d in row] for row in rows], dtype=float)
+    return out
+
+
+def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: int, end: int, weight_decay: float,
+                stream: int, progress: bool) -> dict:
+    bridges = to_bridges(params, run)
+    rows: list[list[dict]] = []
+    epochs: list[int] = []
+
+    def on_ckpt(epoch: int, p: dict[str, Tensor]) -> None:
+        for i, model in enumerate(bridges):
+            state = model.state_dict()
+            state.update({k: v[i].detach().clone() for k, v in p.items()})
+            model.load_state_dict(state, strict=True)
+        rows.append([analyse_checkpoint(m, data) for m in bridges])
+        epochs.append(epoch)
+
+    log = train_stacked(run, data, params, start_epoch=start, end_epoch=end, weight_decay=weight_decay,
+                        on_checkpoint=on_ckpt, stream=stream, progress=progress)
+    return {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)}
+
+
+def run_experiment(run: GrokRun, *, progress: bool = True, refresh: bool = False) -> dict:
+    """Train ``run.n_models`` models (cached) and analyse every checkpoint. Chapter 03.
+
+    Returns ``{"main": branch, "branch": branch or None, "final_params": stacked params,
+    "branch_params": params at ``branch_epoch`` or None, "train_cpu_s": CPU seconds}`` where
+    a branch is ``{"log": train_stacked's log, "ckpt_epoch": (C,), "ckpt": {name: (C, M, ...)}}``
+    with the keys of :func:`analyse_checkpoint`. The branch (if ``run.branch_epoch`` > 0)
+    continues the epoch-``branch_epoch`` parameters with ``run.branch_weight_decay`` and a
+    fresh AdamW to ``run.epochs``; its checkpoints are those of the main run after the
+    branch point. Cached under ``modular`` keyed by the full ``run`` and the torch version.
+    """
+    key = {"task": "modular", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+
+    def build() -> dict:
+        torch.manual_seed(run.seed)
+        t_cpu = time.process_time()
+        data = make_data(run.p, run.train_frac, run.split_seed)
+        params = init_stacked(run)
+        saved: dict[str, dict] = {}
+        keep_epoch = run.branch_epoch if run.branch_epoch > 0 else None
+        ck = set(run.checkpoint_epochs) | ({keep_epoch} if keep_epoch else set())
+        main_run = replace(run, checkpoint_epochs=tuple(sorted(ck)))
+
+        # grab the branch-point parameters through the checkpoint callback
+        main = None
+        bridges = to_bridges(params, run)
+        rows: list[list[dict]] = []
+        epochs: list[int] = []
+
+        def on_ckpt(epoch: int, p: dict[str, Tensor]) -> None:
+            if keep_epoch is not None and epoch == keep_epoch:
+                saved["branch"] = {k: v.detach().clone() for k, v in p.items()}
+            if epoch not in run.checkpoint_epochs:
+                return
+            for i, model in enumerate(bridges):
+                state = model.state_dict()
+                state.update({k: v[i].detach().clone() for k, v in p.items()})
+                model.load_state_dict(state, strict=True)
+            rows.append([analyse_checkpoint(m, data) for m in bridges])
+            epochs.append(epoch)
+
+        log = train_stacked(main_run, data, params, start_epoch=0, end_epoch=run.epochs, weight_decay=run.weight_decay,
+                            on_checkpoint=on_ckpt, progress=progress)
+        main = {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)}
+        branch = None
+        if keep_epoch is not None:
+            bp = {k: v.clone() for k, v in saved["branch"].items()}
+            branch_run = replace(run, checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e >= keep_epoch))
+            branch = _run_branch(branch_run, data, bp, keep_epoch, run.epochs, run.branch_weight_decay, 1, progress)
+        return {
+            "main": main,
+            "branch": branch,
+            "final_params": {k: v.detach().clone() for k, v in params.items()},
+            "branch_params": saved.get("branch"),
+            "train_cpu_s": time.process_time() - t_cpu,
+        }
+
+    return cached(key, build, name="modular", refresh=refresh)

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Mod-add training speed: the chapter-03 training path vs a plain training loop.
+
+The work (chapter 03's setting): two 2-layer native models (d_model 128, 4 heads,
+d_mlp 512) trained on a + b mod 53 (1404 training pairs, batch 512, 3 AdamW steps per
+epoch, lr 1e-3, weight decay 1), loss at the last position. Every variant trains both
+models for ``--epochs`` epochs from the same initial weights and is timed in the same
+run (wall and CPU seconds):
+
+* ``plain``: the straightforward loop -- model after model, ``model.original_model(x)``
+  (the bridge's underlying module: full forward at both positions), loss at the last
+  position, train and test accuracy evaluated after every epoch, float32.
+* ``plain, bridge forward``: the same through the TransformerBridge ``model(x)``.
+* ``plain, eval every 10``: the plain loop evaluating every 10th epoch.
+* ``last-position forward, 1 model at a time``: ``modular.forward_last`` (layer 2, final
+  LN and unembedding only at the scored position), eval every 10, float32.
+* ``stacked 2 models``: the same with both models as one batched computation.
+* ``stacked 2 models, bf16``: plus bfloat16 autocast.
+* ``chapter path``: stacked, bf16 and dropout 0.1 (``modular.train_stacked`` exactly as
+  the chapter calls it).
+
+Usage:  .venv/bin/python benchmarks/modular_training.py [--epochs 30] [--threads 1]
+Writes benchmarks/results/modular_training.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
+import torch
+import torch.nn.functional as F
+
+from ace_utils.tasks import modular as mod
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def plain_loop(run, data, epochs: int, eval_every: int, through_bridge: bool) -> None:
+    """Model after model: full forward, loss at the last position, optional eval."""
+    for model in mod.to_bridges(mod.init_stacked(run), run):
+        net = model if through_bridge else model.original_model
+        for p in net.parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=run.lr, weight_decay=run.weight_decay)
+        g = torch.Generator().manual_seed(0)
+        n = data.train_x.shape[0]
+        net.train()
+        for epoch in range(1, epochs + 1):
+            perm = torch.randperm(n, generator=g)
+            for s in range(0, n, run.batch_size):
+                idx = perm[s : s + run.batch_size]
+                logits = net(data.train_x[idx])[:, -1]
+                loss = F.cross_entropy(logits, data.train_y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if epoch % eval_every == 0:
+                with torch.no_grad():
+                    for x, y in ((data.train_x, data.train_y), (data.test_x, data.test_y)):
+                        (net(x)[:, -1].argmax(-1) == y).float().mean().item()
+
+
+def fast_loop(run, data, epochs: int) -> None:
+    """modular.train_stacked on run.n_models stacked models (one call per group)."""
+    params = mod.init_stacked(run)
+    mod.train_stacked(run, data, params, start_epoch=0, end_epoch=epochs, weight_decay=run.weight_decay)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1, help="time each variant this many times; report the minimum")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = mod.make_data(53, 0.5, 42)
+    base = mod.GrokRun(n_models=2, eval_every=10, checkpoint_epochs=())
+    fp32 = replace(base, bf16=False, dropout=0.0)
+    one = replace(fp32, n_models=1)
+    one_b = replace(one, seed=base.seed + 1000)  # the second model's seed, alone
+
+    variants = {
+        "plain (original_model, eval every epoch, fp32)": lambda: plain_loop(fp32, data, args.epochs, 1, False),
+        "plain, bridge forward": lambda: plain_loop(fp32, data, args.epochs, 1, True),
+        "plain, eval every 10": lambda: plain_loop(fp32, data, args.epochs, 10, False),
+        "last-position forward, 1 model at a time": lambda: (fast_loop(one, data, args.epochs), fast_loop(one_b, data, args.epochs)),
+        "stacked 2 models, fp32": lambda: fast_loop(fp32, data, args.epochs),
+        "stacked 2 models, bf16": lambda: fast_loop(replace(fp32, bf16=True), data, args.epochs),
+        "chapter path (stacked, bf16, dropout 0.1)": lambda: fast_loop(base, data, args.epochs),
+    }
+    # warm-up (first-call allocations, lazy imports) so that the first variant is not penalised
+    plain_loop(replace(fp32, n_models=1), data, 2, 1, False)
+    fast_loop(replace(base, n_models=1), data, 2)
+    rows = []
+    for name, fn in variants.items():
+        best = None
+        for _ in range(args.repeats):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            w, c = time.perf_counter() - w0, time.process_time() - c0
+            best = (w, c) if best is None or w < best[0] else best
+        rows.append({"variant": name, "wall_s_per_epoch": best[0] / args.epochs, "cpu_s_per_epoch": best[1] / args.epochs})
+        print(f"{name:48s} {1000 * best[0] / args.epochs:8.1f} ms/epoch wall  {1000 * best[1] / args.epochs:8.1f} ms/epoch CPU", flush=True)
+    ref = rows[0]["cpu_s_per_epoch"]
+    for r in rows:
+        r["speedup_cpu_vs_plain"] = ref / r["cpu_s_per_epoch"]
+    machine = {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+        "loadavg_end": os.getloadavg(), "epochs_timed": args.epochs,
+    }
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "modular_training.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    lines = [
+        "# Mod-add training: ms per epoch for 2 models (p = 53, batch 512, 3 steps/epoch)", "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
+        f"{args.threads} thread(s), load average at the end {tuple(round(x, 2) for x in machine['loadavg_end'])}, "
+        f"{args.epochs} epochs per variant.", "",
+        "| variant | wall ms/epoch | CPU ms/epoch | CPU speed-up vs plain |", "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {1000 * r['wall_s_per_epoch']:.1f} | {1000 * r['cpu_s_per_epoch']:.1f} | {r['speedup_cpu_vs_plain']:.2f}x |")
+    (out / "modular_training.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

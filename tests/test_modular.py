@@ -1,0 +1,151 @@
+"""Tests for ace_utils.tasks.modular (chapter 03_grokking_core)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ace_utils.ace import ace, observability_from_readout
+from ace_utils.interventions import subspace_hook
+from ace_utils.models import readout_matrix
+from ace_utils.tasks import modular as mod
+
+
+@pytest.fixture(scope="module")
+def data():
+    return mod.make_data(53, 0.5, 42)
+
+
+def test_make_data_split(data):
+    assert data.train_x.shape == (1404, 2) and data.test_x.shape == (1405, 2)
+    allx = torch.cat([data.train_x, data.test_x])
+    codes = allx[:, 0] * 53 + allx[:, 1]
+    assert torch.equal(torch.sort(codes).values, torch.arange(53 * 53))  # a partition of all pairs
+    assert torch.equal(data.train_y, (data.train_x[:, 0] + data.train_x[:, 1]) % 53)
+    again = mod.make_data(53, 0.5, 42)
+    assert torch.equal(again.train_x, data.train_x)
+    assert not torch.equal(mod.make_data(53, 0.5, 43).train_x, data.train_x)
+
+
+def _small_run(**kw):
+    return mod.GrokRun(**{"n_models": 2, "d_model": 32, "n_heads": 4, "d_mlp": 64, "p": 11, **kw})
+
+
+def test_forward_last_equals_bridge():
+    run = _small_run()
+    params = mod.init_stacked(run)
+    g = torch.Generator().manual_seed(0)
+    params = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in params.items()}  # non-trivial LN/bias values
+    bridges = mod.to_bridges(params, run)
+    d = mod.make_data(11, 0.5, 42)
+    logits = mod.forward_last(params, d.test_x.expand(2, -1, -1), run.n_heads)
+    for i, m in enumerate(bridges):
+        torch.testing.assert_close(logits[i], mod.bridge_last_logits(m, d.test_x), atol=2e-5, rtol=1e-5)
+    assert not torch.allclose(logits[0], logits[1])  # the two seeds differ
+
+
+def test_stacked_training_equals_single_model_training():
+    d = mod.make_data(11, 0.5, 42)
+    run2 = _small_run(bf16=False, dropout=0.0, eval_every=1, checkpoint_epochs=())
+    run1 = replace(run2, n_models=1)
+    p2, p1 = mod.init_stacked(run2), mod.init_stacked(run1)
+    mod.train_stacked(run2, d, p2, start_epoch=0, end_epoch=3, weight_decay=1.0)
+    mod.train_stacked(run1, d, p1, start_epoch=0, end_epoch=3, weight_decay=1.0)
+    for k in p1:
+        torch.testing.assert_close(p2[k][:1], p1[k], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(p2["embed.weight"][0], mod.init_stacked(run1)["embed.weight"][0])  # it trained
+
+
+def test_training_is_deterministic_with_dropout_and_bf16():
+    d = mod.make_data(11, 0.5, 42)
+    run = _small_run(dropout=0.1, bf16=True, checkpoint_epochs=())
+    a, b = mod.init_stacked(run), mod.init_stacked(run)
+    la = mod.train_stacked(run, d, a, start_epoch=0, end_epoch=2, weight_decay=1.0)
+    mod.train_stacked(run, d, b, start_epoch=0, end_epoch=2, weight_decay=1.0)
+    for k in a:
+        assert torch.equal(a[k], b[k])
+    assert la["test_acc"].shape == (2, 2) and list(la["epoch"]) == [0, 2]
+
+
+def test_scan_matches_bridge_hooks(data):
+    run = mod.GrokRun(n_models=1)
+    model = mod.to_bridges(mod.init_stacked(run), run)[0]
+    H = mod.last_position_activations(model, data.test_x)
+    W = readout_matrix(model)
+    res = ace(H, observability_from_readout(W), threshold=0.99)
+    keep, remove, base = mod.scan_keep_remove(H, res.basis, W, data.test_y)
+    y = data.test_y
+    assert base == pytest.approx(float((mod.bridge_last_logits(model, data.test_x).argmax(1) == y).float().mean()))
+    for r in (5, 40):
+        for mode, arr in (("keep", keep), ("remove", remove)):
+            hook = subspace_hook(res.core(r).float(), mode, positions=-1)
+            out = mod.bridge_last_logits(model, data.test_x, [(mod.ACE_HOOK, hook)])
+            assert float((out.argmax(1) == y).double().mean()) == pytest.approx(arr[r], abs=1.5 / len(y))
+    assert remove[0] == base and keep.shape == (129,)
+
+
+def test_core_dimensions_known_answer():
+    D, p = 6, 53
+    keep = np.array([np.nan, 0.1, 0.5, 0.9995, 1.0, 1.0, 1.0])
+    remove = np.array([1.0, 0.9, 0.5, 0.2, 0.03, 0.01, 0.0])
+    dims = mod.core_dimensions(keep, remove, 1.0, r_energy=5, p=p)
+    assert dims == {"r_energy": 5, "r_nec": 4, "r_suf": 3, "r_core": 5}
+    dims = mod.core_dimensions(keep, np.ones(D + 1), 1.0, r_energy=2, p=p)
+    assert dims["r_nec"] == D + 1 and dims["r_core"] == D + 1  # never necessary
+
+
+def _fourier_protos(p, freqs, noise=0.0, seed=0):
+    c = np.arange(p)
+    cols = []
+    for k in freqs:
+        cols += [np.cos(2 * np.pi * k * c / p), np.sin(2 * np.pi * k * c / p)]
+    X = np.stack(cols, 1)
+    rng = np.random.default_rng(seed)
+    return X @ rng.normal(size=(X.shape[1], X.shape[1] + 3)) + noise * rng.normal(size=(p, X.shape[1] + 3))
+
+
+def test_shift_operator_recovers_rotations():
+    p = 53
+    # scale 5: like real core coordinates (norm ~10), so the absolute ridge of 1 barely shrinks
+    op = mod.shift_operator(5 * _fourier_protos(p, [1, 7, 20]), p)
+    assert op["k"] == 6 and op["modes"] == 3
+    assert op["r2_h"] > 0.99
+    ang = np.sort(np.abs(np.angle(op["eigenvalues"])))
+    np.testing.assert_allclose(ang[::2], 2 * np.pi * np.array([1, 7, 20]) / p, atol=0.02)
+    np.testing.assert_allclose(np.abs(op["eigenvalues"]), 1.0, atol=0.01)  # ridge 1 shrinks slightly
+
+
+def test_shift_operator_random_prototypes_are_not_rotations():
+    p = 53
+    rng = np.random.default_rng(1)
+    op = mod.shift_operator(rng.normal(size=(p, 10)), p)
+    assert op["r2_h"] < 0.5
+    assert op["modes"] <= 2
+
+
+def test_grok_epoch_and_schedule():
+    e = np.array([0, 10, 20, 30])
+    assert mod.grok_epoch(e, np.array([0.0, 0.5, 0.995, 1.0])) == 20
+    assert mod.grok_epoch(e, np.array([0.0, 0.5, 0.9, 0.98])) is None
+    s = mod.checkpoint_schedule(3000, 100)
+    assert s[:3] == (0, 100, 200) and 2000 in s and 2500 in s and 2100 not in s and s[-1] == 3000
+    assert mod.checkpoint_schedule(1500, 50)[-2:] == (1450, 1500)
+
+
+def test_run_experiment_shapes_cache_and_branch(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    run = _small_run(epochs=4, eval_every=2, checkpoint_epochs=(0, 2, 4), branch_epoch=2)
+    out = mod.run_experiment(run, progress=False)
+    main, branch = out["main"], out["branch"]
+    assert main["ckpt_epoch"].tolist() == [0, 2, 4] and branch["ckpt_epoch"].tolist() == [2, 4]
+    assert main["ckpt"]["keep_acc"].shape == (3, 2, 33) and main["log"]["test_acc"].shape == (3, 2)
+    # the branch starts from the main run's epoch-2 parameters: same analysis at epoch 2
+    np.testing.assert_array_equal(branch["ckpt"]["remove_acc"][0], main["ckpt"]["remove_acc"][1])
+    # ... and then differs (weight decay 0 vs 1)
+    assert not np.array_equal(branch["ckpt"]["energies"][1], main["ckpt"]["energies"][2])
+    again = mod.run_experiment(run, progress=False)  # from the cache
+    np.testing.assert_array_equal(again["main"]["ckpt"]["energies"], main["ckpt"]["energies"])
+    assert len(list(tmp_path.rglob("*.pt"))) == 1
