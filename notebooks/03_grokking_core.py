@@ -135,7 +135,13 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 
 # %% tags=["hide-input"]
 bench = Path(mod.__file__).resolve().parents[2] / "benchmarks" / "results" / "modular_training.md"
-print(bench.read_text() if bench.exists() else "no benchmark record (run benchmarks/modular_training.py)")
+if bench.exists():  # shown as a table; its '#' title line becomes bold text (no new section)
+    from IPython.display import Markdown, display
+
+    lines = bench.read_text().splitlines()
+    display(Markdown("\n".join([f"**{lines[0].lstrip('# ')}**"] + lines[1:])))
+else:
+    print("no benchmark record (run benchmarks/modular_training.py)")
 
 # %%
 t0 = time.perf_counter()
