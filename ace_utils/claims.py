@@ -56,11 +56,12 @@ class Claims:
         self.values: dict[str, Any] = {}
         self._t0 = time.perf_counter()
 
-    def check(self, name: str, ok: bool, value: Any = None, *, expected: str = "", asserted: bool = True) -> bool:
+    def check(self, name: str, ok: bool, value: Any = None, *, expected: str = "", asserted: bool = True) -> None:
         """Record claim ``name``: whether it holds, the measured ``value``, the ``expected`` rule.
 
         Prints one line. Raises ``AssertionError`` if it fails and both ``self.strict``
-        and ``asserted`` are true. Returns ``ok``.
+        and ``asserted`` are true. Returns None, so a check that ends a notebook cell
+        prints nothing more (read the outcome from :attr:`checks`).
         """
         ok = bool(ok)
         self.checks[name] = {"holds": ok, "value": _plain(value), "expected": expected, "asserted": asserted}
@@ -68,7 +69,6 @@ class Claims:
         print(f"{status}: {name}  (value {_plain(value)!r}; expected {expected or 'see text'})")
         if not ok and self.strict and asserted:
             raise AssertionError(f"claim '{name}' does not hold: value {_plain(value)!r}, expected {expected}")
-        return ok
 
     def record(self, **values: Any) -> None:
         """Record numbers that are reported but not claims (timings, sizes)."""

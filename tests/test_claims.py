@@ -10,10 +10,12 @@ from ace_utils.claims import Claims
 
 def test_strict_failure_raises_and_lenient_failure_is_recorded(tmp_path):
     strict = Claims("xx", {"seed": 1}, strict=True)
-    assert strict.check("a", True, 0.5, expected=">= 0.4")
+    strict.check("a", True, 0.5, expected=">= 0.4")
+    assert strict.checks["a"]["holds"] is True
     with pytest.raises(AssertionError, match="claim 'b' does not hold"):
         strict.check("b", False, 0.1, expected=">= 0.4")
-    assert strict.check("c", False, 0.1, asserted=False) is False  # reported, not asserted
+    strict.check("c", False, 0.1, asserted=False)  # reported, not asserted
+    assert strict.checks["c"]["holds"] is False
 
     lenient = Claims("yy", {"seed": 2}, strict=False)
     lenient.check("b", False, np.float64(0.1), expected=">= 0.4")
