@@ -55,7 +55,8 @@ from typing import Any, Iterable, Sequence
 
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
-    "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "machine_info", "git_commit", "code_hash", "main",
+    "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "cpu_model", "machine_info",
+    "git_commit", "code_hash", "main",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,16 +284,20 @@ def git_commit(root: Path = ROOT) -> str:
         return "unknown"
 
 
-def machine_info() -> str:
-    """CPU model, logical cores, load average, GPU (or none), Python and torch versions, in one line."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else the platform's processor name)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> str:
+    """CPU model, logical cores, load average, GPU (or none), Python and torch versions, in one line."""
+    cpu = cpu_model()
     try:
         load = "load %.2f %.2f %.2f" % os.getloadavg()
     except OSError:

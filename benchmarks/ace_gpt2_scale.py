@@ -360,14 +360,9 @@ def timed_paths(model, tokens, mask, pos, v, batch_size: int, sub_idx: list[int]
 # ----------------------------------------------------------------------------- reporting
 
 def machine_info(threads: int) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from ace_utils.rerun import cpu_model
+
+    cpu = cpu_model()
 
     def ver(p):
         try:

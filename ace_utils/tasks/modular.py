@@ -529,6 +529,15 @@ def checkpoint_schedule(epochs: int, every: int, sparse_after: int = 2000, spars
     return tuple(sorted(eps))
 
 
+def _analyse_stacked(bridges: list, params: dict[str, Tensor], data: ModData) -> list[dict]:
+    """Load model i's slice of the stacked ``params`` into ``bridges[i]`` and analyse each."""
+    for i, model in enumerate(bridges):
+        state = model.state_dict()
+        state.update({k: v[i].detach().clone() for k, v in params.items()})
+        model.load_state_dict(state, strict=True)
+    return [analyse_checkpoint(m, data) for m in bridges]
+
+
 def _stack_analyses(rows: list[list[dict]]) -> dict[str, np.ndarray]:
     """Per-checkpoint lists (one dict per model) -> arrays (n_ckpt, M, ...)."""
     out: dict[str, np.ndarray] = {}
@@ -553,11 +562,7 @@ def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: i
     epochs: list[int] = []
 
     def on_ckpt(epoch: int, p: dict[str, Tensor]) -> None:
-        for i, model in enumerate(bridges):
-            state = model.state_dict()
-            state.update({k: v[i].detach().clone() for k, v in p.items()})
-            model.load_state_dict(state, strict=True)
-        rows.append([analyse_checkpoint(m, data) for m in bridges])
+        rows.append(_analyse_stacked(bridges, p, data))
         epochs.append(epoch)
 
     log = train_stacked(run, data, params, start_epoch=start, end_epoch=end, weight_decay=weight_decay,
@@ -599,11 +604,7 @@ def run_experiment(run: GrokRun, *, progress: bool = True, refresh: bool = False
                 saved["branch"] = {k: v.detach().clone() for k, v in p.items()}
             if epoch not in run.checkpoint_epochs:
                 return
-            for i, model in enumerate(bridges):
-                state = model.state_dict()
-                state.update({k: v[i].detach().clone() for k, v in p.items()})
-                model.load_state_dict(state, strict=True)
-            rows.append([analyse_checkpoint(m, data) for m in bridges])
+            rows.append(_analyse_stacked(bridges, p, data))
             epochs.append(epoch)
 
         log = train_stacked(main_run, data, params, start_epoch=0, end_epoch=run.epochs, weight_decay=run.weight_decay,
