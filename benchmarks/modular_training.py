@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,17 +36,8 @@ import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its po
 import torch
 import torch.nn.functional as F
 
+from ace_utils.rerun import cpu_model
 from ace_utils.tasks import modular as mod
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def plain_loop(run, data, epochs: int, eval_every: int, through_bridge: bool) -> None:
@@ -120,7 +110,7 @@ def main() -> None:
     for r in rows:
         r["speedup_cpu_vs_plain"] = ref / r["cpu_s_per_epoch"]
     machine = {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+        "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
         "loadavg_end": os.getloadavg(), "epochs_timed": args.epochs,
     }
     out = Path(__file__).resolve().parent / "results"
