@@ -66,6 +66,10 @@ __all__ = [
     "analyse_checkpoint",
     "grok_epoch",
     "run_experiment",
+    "preset_run",
+    "curves_record",
+    "save_curves",
+    "load_curves",
 ]
 
 ACE_HOOK = "ln_final.hook_out"
@@ -624,3 +628,74 @@ def run_experiment(run: GrokRun, *, progress: bool = True, refresh: bool = False
         }
 
     return cached(key, build, name="modular", refresh=refresh)
+
+
+def preset_run(
+    preset: str = "default",
+    *,
+    seed: int = 0,
+    n_models: int = 2,
+    p: int = 53,
+    epochs: int = 0,
+    checkpoint_every: int = 0,
+    weight_decay: float = 1.0,
+    dropout: float = 0.1,
+    branch_epoch: int = -1,
+) -> GrokRun:
+    """The :class:`GrokRun` of chapter 03's parameters: ``epochs = 0``, ``checkpoint_every
+    = 0`` and ``branch_epoch = -1`` take the preset's values (:data:`PRESETS`); checkpoints
+    follow :func:`checkpoint_schedule`. Raises ``ValueError`` if the branch is not before
+    the last epoch. Chapter 03."""
+    cfg = dict(PRESETS[preset])
+    n_epochs = epochs or cfg["epochs"]
+    every = checkpoint_every or cfg["checkpoint_every"]
+    branch = cfg["branch_epoch"] if branch_epoch < 0 else branch_epoch
+    if branch >= n_epochs:
+        raise ValueError(f"branch_epoch = {branch} must be below epochs = {n_epochs} (or 0 for no branch)")
+    return GrokRun(
+        seed=seed, n_models=n_models, p=p, weight_decay=weight_decay, dropout=dropout, epochs=n_epochs,
+        checkpoint_epochs=checkpoint_schedule(n_epochs, every), branch_epoch=branch,
+    )
+
+
+# per-checkpoint scalars kept in a curves record (the full scans and spectra are dropped)
+CURVE_KEYS = ("test_acc", "r_energy", "r_nec", "r_suf", "r_core", "core_only_acc", "core_removed_acc",
+              "r2_h", "r2_train", "k", "modes")
+LOG_KEYS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss")
+
+
+def curves_record(result: dict) -> dict[str, np.ndarray]:
+    """The small, exactly reproducible part of a :func:`run_experiment` result, flat.
+
+    Keys ``"{branch}/log/{name}"`` for ``name`` in :data:`LOG_KEYS` ((T,) epochs, else
+    (T, M)) and ``"{branch}/ckpt/{name}"`` for ``"epoch"`` (C,) and :data:`CURVE_KEYS`
+    (C, M), with ``branch`` in ``main`` and (if present) ``wd0`` (the weight-decay-0
+    branch). Timings are left out: they are not reproducible. Chapter 03.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, br in (("main", result["main"]), ("wd0", result.get("branch"))):
+        if br is None:
+            continue
+        for k in LOG_KEYS:
+            out[f"{name}/log/{k}"] = np.asarray(br["log"][k])
+        out[f"{name}/ckpt/epoch"] = np.asarray(br["ckpt_epoch"])
+        for k in CURVE_KEYS:
+            out[f"{name}/ckpt/{k}"] = np.asarray(br["ckpt"][k])
+    return out
+
+
+def save_curves(path, record: dict[str, np.ndarray]) -> None:
+    """Write a :func:`curves_record` as a compressed ``.npz`` (atomically). Chapter 03."""
+    import io
+
+    from ..training import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **record)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def load_curves(path) -> dict[str, np.ndarray]:
+    """Read a record written by :func:`save_curves`. Chapter 03."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
