@@ -73,6 +73,8 @@ def observability_gramian(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean ``J(h)^T J(h)`` over (a random subsample of) the rows of ``H``.
+    Derived on the method page; chapters 01-05 use its closed forms; the book page
+    "ACE on your own model" says when to use it.
 
     ``tail`` maps one activation ``(D,)`` to outputs ``(K,)`` (or a scalar) and
     must be differentiable; Jacobians are batched with ``torch.func.vmap`` over
@@ -95,6 +97,8 @@ def observability_gramian(
 
 def symmetric_factor(W: Tensor, rel_jitter: float = 1e-8) -> Tensor:
     """``L`` with ``L L^T = W + eps I`` from ``eigh``; ``eps = rel_jitter tr(W)/D``.
+    Step 1 of balanced truncation (chapter ``00_ace_in_five_minutes``, method page);
+    reused in chapter ``06_ace_vs_baselines``.
 
     Negative eigenvalues (round-off) are clipped to 0 before the jitter.
     """
@@ -116,6 +120,7 @@ def _fix_signs(Q: Tensor) -> Tensor:
 
 def balanced_truncation(Wc: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tuple[Tensor, Tensor]:
     """Square-root balanced truncation of two empirical Gramians.
+    Explained in chapter ``00_ace_in_five_minutes`` and on the method page.
 
     Returns ``(sigma, Q)``: sigma (D,) descending Hankel-like singular values of
     ``L_c^T L_o``; Q (D, D) orthonormal columns, ``Q[:, :r] = orth(L_c U[:, :r])``
@@ -129,7 +134,8 @@ def balanced_truncation(Wc: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tup
 
 
 def energy_rank(sigma: Tensor, threshold: float) -> int:
-    """Smallest r with ``sum_{i<=r} sigma_i^2 / sum_i sigma_i^2 >= threshold``."""
+    """Smallest r with ``sum_{i<=r} sigma_i^2 / sum_i sigma_i^2 >= threshold``.
+    The rank rule of chapters ``01_markov_cores`` (0.999) and ``03_grokking_core`` (0.99)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     e = sigma.to(_F64) ** 2
@@ -140,6 +146,7 @@ def energy_rank(sigma: Tensor, threshold: float) -> int:
 @dataclass(frozen=True)
 class ACEResult:
     """What ACE found at one layer.
+    Returned by :func:`ace`; explained in chapter ``00_ace_in_five_minutes``.
 
     ``basis``: (D, D) float64 orthonormal columns in balanced order (the core of
     any rank r is ``basis[:, :r]``); ``sigma``: (D,) singular values;
@@ -210,7 +217,8 @@ def ace(
 
 @dataclass(frozen=True)
 class RankScan:
-    """Result of a rank scan: the chosen rank and the curve it was read from."""
+    """Result of a rank scan: the chosen rank and the curve it was read from.
+    Returned by the rank scans of chapter ``03_grokking_core``."""
 
     rank: int | None
     ranks: list[int]

@@ -42,6 +42,7 @@ def apply_subspace(
     strength: float = 1.0,
 ) -> Tensor:
     """Apply keep / remove / flip to the last dim of ``h`` (..., D).
+    Explained in chapter ``00_ace_in_five_minutes``; used in every chapter.
 
     ``Q``: (D, k) orthonormal columns. ``strength`` interpolates between the
     clean activation (0) and the full intervention (1):
@@ -86,6 +87,7 @@ def subspace_hook(
     strength: float = 1.0,
 ) -> Callable[[Tensor, object], Tensor]:
     """A TransformerLens hook function applying ``apply_subspace`` to chosen positions.
+    Explained in chapter ``00_ace_in_five_minutes``; used in every chapter.
 
     Use as ``model.run_with_hooks(tokens, fwd_hooks=[(hook_name, subspace_hook(Q, "remove"))])``
     on a hook whose activation is (batch, pos, D) or (batch, D). Positions not
@@ -105,6 +107,7 @@ def subspace_hook(
 
 def random_subspace(d: int, k: int, generator: torch.Generator | None = None) -> Tensor:
     """A Haar-random k-dim subspace of R^d: (d, k) float64 orthonormal columns.
+    Explained in chapter ``00_ace_in_five_minutes``; the control in every chapter.
 
     The control of equal dimension for every intervention.
     """

@@ -202,7 +202,8 @@ def readout_bias(model: TransformerBridge) -> Tensor:
 
 
 class HubUnavailableError(RuntimeError):
-    """A model needs the Hugging Face hub, which cannot be reached from this machine."""
+    """A model needs the Hugging Face hub, which cannot be reached from this machine.
+    Raised by :func:`load_pretrained` in chapter ``05_agreement_axis`` with ``model_source="hub"``."""
 
 
 def _truthy(value: str | None) -> bool:

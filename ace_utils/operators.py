@@ -26,6 +26,7 @@ __all__ = [
 @dataclass(frozen=True)
 class OperatorFit:
     """A fitted ``y ~ A x`` (column convention) with its spectrum and in-sample R^2.
+    Chapters ``01_markov_cores`` and ``03_grokking_core``.
 
     ``A``: (r, r); ``eigenvalues``: (r,) complex sorted by decreasing modulus;
     ``r2``: mean over output coordinates of the coefficient of determination.
@@ -43,7 +44,8 @@ class OperatorFit:
 
 
 def r2_score(Y: np.ndarray, Y_hat: np.ndarray) -> float:
-    """Mean over columns of ``1 - SS_res / SS_tot`` (Y, Y_hat: (n, r))."""
+    """Mean over columns of ``1 - SS_res / SS_tot`` (Y, Y_hat: (n, r)).
+    Chapters ``01_markov_cores`` and ``03_grokking_core``."""
     Y, Y_hat = np.asarray(Y, float), np.asarray(Y_hat, float)
     ss_res = ((Y - Y_hat) ** 2).sum(0)
     ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
@@ -52,6 +54,7 @@ def r2_score(Y: np.ndarray, Y_hat: np.ndarray) -> float:
 
 def fit_operator(X: np.ndarray, Y: np.ndarray, *, centre: bool = True, ridge: float = 0.0) -> OperatorFit:
     """Least-squares (optionally ridge) fit of ``y_i ~ A x_i`` over rows of X, Y (n, r).
+    Chapters ``01_markov_cores`` and ``03_grokking_core``.
 
     With ``centre=True`` both sides are centred separately (DMD-style): the
     constant (Perron) mode of a Markov chain then carries no variance and drops
@@ -73,7 +76,8 @@ def fit_operator(X: np.ndarray, Y: np.ndarray, *, centre: bool = True, ridge: fl
 
 
 def stationary_distribution(T: np.ndarray) -> np.ndarray:
-    """Stationary distribution pi (pi T = pi) of a row-stochastic matrix T."""
+    """Stationary distribution pi (pi T = pi) of a row-stochastic matrix T.
+    Chapter ``01_markov_cores`` (through :func:`markov_oracle_r2`)."""
     w, V = np.linalg.eig(np.asarray(T, float).T)
     v = np.real(V[:, np.argmin(np.abs(w - 1))])
     return v / v.sum()
@@ -94,6 +98,7 @@ def markov_oracle_r2(T: np.ndarray, pi: np.ndarray | None = None) -> float:
 
 def match_eigenvalues(estimated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optimal one-to-one matching of estimated to reference eigenvalues.
+    Chapter ``01_markov_cores``.
 
     Minimises the total ``|lambda_est - lambda_ref|`` (Hungarian algorithm). Returns
     ``(matched_estimates, errors)`` aligned with ``reference``; needs

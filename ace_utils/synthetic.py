@@ -30,6 +30,7 @@ __all__ = ["PlantedSystem", "planted_core_system"]
 @dataclass(frozen=True)
 class PlantedSystem:
     """Samples and ground truth of a planted-core layer (all float64).
+    Chapters ``00_ace_in_five_minutes`` and ``06_ace_vs_baselines``.
 
     ``H`` (N, D) activations; ``C`` (k, D) linear readout; ``core``,
     ``decoy``, ``silent`` (D, k) orthonormal bases of the planted groups.
@@ -68,6 +69,7 @@ def planted_core_system(
     seed: int = 0,
 ) -> PlantedSystem:
     """Draw ``n`` samples of a planted-core layer (see the module docstring).
+    Chapters ``00_ace_in_five_minutes`` and ``06_ace_vs_baselines``.
 
     With ``decorrelated=True`` the sample latents are exactly uncorrelated, so
     the empirical Gramians equal the population ones and ACE's answer is exact;

@@ -96,7 +96,7 @@ def deterministic(enabled: bool = True) -> Iterator[None]:
 
 
 class CacheCorrupt(RuntimeError):
-    """A cache file exists but is truncated, corrupt or not one of ours."""
+    """A cache file exists but is truncated, corrupt or not one of ours. Chapters 01-05 (through :func:`cached`)."""
 
 
 _MAGIC = b"ACEBOOK-CACHE\x00v1"  # 16 bytes
@@ -380,7 +380,8 @@ def load_model_state(model: M, state: Mapping[str, Tensor], *, strict: bool = Tr
 
 @dataclass
 class LogRow:
-    """One log entry: ``epoch`` (epochs completed), ``step`` (optimizer steps so far), metrics."""
+    """One log entry: ``epoch`` (epochs completed), ``step`` (optimizer steps so far), metrics.
+    Chapters 01-05 (through :func:`train`)."""
 
     epoch: int
     step: int
@@ -390,6 +391,7 @@ class LogRow:
 @dataclass
 class TrainingLog:
     """What :func:`train` returns.
+    Chapters 01-05.
 
     ``rows``: one :class:`LogRow` per logged epoch; ``checkpoints``: epoch -> CPU
     state_dict copy (only when no ``on_checkpoint`` callback was given); ``epochs`` and

@@ -81,7 +81,7 @@ VERB_WORDS = ("is", "are", "was", "were")
 
 
 class MultiTokenVerbError(ValueError):
-    """A verb of the margin (" is", " are", " was", " were") is not one token for this tokenizer."""
+    """A verb of the margin (" is", " are", " was", " were") is not one token for this tokenizer. Chapter 05."""
 
 
 # --------------------------------------------------------------------------- tokens
@@ -130,7 +130,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_len: int = 64) -> tup
 
 @dataclass
 class PromptBatch:
-    """Prompts ready for a model: tokens (N, T), last positions (N,), labels (N,) 0/1."""
+    """Prompts ready for a model: tokens (N, T), last positions (N,), labels (N,) 0/1. Chapter 05."""
 
     prompts: list
     tokens: Tensor
@@ -185,7 +185,7 @@ class AgreementRun:
 
 @dataclass
 class TrainedModel:
-    """A trained compact model: config, compact->GPT-2 id map, state dict, loss curve."""
+    """A trained compact model: config, compact->GPT-2 id map, state dict, loss curve. Chapter 05."""
 
     run: AgreementRun
     used_ids: list[int]
@@ -466,7 +466,7 @@ class _LastTokenModel:
 
 @dataclass
 class LayerCores:
-    """ACE results per layer l = 0..L: ``results[l]`` (rank 1), hook names, train activations."""
+    """ACE results per layer l = 0..L: ``results[l]`` (rank 1), hook names, train activations. Chapter 05."""
 
     hooks: list[str]
     results: list[ACEResult]
@@ -600,7 +600,8 @@ def last_logits(model, batch: PromptBatch, fwd_hooks_for: Callable | None = None
 @dataclass
 class GenerationResult:
     """Texts generated from prompts: ``texts`` (continuations), ``full`` (prompt + continuation),
-    ``strengths`` the flip strengths used per row and step (0 for clean runs)."""
+    ``strengths`` the flip strengths used per row and step (0 for clean runs).
+    Chapter 05."""
 
     texts: list[str]
     full: list[str]

@@ -119,7 +119,7 @@ def bayes_accuracy(T: np.ndarray, length: int = 32) -> float:
 
 @dataclass(frozen=True)
 class MarkovData:
-    """Train / test sequences (n, length) of one chain T (n_states, n_states)."""
+    """Train / test sequences (n, length) of one chain T (n_states, n_states). Chapter 01."""
 
     T: np.ndarray
     train: Tensor
