@@ -11,7 +11,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "validate"]
+__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "FloatList", "validate"]
 
 
 class ParameterError(ValueError):
@@ -90,6 +90,25 @@ class IntList:
         if not self.min_len <= len(v) <= self.max_len or not all(self.lo <= x <= self.hi for x in v):
             raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
         return list(v)
+
+
+@dataclass(frozen=True)
+class FloatList:
+    """A non-empty list of numbers (ints accepted), each in ``[lo, hi]``, of length in
+    ``[min_len, max_len]``; returned as floats."""
+
+    lo: float
+    hi: float
+    min_len: int = 1
+    max_len: int = 64
+
+    def check(self, name: str, v: Any) -> list[float]:
+        desc = f"a list of {self.min_len}..{self.max_len} numbers in [{self.lo}, {self.hi}]"
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise ParameterError(f"parameter {name!r} must be {desc}, got {v!r}")
+        if not self.min_len <= len(v) <= self.max_len or not all(self.lo <= x <= self.hi for x in v):
+            raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
+        return [float(x) for x in v]
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}

@@ -51,3 +51,14 @@ def test_missing_parameter():
     del ns["lr"]
     with pytest.raises(ParameterError, match="parameter 'lr' is missing"):
         validate(SPEC, ns)
+
+
+def test_float_list():
+    from ace_utils.params import FloatList
+
+    spec = {"omegas": FloatList(0.0, 10.0, min_len=1, max_len=4)}
+    assert validate(spec, {"omegas": [1, 2.5]}) == {"omegas": [1.0, 2.5]}
+    for bad, word in (([], "out of range"), ([1, 11], "out of range"), ("1,2", "must be"), ([True], "must be")):
+        with pytest.raises(ParameterError, match=word) as e:
+            validate(spec, {"omegas": bad})
+        assert "'omegas'" in str(e.value) and "\n" not in str(e.value)

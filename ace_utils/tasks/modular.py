@@ -195,10 +195,15 @@ def _lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return torch.baddbmm(b[:, None], x, w.transpose(1, 2))
 
 
-def _drop(x: Tensor, rate: float, gen: torch.Generator | None) -> Tensor:
+def _drop(x: Tensor, rate: float, gen: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
+    # gen: one generator for the whole stack, or one per model (masks drawn model by model,
+    # so a model's masks do not depend on the other models in the stack)
     if rate <= 0 or gen is None:
         return x
-    keep = torch.rand(x.shape, generator=gen) >= rate
+    if isinstance(gen, torch.Generator):
+        keep = torch.rand(x.shape, generator=gen) >= rate
+    else:
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= rate for g in gen])
     return x * keep / (1 - rate)
 
 
@@ -207,7 +212,7 @@ def forward_last(
     x: Tensor,
     n_heads: int,
     dropout: float = 0.0,
-    gen: torch.Generator | None = None,
+    gen: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """Logits at the last position of the stacked native models.
 
@@ -216,8 +221,8 @@ def forward_last(
     causal attention with scale ``1/sqrt(d_head)``, ReLU MLP, final LN, unbiased
     unembedding: the native model's forward, but the last block is computed only where
     the loss reads it (its keys/values still see both positions). With ``dropout > 0``
-    and a generator, dropout is applied to the embeddings and to every attention and MLP
-    output (the paper's post-LN encoder has dropout 0.1; the native model has none, so
+    and a generator (one for the stack, or a list of one per model), dropout is applied to
+    the embeddings and to every attention and MLP output (the paper's post-LN encoder has dropout 0.1; the native model has none, so
     this is a training-time addition). Chapter 03.
     """
     M, N, _ = x.shape

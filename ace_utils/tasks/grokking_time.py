@@ -1,0 +1,450 @@
+"""Grokking time on modular addition: batched sweeps over weight decay and modulus, the
+delay ``tau`` of each run, and the fits of the paper's two laws.
+
+Explained in chapter ``04_grokking_time``. The models and data are those of
+:mod:`ace_utils.tasks.modular` (the native pre-LN transformer, here with one layer, the
+paper's split of the ``p^2`` pairs, the loss at the last position); this module adds
+
+* :func:`train_until_grokked`: many runs (any mix of weight decays and seeds at one
+  modulus) trained as one stacked computation, each with its own batch order and dropout
+  masks (so a run's numbers do not depend on which other runs share the stack), accuracy
+  evaluated every ``eval_every`` optimizer steps, and each run dropped from the stack as
+  soon as it has grokked;
+* :func:`delay_steps`: ``tau = step(test >= 0.99) - step(train >= 0.99)`` (paper-notes 3.4);
+* :func:`fit_power_law` (``tau = C omega^beta`` on log-log axes, with a t-interval for
+  ``beta``) and :func:`fit_log_law` (``tau(p) = -Omega log(1 - p_crit / p)``).
+
+Optimizer. AdamW with *decoupled* weight decay, written out so that each run in the stack
+has its own ``omega``: every step multiplies a run's parameters by ``1 - lr omega`` and then
+applies the Adam update, exactly ``torch.optim.AdamW``'s order (a test checks equality with
+``torch.optim.AdamW`` for a single run). Per step the decay rate is ``lr * omega``: the
+model's time scale (:func:`decay_time_units`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import optimize, stats
+from torch import Tensor
+
+from ..models import build_native_model
+from ..training import cached
+from . import modular as mod
+
+__all__ = [
+    "SweepSpec",
+    "RunResult",
+    "init_params",
+    "train_until_grokked",
+    "delay_steps",
+    "fit_power_law",
+    "fit_log_law",
+    "log_law",
+    "decay_time_units",
+    "harmonics",
+    "cached_sweep",
+    "run_sweeps",
+    "summarise",
+    "heldout_power_law",
+    "heldout_log_law",
+    "PRESETS",
+    "sweep_specs",
+]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One stacked computation: runs ``i = 0..len(omegas)-1`` at modulus ``p``, run ``i``
+    with weight decay ``omegas[i]`` and seed ``seeds[i]`` (initial weights, batch order
+    and dropout masks). ``batch_size = 0`` means full batch (one step per epoch).
+    ``max_steps``: a run that has not grokked by then is reported as not grokked.
+    ``eval_every``: steps between accuracy evaluations (the resolution of ``tau``).
+    Chapter 04.
+    """
+
+    p: int = 53
+    omegas: tuple[float, ...] = (1.0,)
+    seeds: tuple[int, ...] = (0,)
+    lr: float = 1e-3
+    batch_size: int = 512
+    dropout: float = 0.1
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    train_frac: float = 0.5
+    split_seed: int = 42
+    max_steps: int = 20_000
+    eval_every: int = 10
+    level: float = 0.99
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.omegas) != len(self.seeds):
+            raise ValueError(f"omegas ({len(self.omegas)}) and seeds ({len(self.seeds)}) must have the same length")
+
+
+@dataclass
+class RunResult:
+    """One run of a sweep. Steps are optimizer steps (evaluated every ``eval_every``);
+    ``None`` where the level was never reached. ``tau = step_grok - step_mem``. Chapter 04."""
+
+    p: int
+    omega: float
+    seed: int
+    lr: float
+    step_mem: int | None
+    step_grok: int | None
+    steps_run: int
+    tau: int | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tau = delay_steps(self.step_mem, self.step_grok)
+
+
+def delay_steps(step_mem: int | None, step_grok: int | None) -> int | None:
+    """``tau = step_grok - step_mem`` (paper-notes 3.4), or None if either is missing. Chapter 04."""
+    if step_mem is None or step_grok is None:
+        return None
+    return int(step_grok - step_mem)
+
+
+def harmonics(p: int) -> int:
+    """Number of Fourier harmonics of Z_p available to a rotation core, ``floor(p/2) + 1``. Chapter 04."""
+    return p // 2 + 1
+
+
+def decay_time_units(steps: np.ndarray, lr: float, omega: np.ndarray) -> np.ndarray:
+    """Steps in units of the weight-decay time ``1 / (lr omega)``: ``steps * lr * omega``. Chapter 04."""
+    return np.asarray(steps, float) * lr * np.asarray(omega, float)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _run_cfg(spec: SweepSpec) -> mod.GrokRun:
+    return mod.GrokRun(p=spec.p, n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
+                       d_mlp=spec.d_mlp, n_models=1)
+
+
+def init_params(spec: SweepSpec) -> dict[str, Tensor]:
+    """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the native model of seed
+    ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.model_config`). Chapter 04."""
+    run = _run_cfg(spec)
+    states = {}
+    for s in dict.fromkeys(spec.seeds):
+        states[s] = build_native_model(mod.model_config(run, s)).state_dict()
+    names = mod.param_names(spec.n_layers)
+    return {k: torch.stack([states[s][k].detach().float() for s in spec.seeds]).contiguous() for k in names}
+
+
+@torch.no_grad()
+def _accuracy(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int, chunk: int = 4096) -> Tensor:
+    """(M,) float32 accuracy at the last position, evaluated in float32 without dropout."""
+    M = params["embed.weight"].shape[0]
+    hits = torch.zeros(M)
+    for s in range(0, x.shape[0], chunk):
+        logits = mod.forward_last(params, x[s : s + chunk].expand(M, -1, -1), n_heads)
+        hits += (logits.argmax(-1) == y[s : s + chunk]).float().sum(1)
+    return hits / x.shape[0]
+
+
+class _StackedAdamW:
+    """AdamW (torch's defaults: betas 0.9/0.999, eps 1e-8) over stacked parameters with one
+    decoupled weight decay per model (``omega``: (M,)); models can be dropped."""
+
+    def __init__(self, params: dict[str, Tensor], lr: float, omega: Tensor, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.omega, self.betas, self.eps = params, lr, omega.double(), betas, eps
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        decay = (1.0 - self.lr * self.omega).float()
+        for k, p in self.params.items():
+            g = p.grad
+            self.m[k].lerp_(g, 1 - b1)
+            self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.mul_(decay.view(-1, *([1] * (p.dim() - 1))))
+            denom = (self.v[k] / bc2).sqrt_().add_(self.eps)
+            p.addcdiv_(self.m[k], denom, value=-self.lr / bc1)
+            p.grad = None
+
+    def keep(self, idx: Tensor) -> None:
+        """Keep only the models ``idx`` (in that order)."""
+        for d in (self.m, self.v):
+            for k in d:
+                d[k] = d[k][idx].contiguous()
+        for k in list(self.params):
+            self.params[k] = self.params[k].detach()[idx].contiguous().requires_grad_(True)
+        self.omega = self.omega[idx]
+
+
+def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[list[RunResult], dict]:
+    """Train every run of ``spec`` until it groks (or ``max_steps``); measure its delay.
+
+    Each run's batches are drawn from its own permutation generator (seeded by its seed)
+    and its dropout masks from its own generator, so its numbers do not depend on which
+    other runs share the stack. Accuracy on the train and the test pairs is evaluated
+    every ``eval_every`` steps (and at step 0); a run leaves the stack at its first
+    evaluation with test accuracy >= ``level``. Returns the runs' :class:`RunResult` (in the
+    order of ``spec``) and timing ``{"wall_s", "cpu_s", "model_steps"}``. Chapter 04.
+    """
+    data = mod.make_data(spec.p, spec.train_frac, spec.split_seed)
+    n = data.train_x.shape[0]
+    bs = n if spec.batch_size <= 0 else spec.batch_size
+    M = len(spec.seeds)
+    params = {k: v.requires_grad_(True) for k, v in init_params(spec).items()}
+    opt = _StackedAdamW(params, spec.lr, torch.tensor(spec.omegas))
+    active = list(range(M))
+    batch_gens = [torch.Generator().manual_seed(1_000_003 * s + 17) for s in spec.seeds]
+    drop_gens = [torch.Generator().manual_seed(1_000_003 * s + 29) for s in spec.seeds]
+    orders = [torch.randperm(n, generator=g) for g in batch_gens]
+    cursor = 0  # position in the current epoch (the same for every run)
+    mem: list[int | None] = [None] * M
+    grok: list[int | None] = [None] * M
+    steps_run = [spec.max_steps] * M
+    t0, c0 = time.perf_counter(), time.process_time()
+    model_steps = 0
+
+    def evaluate(step: int) -> None:
+        nonlocal active
+        tr = _accuracy(opt.params, data.train_x, data.train_y, spec.n_heads)
+        te = _accuracy(opt.params, data.test_x, data.test_y, spec.n_heads)
+        done = []
+        for j, i in enumerate(active):
+            if mem[i] is None and tr[j] >= spec.level:
+                mem[i] = step
+            if grok[i] is None and te[j] >= spec.level:
+                grok[i] = step
+                steps_run[i] = step
+                done.append(j)
+        if done:
+            keep = [j for j in range(len(active)) if j not in done]
+            active = [active[j] for j in keep]
+            if keep:
+                opt.keep(torch.tensor(keep))
+
+    evaluate(0)
+    it = range(1, spec.max_steps + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"p={spec.p}", leave=False, mininterval=1.0)
+    for step in it:
+        if not active:
+            break
+        if cursor >= n:  # new epoch: fresh permutations
+            orders = [torch.randperm(n, generator=g) for g in batch_gens]
+            cursor = 0
+        idx = torch.stack([orders[i][cursor : cursor + bs] for i in active]) if bs < n else None
+        cursor += bs
+        x = data.train_x[idx] if idx is not None else data.train_x.expand(len(active), -1, -1)
+        y = data.train_y[idx] if idx is not None else data.train_y.expand(len(active), -1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.bf16):
+            logits = mod.forward_last(opt.params, x, spec.n_heads, spec.dropout, [drop_gens[i] for i in active])
+        loss = F.cross_entropy(logits.float().reshape(-1, spec.p), y.reshape(-1))
+        (loss * len(active)).backward()
+        opt.step()
+        model_steps += len(active)
+        if step % spec.eval_every == 0:
+            evaluate(step)
+    results = [RunResult(spec.p, float(spec.omegas[i]), int(spec.seeds[i]), spec.lr, mem[i], grok[i], steps_run[i])
+               for i in range(M)]
+    return results, {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "model_steps": model_steps}
+
+
+# --------------------------------------------------------------------------- fits
+
+
+def fit_power_law(x: np.ndarray, tau: np.ndarray, level: float = 0.95) -> dict:
+    """Least-squares fit of ``log tau = log C + beta log x`` over all runs (each run one point).
+
+    Returns ``{"beta", "beta_ci": (lo, hi)`` (t-interval at ``level``), ``"C"``, ``"r2"``,
+    ``"n"}``. Chapter 04.
+    """
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(tau, float))
+    res = stats.linregress(lx, ly)
+    n = lx.size
+    t = stats.t.ppf(0.5 + level / 2, n - 2)
+    return {"beta": float(res.slope), "beta_ci": (float(res.slope - t * res.stderr), float(res.slope + t * res.stderr)),
+            "C": float(math.exp(res.intercept)), "r2": float(res.rvalue ** 2), "n": int(n)}
+
+
+def log_law(p: np.ndarray, Omega: float, p_crit: float) -> np.ndarray:
+    """``tau(p) = -Omega log(1 - p_crit / p)`` (paper-notes 3.4). Chapter 04."""
+    return -Omega * np.log1p(-p_crit / np.asarray(p, float))
+
+
+def fit_log_law(p: np.ndarray, tau: np.ndarray) -> dict:
+    """Fit :func:`log_law` to (p, tau) in log space (``0 < p_crit < min p``).
+
+    Returns ``{"Omega", "p_crit", "r2"`` (of log tau), ``"r2_linear"`` (of tau), ``"cov"}``.
+    Chapter 04.
+    """
+    p = np.asarray(p, float)
+    tau = np.asarray(tau, float)
+    pmin = p.min()
+
+    def resid(theta: np.ndarray) -> np.ndarray:
+        log_omega, frac = theta
+        pc = pmin / (1 + math.exp(-frac))  # in (0, pmin)
+        return np.log(log_law(p, math.exp(log_omega), pc)) - np.log(tau)
+
+    best = None
+    for frac0 in (-2.0, 0.0, 2.0):
+        pc0 = pmin / (1 + math.exp(-frac0))
+        om0 = float(np.median(tau / -np.log1p(-pc0 / p)))
+        sol = optimize.least_squares(resid, x0=[math.log(om0), frac0])
+        if best is None or sol.cost < best.cost:
+            best = sol
+    Omega = math.exp(best.x[0])
+    p_crit = pmin / (1 + math.exp(-best.x[1]))
+    pred = log_law(p, Omega, p_crit)
+    ly = np.log(tau)
+    r2 = 1 - np.sum((np.log(pred) - ly) ** 2) / np.sum((ly - ly.mean()) ** 2)
+    r2_lin = 1 - np.sum((pred - tau) ** 2) / np.sum((tau - tau.mean()) ** 2)
+    return {"Omega": Omega, "p_crit": p_crit, "r2": float(r2), "r2_linear": float(r2_lin)}
+
+
+# --------------------------------------------------------------------------- sweeps
+
+CACHE_VERSION = 1
+
+# The chapter's presets. 'default' fits the CI budget (3 seeds; the modulus sweep at
+# omega = 3, where the law predicts the same shape in p with Omega three times smaller);
+# 'paper' is the paper's grid (12 seeds, omega = 1 for the modulus sweep, evaluation after
+# every step).
+PRESETS = {
+    "default": dict(n_seeds=3, omegas=(0.3, 0.5, 1.0, 1.5, 2.0, 3.0), moduli=(31, 43, 53, 61, 79, 89, 101),
+                    modulus_omega=3.0, wd_max_steps=8000, p_max_steps=4000, eval_every=10),
+    "paper": dict(n_seeds=12, omegas=(0.3, 0.5, 1.0, 1.5, 2.0, 3.0), moduli=(31, 43, 53, 61, 79, 89, 101),
+                  modulus_omega=1.0, wd_max_steps=20000 * 3, p_max_steps=30000, eval_every=1),
+}
+
+
+def sweep_specs(*, seed: int, n_seeds: int, omegas: Sequence[float], moduli: Sequence[int], modulus_omega: float,
+                wd_max_steps: int, p_max_steps: int, eval_every: int, wd_p: int = 53, wd_batch: int = 512,
+                lr: float = 1e-3, dropout: float = 0.1) -> dict[str, list[SweepSpec]]:
+    """The stacks of the two sweeps (paper-notes 3.4). Seeds ``1000 seed + j``, j < n_seeds.
+
+    ``"wd"``: p = ``wd_p``, batch ``wd_batch``, one stack for the smallest weight decay and
+    one for the rest (they take longest and shortest, so two workers stay busy);
+    ``"modulus"``: full batch at ``modulus_omega``, one stack per modulus. Chapter 04.
+    """
+    seeds = tuple(1000 * seed + j for j in range(n_seeds))
+    om = sorted(float(w) for w in omegas)
+    common = dict(lr=lr, dropout=dropout, eval_every=eval_every)
+    groups = [om[:1], om[1:]] if len(om) > 1 else [om]
+    wd = [SweepSpec(p=wd_p, omegas=tuple(w for w in g for _ in seeds), seeds=seeds * len(g), batch_size=wd_batch,
+                    max_steps=wd_max_steps, **common) for g in groups]
+    mods = [SweepSpec(p=int(p), omegas=(float(modulus_omega),) * len(seeds), seeds=seeds, batch_size=0,
+                      max_steps=p_max_steps, **common) for p in sorted(moduli)]
+    return {"wd": wd, "modulus": mods}
+
+
+def _result_payload(out: tuple[list[RunResult], dict]) -> dict:
+    runs, timing = out
+    return {"runs": [{k: getattr(r, k) for k in ("p", "omega", "seed", "lr", "step_mem", "step_grok", "steps_run")}
+                     for r in runs], "timing": timing}
+
+
+def _result_load(payload: dict) -> tuple[list[RunResult], dict]:
+    return [RunResult(**r) for r in payload["runs"]], payload["timing"]
+
+
+def cached_sweep(spec: SweepSpec) -> tuple[list[RunResult], dict]:
+    """:func:`train_until_grokked`, cached under ``grok-time`` keyed by the spec. Chapter 04."""
+    from dataclasses import asdict
+
+    key = {"task": "grok-time", "version": CACHE_VERSION, "torch": torch.__version__, "spec": asdict(spec)}
+    return cached(key, lambda: train_until_grokked(spec), name="grok-time", save=_result_payload, load=_result_load)
+
+
+def _sweep_in_worker(spec: SweepSpec) -> tuple[list[RunResult], dict]:
+    torch.set_num_threads(1)
+    return cached_sweep(spec)
+
+
+def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2) -> tuple[list[RunResult], dict]:
+    """Run (or read from the cache) every stack, ``workers`` at a time in fresh processes
+    with one torch thread each, started in the order given (put the longest first). Results are identical to running them in
+    one process. Returns all runs (in the order of ``specs``) and ``{"wall_s", "cpu_s",
+    "model_steps"}`` summed over the stacks (the CPU time the stacks took when they were
+    trained, cached or not). Chapter 04.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    order = list(range(len(specs)))
+    t0 = time.perf_counter()
+    if workers <= 1 or len(specs) == 1:
+        outs = {i: _sweep_in_worker(specs[i]) for i in order}
+    else:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = {i: pool.submit(_sweep_in_worker, specs[i]) for i in order}
+            outs = {i: f.result() for i, f in futs.items()}
+    runs = [r for i in range(len(specs)) for r in outs[i][0]]
+    timing = {"wall_s": time.perf_counter() - t0,
+              "train_cpu_s": sum(outs[i][1]["cpu_s"] for i in outs),
+              "model_steps": sum(outs[i][1]["model_steps"] for i in outs)}
+    return runs, timing
+
+
+def summarise(runs: Sequence[RunResult], by: str) -> dict[str, np.ndarray]:
+    """Per value of ``by`` (``"omega"`` or ``"p"``): ``value``, ``n`` runs, ``n_grokked``,
+    and over the grokked runs the ``mean``, ``std`` (ddof 1; 0 for one run), ``min``,
+    ``max`` of tau and the mean ``step_mem``. Chapter 04."""
+    vals = sorted({getattr(r, by) for r in runs})
+    out = {k: [] for k in ("value", "n", "n_grokked", "mean", "std", "min", "max", "mem")}
+    for v in vals:
+        rs = [r for r in runs if getattr(r, by) == v]
+        taus = np.array([r.tau for r in rs if r.tau is not None], float)
+        mems = np.array([r.step_mem for r in rs if r.step_mem is not None], float)
+        out["value"].append(v)
+        out["n"].append(len(rs))
+        out["n_grokked"].append(taus.size)
+        out["mean"].append(taus.mean() if taus.size else np.nan)
+        out["std"].append(taus.std(ddof=1) if taus.size > 1 else 0.0 if taus.size else np.nan)
+        out["min"].append(taus.min() if taus.size else np.nan)
+        out["max"].append(taus.max() if taus.size else np.nan)
+        out["mem"].append(mems.mean() if mems.size else np.nan)
+    return {k: np.asarray(v, float) for k, v in out.items()}
+
+
+def heldout_power_law(omega: np.ndarray, tau: np.ndarray, held: Sequence[float]) -> dict:
+    """Fit :func:`fit_power_law` on the runs whose ``omega`` is not in ``held``; predict the
+    mean tau at each held value (geometric mean of the prediction = ``C omega^beta``) and
+    compare with the measured mean. Returns ``{"fit", "held", "predicted", "measured",
+    "rel_error"}`` (arrays over ``held``). Chapter 04."""
+    omega, tau = np.asarray(omega, float), np.asarray(tau, float)
+    held_arr = np.asarray(sorted(held), float)
+    train = ~np.isin(omega, held_arr)
+    fit = fit_power_law(omega[train], tau[train])
+    pred = fit["C"] * held_arr ** fit["beta"]
+    meas = np.array([tau[omega == h].mean() for h in held_arr])
+    return {"fit": fit, "held": held_arr, "predicted": pred, "measured": meas, "rel_error": (pred - meas) / meas}
+
+
+def heldout_log_law(p: np.ndarray, tau: np.ndarray, held: Sequence[int]) -> dict:
+    """Fit :func:`fit_log_law` on the runs whose modulus is not in ``held``; predict the
+    mean tau at each held modulus. Same keys as :func:`heldout_power_law`. Chapter 04."""
+    p, tau = np.asarray(p, float), np.asarray(tau, float)
+    held_arr = np.asarray(sorted(held), float)
+    train = ~np.isin(p, held_arr)
+    fit = fit_log_law(p[train], tau[train])
+    pred = log_law(held_arr, fit["Omega"], fit["p_crit"]) if np.all(held_arr > fit["p_crit"]) else \
+        np.where(held_arr > fit["p_crit"], log_law(np.maximum(held_arr, fit["p_crit"] + 1e-9), fit["Omega"], fit["p_crit"]), np.inf)
+    meas = np.array([tau[p == h].mean() for h in held_arr])
+    return {"fit": fit, "held": held_arr, "predicted": pred, "measured": meas, "rel_error": (pred - meas) / meas}

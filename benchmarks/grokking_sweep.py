@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Grokking-time sweep speed: the chapter-04 path vs the same runs done the straightforward way.
+
+The work: runs of the chapter's weight-decay sweep (1-layer native models, p = 53,
+batch 512, lr 1e-3, dropout 0.1), each trained until it groks, tau measured. Every variant
+trains the same runs (``--omegas`` x ``--seeds``) in the same process and is timed in the
+same run (wall and CPU seconds):
+
+* ``straightforward``: one run at a time, float32, train and test accuracy evaluated after
+  every step (the paper's protocol), stopping when the run groks;
+* ``one at a time, eval every 10``: the same, accuracy every 10th step;
+* ``stacked, fp32``: all runs as one batched computation (each with its own weight decay,
+  batch order and dropout masks), a run leaving the stack when it groks, eval every 10;
+* ``chapter path``: stacked plus bfloat16 autocast (``grokking_time.train_until_grokked``
+  exactly as the chapter calls it).
+
+All variants use the last-position forward (``modular.forward_last``; its speed-up over the
+full bridge forward is measured in ``benchmarks/modular_training.py``). The chapter also
+trains two stacks at a time in two processes; that is not included here.
+
+Usage:  .venv/bin/python benchmarks/grokking_sweep.py [--omegas 2,3] [--seeds 0,1] [--threads 1]
+Writes benchmarks/results/grokking_sweep.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
+import torch
+
+from ace_utils.rerun import cpu_model
+from ace_utils.tasks import grokking_time as gt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--omegas", default="2,3")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    oms = [float(x) for x in args.omegas.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    pairs = [(w, s) for w in oms for s in seeds]
+    base = gt.SweepSpec(p=53, omegas=tuple(w for w, _ in pairs), seeds=tuple(s for _, s in pairs), batch_size=512,
+                        max_steps=4000, eval_every=10)
+
+    def one_at_a_time(bf16: bool, every: int):
+        out = []
+        for w, s in pairs:
+            out += gt.train_until_grokked(replace(base, omegas=(w,), seeds=(s,), bf16=bf16, eval_every=every))[0]
+        return out
+
+    variants = {
+        "straightforward (one run at a time, fp32, eval every step)": lambda: one_at_a_time(False, 1),
+        "one run at a time, fp32, eval every 10": lambda: one_at_a_time(False, 10),
+        "stacked, fp32, eval every 10": lambda: gt.train_until_grokked(replace(base, bf16=False))[0],
+        "chapter path (stacked, bf16, eval every 10)": lambda: gt.train_until_grokked(base)[0],
+    }
+    gt.train_until_grokked(replace(base, omegas=(8.0,), seeds=(0,), max_steps=20))  # warm-up
+    rows = []
+    for name, fn in variants.items():
+        w0, c0 = time.perf_counter(), time.process_time()
+        runs = fn()
+        w, c = time.perf_counter() - w0, time.process_time() - c0
+        taus = [r.tau for r in runs]
+        rows.append({"variant": name, "wall_s": w, "cpu_s": c, "tau": taus})
+        print(f"{name:60s} {w:7.1f} s wall {c:7.1f} s CPU  tau {taus}", flush=True)
+    ref = rows[0]["wall_s"]
+    for r in rows:
+        r["speedup_wall"] = ref / r["wall_s"]
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+               "loadavg_end": os.getloadavg()}
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "grokking_sweep.json").write_text(json.dumps({"machine": machine, "omegas": oms, "seeds": seeds, "rows": rows}, indent=2))
+    lines = [
+        f"# Grokking-time sweep: {len(pairs)} runs to grokking (p = 53, batch 512, omega {oms}, seeds {seeds})", "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, {args.threads} thread(s), "
+        f"load average at the end {tuple(round(x, 2) for x in machine['loadavg_end'])}.", "",
+        "| variant | wall s | CPU s | speed-up (wall) vs straightforward | tau per run (steps) |", "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['speedup_wall']:.2f}x | {r['tau']} |")
+    (out / "grokking_sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

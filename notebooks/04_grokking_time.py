@@ -1,0 +1,403 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Grokking time: inverse in weight decay, falling with the modulus
+#
+# **What this chapter shows.** The paper turns its modular-addition findings into a
+# predictive model of *when* a network groks: the delay $\tau$ between memorising the
+# training pairs and generalising should scale as $1/\omega$ in the weight decay
+# $\omega$, and should *fall* as the modulus $p$ grows, as
+# $\tau(p) = -\Omega\log(1-p_\text{crit}/p)$. We derive the model in a few lines, train
+# 39 one-layer transformers (the paper's weight-decay grid at $p=53$ and its modulus grid,
+# 3 seeds each) and test both laws out of sample. At the defaults the weight-decay law
+# holds: $\tau\propto\omega^{-0.90}$ (95 % interval $[-0.99,-0.81]$; theory $-1$, paper
+# $-1.02$), and a fit on the middle of the grid predicts both ends within 16 %. The
+# modulus law holds in sign: delays fall steeply with $p$, and $p=31$ never groks, as the
+# fitted $p_\text{crit}\approx 42$ says it should; but they fall much faster ($\propto
+# p^{-2.6}$) than the law's form allows, and its extrapolation to $p=101$ is 50 % too
+# high. **Runtime:** about 4-6 minutes on 2 CPU cores with a cold cache (two worker
+# processes train stacks of runs), seconds when cached.
+
+# %% tags=["remove-cell"]
+# Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+    subprocess.run(["git", "clone", "-q", "https://github.com/ace-book/ace-book", "/content/ace-book"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ace-book"], check=True)
+    sys.path.insert(0, "/content/ace-book")
+
+# %% tags=["parameters"]
+seed = 0  # run j of every setting is seeded 1000 * seed + j (initial weights, batch order, dropout masks)
+preset = "default"  # 'default' (3 seeds, modulus sweep at weight decay 3) or 'paper' (12 seeds, weight decay 1, evaluation every step: hours)
+n_seeds = 0  # runs per setting; 0 takes the preset's (default 3, paper 12)
+omegas = []  # weight decays of the omega sweep at p = 53; [] takes the preset's (the paper's 0.3, 0.5, 1, 1.5, 2, 3)
+moduli = []  # moduli of the p sweep; [] takes the preset's (the paper's 31, 43, 53, 61, 79, 89, 101)
+modulus_omega = 0.0  # weight decay of the modulus sweep; 0 takes the preset's (default 3, paper 1)
+eval_every = 0  # optimizer steps between accuracy evaluations (the resolution of tau); 0 takes the preset's (10, paper 1)
+workers = 2  # processes that train stacks of runs in parallel (one torch thread each)
+device = "cpu"  # training runs on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+
+# %% tags=["hide-input"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from ace_utils.claims import Claims
+from ace_utils.params import Choice, FloatList, Int, IntList, Float, validate
+from ace_utils.tasks import grokking_time as gt
+
+P = validate(
+    {
+        "seed": Int(0, 10**6),
+        "preset": Choice("default", "paper"),
+        "n_seeds": Int(0, 64),
+        "omegas": FloatList(0.05, 20.0, min_len=0, max_len=16),
+        "moduli": IntList(11, 127, min_len=0, max_len=16),
+        "modulus_omega": Float(0.0, 20.0),
+        "eval_every": Int(0, 1000),
+        "workers": Int(1, 16),
+        "device": Choice("cpu", "cuda", "auto"),
+    },
+    globals(),
+)
+torch.set_num_threads(1)
+t_start = time.perf_counter()
+cfg = dict(gt.PRESETS[preset])
+cfg["n_seeds"] = n_seeds or cfg["n_seeds"]
+cfg["omegas"] = tuple(omegas) or cfg["omegas"]
+cfg["moduli"] = tuple(moduli) or cfg["moduli"]
+cfg["modulus_omega"] = modulus_omega or cfg["modulus_omega"]
+cfg["eval_every"] = eval_every or cfg["eval_every"]
+specs = gt.sweep_specs(seed=seed, **cfg)
+LR = specs["wd"][0].lr
+# claims are asserted at the defaults; elsewhere they are checked and reported
+strict = seed == 0 and preset == "default" and not (n_seeds or omegas or moduli or modulus_omega or eval_every)
+claims = Claims("04_grokking_time", P, strict=strict)
+print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 53 (batch 512); "
+      f"modulus sweep {cfg['moduli']} at omega = {cfg['modulus_omega']} (full batch); tau resolved to "
+      f"{cfg['eval_every']} steps")
+
+# %% [markdown]
+# ## A model of the delay
+#
+# The paper's derivation is not available to us (paper-notes §3.4 reconstructs it from the
+# code's fitted forms and a third-party summary), so here is the few-line version that
+# produces exactly those forms. AdamW's weight decay is *decoupled*: every step multiplies
+# each weight by $1-\eta\omega$ ($\eta$ the learning rate), so weights that the loss stops
+# supporting decay on the time scale $1/(\eta\omega)$ steps, whatever the gradients are.
+# After memorisation the training loss is nearly zero, and what changes is the balance
+# between the memorising weights (which decay) and the generalising circuit: the rotation
+# core of chapter 3 ({numref}`fig-modadd-1c`), built from the
+# $\lfloor p/2\rfloor+1$ Fourier harmonics of $\mathbb{Z}_p$. Write $m(t)$ for the
+# generalisation margin (correct logit minus the best other, on unseen pairs) and let it
+# relax towards a level set by how much *redundant* cyclic energy $\|\psi\|^2$ the
+# network can carry:
+#
+# $$\frac{dm}{dt} = \eta\omega\,\big(c\,\|\psi\|^2 - m\big), \qquad m(t_\text{mem}) = 0 .$$
+#
+# Generalisation happens when the margin reaches a critical value $m_\text{crit}$:
+#
+# $$\tau = t_\text{grok}-t_\text{mem} = -\frac{1}{\eta\omega}\,\log\!\Big(1-\frac{m_\text{crit}}{c\,\|\psi\|^2}\Big).$$
+#
+# If the available cyclic energy grows with the number of harmonics, $\|\psi\|^2\propto p$,
+# then $m_\text{crit}/(c\|\psi\|^2) = p_\text{crit}/p$ and
+#
+# $$\tau(\omega, p) = -\Omega\,\log\!\Big(1-\frac{p_\text{crit}}{p}\Big), \qquad \Omega = \frac{\kappa}{\eta\,\omega}.$$
+#
+# Two predictions follow, which we test:
+#
+# 1. at fixed $p$, $\tau \propto \omega^{-1}$: a log-log slope of $-1$, and
+#    $\tau\,\eta\,\omega$ (the delay in units of the decay time) constant;
+# 2. at fixed $\omega$, $\tau$ *decreases* with $p$, diverges as $p\downarrow p_\text{crit}$
+#    (below it the network never groks) and falls like $\Omega\,p_\text{crit}/p$ for
+#    $p\gg p_\text{crit}$: the paper's "inverse scaling law".
+#
+# The model is a caricature (one margin, one time scale), so the test is empirical: the
+# exponent, the sign of the trend in $p$, and above all whether a fit on part of the grid
+# predicts the rest.
+
+# %% [markdown]
+# ## Setup and speed
+#
+# One-layer versions of chapter 3's models ($d_\text{model}=128$, 4 heads,
+# $d_\text{mlp}=512$, pre-LN, training-time dropout 0.1 as the paper's sweep model), AdamW
+# with learning rate $10^{-3}$, the paper's split of the $p^2$ pairs into halves, loss and
+# accuracy at the last position. As in the paper (paper-notes §3.4), $\tau$ is the first
+# optimizer step with test accuracy $\ge 0.99$ minus the first with train accuracy
+# $\ge 0.99$, measured **in steps**: the weight-decay sweep uses batches of 512 (3 steps
+# per epoch at $p=53$), the modulus sweep full batches (one step per epoch, whatever $p$),
+# so epochs would fake a trend in $p$.
+#
+# What the default changes, and why the predictions survive it:
+#
+# - **3 seeds, not 12** (the paper's own "quick" mode), to fit the CI budget.
+# - **The modulus sweep runs at $\omega = 3$, not 1.** The model predicts the same shape in
+#   $p$ at any $\omega$ with $\Omega$ scaled by $1/\omega$, so this tests the same law three
+#   times faster; the $\omega$ sweep, which uses the paper's grid, checks the $1/\omega$
+#   scaling itself.
+# - **Accuracy every 10 steps, not every step**: $\tau$ is known to $\pm 10$ steps, which
+#   is 1-10 % of the delays measured here.
+#
+# Speed (`benchmarks/grokking_sweep.py`, record below): the runs of a setting are one
+# stacked computation (one weight decay per run in a hand-written AdamW that a test checks
+# against `torch.optim.AdamW`), each with its own batch order and dropout masks so that a
+# run's result does not depend on its stack mates; the forward computes only the scored
+# position; training uses bfloat16 autocast; a run leaves the stack as soon as it has
+# grokked; two processes train stacks in parallel.
+
+# %% tags=["hide-input"]
+from pathlib import Path  # noqa: E402
+
+bench = Path(gt.__file__).resolve().parents[2] / "benchmarks" / "results" / "grokking_sweep.md"
+if bench.exists():
+    lines = bench.read_text().splitlines()
+    display(Markdown("\n".join([f"**{lines[0].lstrip('# ')}**"] + lines[1:])))
+else:
+    print("no benchmark record (run benchmarks/grokking_sweep.py)")
+
+# %%
+t0 = time.perf_counter()
+runs, timing = gt.run_sweeps(specs["wd"] + specs["modulus"], workers=workers)
+n_wd = sum(len(s.seeds) for s in specs["wd"])
+wd_runs, p_runs = runs[:n_wd], runs[n_wd:]
+print(f"{len(runs)} runs; this call took {time.perf_counter() - t0:.0f} s; training them took "
+      f"{timing['train_cpu_s']:.0f} s of CPU time ({timing['model_steps']:,} model-steps)")
+not_grokked = [(r.p, r.omega, r.seed) for r in runs if r.tau is None]
+print("runs that did not grok within their step budget (p, omega, seed):", not_grokked or "none")
+
+# %% [markdown]
+# ## Weight decay: the delay scales as $1/\omega$
+#
+# Each point below is one run; the summary is the mean and standard deviation over the
+# seeds at each $\omega$. The slope is a least-squares fit of $\log\tau$ on $\log\omega$
+# over all runs, with a 95 % $t$-interval.
+
+# %%
+W = gt.summarise(wd_runs, "omega")
+wd_ok = [r for r in wd_runs if r.tau is not None]
+om_g = np.array([r.omega for r in wd_ok])
+tau_w = np.array([r.tau for r in wd_ok], float)
+fit_w = gt.fit_power_law(om_g, tau_w)
+K = float(np.exp(np.mean(np.log(tau_w * om_g))))  # tau = K / omega, the theory's one-parameter form
+units = gt.decay_time_units(W["mean"], LR, W["value"])
+Markdown("| ω | runs grokked | memorised at step (mean) | τ mean ± sd (steps) | τ range | τ·η·ω (decay times) |\n"
+         "|---|---|---|---|---|---|\n" + "\n".join(
+             f"| {w:g} | {int(g)}/{int(n)} | {m:.0f} | {mu:.0f} ± {sd:.0f} | {lo:.0f}-{hi:.0f} | {u:.2f} |"
+             for w, g, n, m, mu, sd, lo, hi, u in zip(W["value"], W["n_grokked"], W["n"], W["mem"], W["mean"],
+                                                        W["std"], W["min"], W["max"], units)))
+
+# %%
+print(f"fitted tau = {fit_w['C']:.0f} * omega^{fit_w['beta']:.3f}, 95% CI of the exponent "
+      f"[{fit_w['beta_ci'][0]:.3f}, {fit_w['beta_ci'][1]:.3f}], R^2 = {fit_w['r2']:.3f} over {fit_w['n']} runs")
+print(f"one-parameter theory fit tau = K / omega: K = {K:.0f} steps, i.e. tau * lr * omega = {K * LR:.2f} decay times")
+claims.check("every run of the weight-decay sweep groks", all(r.tau is not None for r in wd_runs),
+             f"{len(wd_ok)}/{len(wd_runs)}", expected="all")
+claims.check("fitted exponent within [-1.5, -0.5]", -1.5 <= fit_w["beta"] <= -0.5, round(fit_w["beta"], 3),
+             expected="[-1.5, -0.5]; theory -1, paper -1.02 [TS]")
+claims.check("the theory's exponent: the 95% interval contains -1", fit_w["beta_ci"][0] <= -1 <= fit_w["beta_ci"][1],
+             tuple(round(b, 3) for b in fit_w["beta_ci"]), expected="contains -1", asserted=False)
+spread = float(units.max() / units.min())
+claims.check("the 1/omega law collapses the delays: max/min of tau*lr*omega over the grid < sqrt(max/min omega)",
+             spread < np.sqrt(W["value"].max() / W["value"].min()), round(spread, 3),
+             expected=f"< {np.sqrt(W['value'].max() / W['value'].min()):.2f} (1 under the law, "
+                      f"{W['value'].max() / W['value'].min():.0f} if tau did not depend on omega)")
+
+# %% [markdown]
+# ## Modulus: the delay falls as $p$ grows
+#
+# Full batch, so one step is one epoch at every $p$. We fit the log law to the runs that
+# grokked (each run one point, least squares on $\log\tau$, $0<p_\text{crit}<\min p$), and,
+# model-free, a power law $\tau\propto p^{\gamma}$ whose interval says whether the trend is
+# real.
+
+# %%
+Pm = gt.summarise(p_runs, "p")
+p_ok = [r for r in p_runs if r.tau is not None]
+p_g = np.array([r.p for r in p_ok], float)
+tau_p = np.array([r.tau for r in p_ok], float)
+fit_p = gt.fit_log_law(p_g, tau_p)
+trend = gt.fit_power_law(p_g, tau_p)
+
+
+def _law(p: float) -> str:
+    return f"{gt.log_law(p, fit_p['Omega'], fit_p['p_crit']):.0f}" if p > fit_p["p_crit"] else "∞ (p ≤ p_crit)"
+
+
+def _taus(g, mu, sd, lo, hi) -> str:
+    return f"{mu:.0f} ± {sd:.0f} | {lo:.0f}-{hi:.0f}" if g else "not grokked | -"
+
+
+Markdown("| p | harmonics ⌊p/2⌋+1 | runs grokked | memorised at step (mean) | τ mean ± sd (steps) | τ range | log law |\n"
+         "|---|---|---|---|---|---|---|\n" + "\n".join(
+             f"| {int(p)} | {gt.harmonics(int(p))} | {int(g)}/{int(n)} | {m:.0f} | {_taus(g, mu, sd, lo, hi)} | {_law(p)} |"
+             for p, g, n, m, mu, sd, lo, hi in zip(Pm["value"], Pm["n_grokked"], Pm["n"], Pm["mem"], Pm["mean"],
+                                                   Pm["std"], Pm["min"], Pm["max"])))
+
+# %%
+budget = specs["modulus"][0].max_steps
+print(f"log law: Omega = {fit_p['Omega']:.0f} steps, p_crit = {fit_p['p_crit']:.1f}, R^2 = {fit_p['r2']:.3f} (log tau), "
+      f"{fit_p['r2_linear']:.3f} (tau); Omega * lr * omega = {fit_p['Omega'] * LR * cfg['modulus_omega']:.2f} decay times")
+print(f"trend: tau ~ p^{trend['beta']:.2f}, 95% CI [{trend['beta_ci'][0]:.2f}, {trend['beta_ci'][1]:.2f}], "
+      f"R^2 = {trend['r2']:.3f} (log tau): a plain power law fits {'better' if trend['r2'] > fit_p['r2'] else 'worse'} than the log law")
+never = sorted({r.p for r in p_runs if r.tau is None})
+print(f"moduli with runs that did not grok within {budget} steps: {never or 'none'}")
+claims.check("tau decreases with p: the 95% interval of the exponent of p is below 0", trend["beta_ci"][1] < 0,
+             tuple(round(b, 2) for b in trend["beta_ci"]), expected="upper end < 0 (the paper: decreasing, ~1/p [TS])")
+claims.check("the log law fits the grokked runs: R^2 of log tau >= 0.8", fit_p["r2"] >= 0.8, round(fit_p["r2"], 3),
+             expected=">= 0.8")
+claims.check("moduli that never grok lie below the fitted p_crit (and every modulus above it groks)",
+             all(p < fit_p["p_crit"] for p in never)
+             and all(r.tau is not None for r in p_runs if r.p > fit_p["p_crit"]),
+             {"not grokked": never, "p_crit": round(fit_p["p_crit"], 1)}, expected="consistent with the law")
+
+# %% mystnb={"figure": {"caption": "The paper's two-panel figure. Left: grokking delay τ (optimizer steps) against weight decay ω at p = 53, each run a grey dot, mean ± sd over seeds in black; red: the fitted power law; dashed: the theory's slope -1 through the data. Right: τ against the modulus p at the modulus sweep's ω (full batch); red: the fitted log law τ = -Ω log(1 - p_crit/p); dotted: p_crit; moduli where no run grokked within the step budget are marked at the top.", "name": "fig-grok-time"}}
+fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+a.scatter(om_g, tau_w, s=12, color="0.6", zorder=1)
+a.errorbar(W["value"], W["mean"], yerr=W["std"], fmt="o", color="k", capsize=3, zorder=2, label="mean ± sd")
+ww = np.geomspace(W["value"].min() * 0.9, W["value"].max() * 1.1, 50)
+a.plot(ww, fit_w["C"] * ww ** fit_w["beta"], "r-", label=f"fit: ω^{fit_w['beta']:.2f}")
+a.plot(ww, K / ww, "k--", lw=1, label="theory: ω^-1")
+a.set(xscale="log", yscale="log", xlabel="weight decay ω", ylabel="delay τ (optimizer steps)", title="p = 53, batch 512")
+a.legend(fontsize=8)
+b.scatter(p_g, tau_p, s=12, color="0.6", zorder=1)
+okp = Pm["n_grokked"] > 0
+b.errorbar(Pm["value"][okp], Pm["mean"][okp], yerr=Pm["std"][okp], fmt="o", color="k", capsize=3, zorder=2, label="mean ± sd")
+pp = np.linspace(max(fit_p["p_crit"] * 1.02, Pm["value"].min() * 0.95), Pm["value"].max() * 1.05, 200)
+b.plot(pp, gt.log_law(pp, fit_p["Omega"], fit_p["p_crit"]), "r-",
+       label=f"fit: Ω = {fit_p['Omega']:.0f}, p_crit = {fit_p['p_crit']:.1f}")
+b.axvline(fit_p["p_crit"], color="r", ls=":", lw=1)
+top = max(tau_p.max(), 1) * 2
+for p in never:
+    b.scatter([p], [top], marker="^", color="C3", zorder=3)
+    b.annotate("not grokked", (p, top), textcoords="offset points", xytext=(4, -10), fontsize=8)
+b.set(xscale="log", yscale="log", xlabel="modulus p", ylabel="delay τ (optimizer steps)",
+      title=f"ω = {cfg['modulus_omega']:g}, full batch")
+b.legend(fontsize=8)
+for ax_, ticks in ((a, W["value"]), (b, Pm["value"])):
+    ax_.xaxis.set_minor_locator(plt.NullLocator())
+    ax_.set_xticks(ticks, [f"{t:g}" for t in ticks])
+fig.tight_layout()
+
+# %% [markdown]
+# ## Out of sample: does a fit on part of the grid predict the rest?
+#
+# A law is predictive if, fitted without some settings, it predicts the delay there. For
+# the weight decay we fit the power law on the four middle values and extrapolate to both
+# ends of the grid ($\omega=0.3$ and $3$); for the modulus we fit the log law without
+# $p=79$ (interpolation) and $p=101$ (extrapolation). The error is the predicted minus the
+# measured mean delay, relative to the measured. We fixed the bound before looking at the
+# results: within 30 %.
+
+# %%
+held_w = [w for w in (min(W["value"]), max(W["value"])) if len(W["value"]) >= 4]
+held_p = [p for p in (79, 101) if p in Pm["value"][okp]] if okp.sum() >= 5 else []
+rows = []
+if held_w:
+    hw = gt.heldout_power_law(om_g, tau_w, held_w)
+    rows += [(f"ω = {h:g}", "power law on the other ω", pr, me, e) for h, pr, me, e in
+             zip(hw["held"], hw["predicted"], hw["measured"], hw["rel_error"])]
+if held_p:
+    hp = gt.heldout_log_law(p_g, tau_p, held_p)
+    rows += [(f"p = {int(h)}", "log law on the other p", pr, me, e) for h, pr, me, e in
+             zip(hp["held"], hp["predicted"], hp["measured"], hp["rel_error"])]
+errors = np.array([r[4] for r in rows])
+Markdown("| held out | fitted on | predicted τ | measured τ (mean) | error |\n|---|---|---|---|---|\n"
+         + "\n".join(f"| {a_} | {b_} | {c_:.0f} | {d_:.0f} | {100 * e_:+.0f} % |" for a_, b_, c_, d_, e_ in rows))
+
+# %%
+err_w = np.abs(hw["rel_error"]) if held_w else np.array([])
+err_p = np.abs(hp["rel_error"]) if held_p else np.array([])
+claims.check("the omega law predicts both held-out ends of the grid within 30 % (largest |error|)",
+             err_w.size > 0 and float(err_w.max()) <= 0.30, None if not err_w.size else round(float(err_w.max()), 3),
+             expected="<= 0.30")
+claims.check("the log law predicts the held-out moduli within 30 % (largest |error|)",
+             err_p.size > 0 and float(err_p.max()) <= 0.30, None if not err_p.size else round(float(err_p.max()), 3),
+             expected="<= 0.30", asserted=False)
+if held_p:
+    # the law's own log-log slope between the two largest held-out moduli vs the data's
+    lo_, hi_ = hp["held"][0], hp["held"][-1]
+    law_slope = float(np.log(hp["predicted"][-1] / hp["predicted"][0]) / np.log(hi_ / lo_))
+    data_slope = float(np.log(hp["measured"][-1] / hp["measured"][0]) / np.log(hi_ / lo_))
+    print(f"between p = {lo_:.0f} and {hi_:.0f}: the fitted law falls as p^{law_slope:.2f}, the data as p^{data_slope:.2f}")
+    claims.check("what we find instead: at large p the delays fall faster than the log law can (data slope < law slope)",
+                 data_slope < law_slope, {"data": round(data_slope, 2), "law": round(law_slope, 2)},
+                 expected="data slope below the law's")
+
+# %% [markdown]
+# ## Our numbers beside the paper's
+#
+# Paper values from `paper-notes.md` §3.4 with their source tags ([TS]: an unverified
+# third-party summary; [C]: the public reference code; "not retrieved": not available to us).
+
+# %% tags=["hide-input"]
+def _ci(f: dict) -> str:
+    return f"{f['beta']:.2f} [{f['beta_ci'][0]:.2f}, {f['beta_ci'][1]:.2f}]"
+
+
+table = [
+    ("model, optimizer", "1-layer pre-LN native transformer, dropout 0.1, AdamW lr 1e-3",
+     "1-layer post-LN encoder, dropout 0.1, AdamW lr 1e-3 [C]"),
+    ("seeds per setting", f"{cfg['n_seeds']}", "12 (3 in 'quick' mode) [C]"),
+    ("accuracy evaluated every", f"{cfg['eval_every']} steps", "step [C]"),
+    ("ω sweep grid (p = 53, batch 512)", ", ".join(f"{w:g}" for w in W["value"]), "0.3, 0.5, 1, 1.5, 2, 3 [C]"),
+    ("exponent of τ in ω [95 % CI]", _ci(fit_w), "-1.02 [TS]; theory -1"),
+    ("τ·η·ω (delay in decay times)", f"{K * LR:.2f} (one-parameter fit)", "not retrieved"),
+    ("modulus sweep", f"p = {', '.join(str(int(p)) for p in Pm['value'])}, ω = {cfg['modulus_omega']:g}, full batch",
+     "p = 31 ... 101, ω = 1, full batch [C]"),
+    ("moduli that did not grok", ", ".join(map(str, never)) or "none", "none reported (the fit requires p_crit < min p) [C]"),
+    ("log law Ω, p_crit, R² (log τ)", f"{fit_p['Omega']:.0f} steps, {fit_p['p_crit']:.1f}, {fit_p['r2']:.2f}", "not retrieved"),
+    ("exponent of τ in p [95 % CI]", _ci(trend), "≈ -1 for p ≫ p_crit [TS]"),
+    ("held-out prediction error (largest)", f"{100 * np.abs(errors).max():.0f} %" if errors.size else "n/a", "not reported"),
+]
+Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a_} | {b_} | {c_} |" for a_, b_, c_ in table))
+
+# %% [markdown]
+# **What differs and why.**
+#
+# - *Architecture.* TransformerLens-native pre-LN blocks (final LayerNorm, unbiased
+#   unembedding) instead of PyTorch post-LN encoder layers; dropout 0.1 is added as a
+#   training-time mask as in chapter 3. Delays are therefore not comparable number for
+#   number with the paper's; the laws' forms are.
+# - *Grid.* 3 seeds, the modulus sweep at $\omega=3$ and accuracy every 10 steps, for the
+#   CI budget (see "Setup and speed"); `preset="paper"` runs the paper's grid (12 seeds,
+#   $\omega=1$, every step), which takes hours on a CPU and was not run here.
+# - *The modulus law's shape.* Our delays fall with $p$, as the paper's law says, and the
+#   modulus where no run grokked within the step budget ($p=31$, 4000 steps, ~80 times its
+#   memorisation step) lies below the fitted $p_\text{crit}$, so the law *predicts* that
+#   failure; the paper's fit keeps $p_\text{crit}$ below 31. But the fall is far steeper
+#   than $-\Omega\log(1-p_\text{crit}/p)$ allows away from $p_\text{crit}$ (its local
+#   slope is about $-1.4$ near $p=90$, the data's about $-2.9$), so the law interpolates
+#   well (3 % at $p=79$) and extrapolates badly (+50 % at $p=101$). One reason the model
+#   leaves out: with a fixed train fraction the number of training pairs grows as $p^2$,
+#   and a full-batch step at $p=101$ averages over 5100 pairs, at $p=43$ over 924.
+# - *The exponent in $\omega$.* $-0.90$, with an interval that just excludes $-1$: the
+#   delay in decay times $\tau\eta\omega$ is flat (1.27-1.32) from $\omega=1$ to 3 and
+#   smaller at the weakest decays, where the seed-to-seed spread is also largest.
+
+# %%
+claims.record(
+    omegas=W["value"].tolist(), tau_mean_by_omega=W["mean"].tolist(), tau_sd_by_omega=W["std"].tolist(),
+    moduli=Pm["value"].tolist(), tau_mean_by_p=Pm["mean"].tolist(), n_grokked_by_p=Pm["n_grokked"].tolist(),
+    beta_omega=fit_w["beta"], beta_omega_ci=list(fit_w["beta_ci"]), K_steps=K,
+    Omega=fit_p["Omega"], p_crit=fit_p["p_crit"], r2_log_law=fit_p["r2"], beta_p=trend["beta"], beta_p_ci=list(trend["beta_ci"]),
+    heldout_rel_errors=errors.tolist(), train_cpu_s=timing["train_cpu_s"], seconds=time.perf_counter() - t_start,
+)
+claims.save()

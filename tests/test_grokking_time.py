@@ -1,0 +1,104 @@
+"""Grokking-time sweeps (ace_utils.tasks.grokking_time): the stacked AdamW is torch's AdamW,
+a run does not depend on its stack mates, and the fits recover planted laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ace_utils.tasks import grokking_time as gt
+from ace_utils.tasks import modular as mod
+
+
+def test_stacked_adamw_equals_torch_adamw_per_run():
+    torch.manual_seed(0)
+    shapes = {"a": (3, 4), "b": (5,)}
+    omegas = [0.5, 3.0]
+    init = {k: torch.randn(2, *s) for k, s in shapes.items()}
+    grads = [{k: torch.randn(2, *s) for k, s in shapes.items()} for _ in range(5)]
+    stacked = {k: v.clone().requires_grad_(True) for k, v in init.items()}
+    opt = gt._StackedAdamW(stacked, lr=1e-2, omega=torch.tensor(omegas))
+    for g in grads:
+        for k in stacked:
+            stacked[k].grad = g[k].clone()
+        opt.step()
+    for i, om in enumerate(omegas):
+        ref = {k: v[i].clone().requires_grad_(True) for k, v in init.items()}
+        ropt = torch.optim.AdamW(list(ref.values()), lr=1e-2, weight_decay=om)
+        for g in grads:
+            for k in ref:
+                ref[k].grad = g[k][i].clone()
+            ropt.step()
+        for k in ref:
+            torch.testing.assert_close(opt.params[k][i], ref[k].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_dropping_a_model_keeps_the_others_state():
+    params = {"w": torch.arange(6.0).reshape(3, 2).requires_grad_(True)}
+    opt = gt._StackedAdamW(params, lr=0.1, omega=torch.tensor([1.0, 2.0, 3.0]))
+    params["w"].grad = torch.ones(3, 2)
+    opt.step()
+    before = opt.params["w"].detach().clone()
+    opt.keep(torch.tensor([0, 2]))
+    assert torch.equal(opt.params["w"].detach(), before[[0, 2]])
+    assert torch.equal(opt.omega, torch.tensor([1.0, 3.0], dtype=torch.float64))
+
+
+def test_per_model_dropout_masks_do_not_depend_on_stack_mates():
+    run = mod.GrokRun(p=11, n_layers=1, n_models=2)
+    params = mod.init_stacked(run)
+    x = torch.randint(0, 11, (2, 8, 2))
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
+    both = mod.forward_last(params, x, 4, 0.1, gens())
+    alone = mod.forward_last({k: v[1:] for k, v in params.items()}, x[1:], 4, 0.1, gens()[1:])
+    torch.testing.assert_close(both[1:], alone)
+
+
+def test_init_params_are_the_native_models():
+    spec = gt.SweepSpec(p=11, omegas=(1.0, 2.0), seeds=(3, 3))
+    params = gt.init_params(spec)
+    assert torch.equal(params["embed.weight"][0], params["embed.weight"][1])
+    ref = mod.init_stacked(mod.GrokRun(p=11, n_layers=1, n_models=1, seed=3))
+    assert torch.equal(params["blocks.0.attn.q.weight"][0], ref["blocks.0.attn.q.weight"][0])
+
+
+def test_small_modulus_groks_and_result_is_independent_of_stacking():
+    # p = 53, batch 512, omega = 8: grokking within ~250 steps (measured)
+    kw = dict(p=53, batch_size=512, max_steps=600, eval_every=10)
+    alone, _ = gt.train_until_grokked(gt.SweepSpec(omegas=(8.0,), seeds=(1,), **kw))
+    both, timing = gt.train_until_grokked(gt.SweepSpec(omegas=(0.1, 8.0), seeds=(0, 1), **kw))
+    r = alone[0]
+    assert r.step_grok is not None and r.step_mem is not None and r.tau == r.step_grok - r.step_mem >= 0
+    assert (both[1].step_mem, both[1].step_grok) == (r.step_mem, r.step_grok)
+    assert both[0].step_grok is None and both[0].steps_run == kw["max_steps"]  # omega = 0.1 is far slower
+    # the grokked run left the stack: only the slow run kept training after it
+    assert timing["model_steps"] == kw["max_steps"] + r.step_grok
+
+
+def test_power_law_fit_recovers_exponent_and_interval_covers_it():
+    rng = np.random.default_rng(0)
+    w = np.repeat([2.0, 3.0, 5.0, 8.0], 3)
+    tau = 700 * w ** -1.0 * np.exp(rng.normal(0, 0.05, w.size))
+    fit = gt.fit_power_law(w, tau)
+    assert abs(fit["beta"] + 1) < 0.1
+    assert fit["beta_ci"][0] < -1 < fit["beta_ci"][1]
+    assert fit["beta_ci"][1] - fit["beta_ci"][0] < 0.3
+    assert fit["C"] == pytest.approx(700, rel=0.15)
+
+
+def test_log_law_fit_recovers_planted_parameters():
+    p = np.array([31, 43, 53, 61, 79, 89, 101], float)
+    tau = gt.log_law(p, 400.0, 20.0)
+    fit = gt.fit_log_law(p, tau)
+    assert fit["Omega"] == pytest.approx(400, rel=1e-3)
+    assert fit["p_crit"] == pytest.approx(20, rel=1e-3)
+    assert fit["r2"] > 0.999
+    assert np.all(np.diff(gt.log_law(p, 400.0, 20.0)) < 0)  # decreasing in p
+
+
+def test_delay_and_units():
+    assert gt.delay_steps(100, 350) == 250
+    assert gt.delay_steps(None, 350) is None and gt.delay_steps(100, None) is None
+    assert gt.harmonics(53) == 27
+    assert gt.decay_time_units(np.array([1000]), 1e-3, np.array([2.0]))[0] == pytest.approx(2.0)
