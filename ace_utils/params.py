@@ -15,12 +15,14 @@ __all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "Float
 
 
 class ParameterError(ValueError):
-    """A notebook parameter is unknown, of the wrong type, or out of range."""
+    """A notebook parameter is unknown, of the wrong type, or out of range.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
 
 @dataclass(frozen=True)
 class Int:
-    """An integer in ``[lo, hi]``."""
+    """An integer in ``[lo, hi]``.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     lo: int
     hi: int
@@ -35,7 +37,8 @@ class Int:
 
 @dataclass(frozen=True)
 class Float:
-    """A real number in ``[lo, hi]`` (ints accepted)."""
+    """A real number in ``[lo, hi]`` (ints accepted).
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     lo: float
     hi: float
@@ -50,7 +53,8 @@ class Float:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a fixed set of values."""
+    """One of a fixed set of values.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     values: tuple
 
@@ -66,7 +70,7 @@ class Choice:
 
 @dataclass(frozen=True)
 class Bool:
-    """True or False."""
+    """True or False. Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     def check(self, name: str, v: Any) -> bool:
         if not isinstance(v, bool):
@@ -76,7 +80,8 @@ class Bool:
 
 @dataclass(frozen=True)
 class IntList:
-    """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``."""
+    """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     lo: int
     hi: int
@@ -95,7 +100,8 @@ class IntList:
 @dataclass(frozen=True)
 class FloatList:
     """A non-empty list of numbers (ints accepted), each in ``[lo, hi]``, of length in
-    ``[min_len, max_len]``; returned as floats."""
+    ``[min_len, max_len]``; returned as floats.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
 
     lo: float
     hi: float
@@ -132,6 +138,7 @@ def validate(
     (non-module, non-function, non-private) value in the namespace is an
     unknown parameter, e.g. a misspelt ``papermill -p`` name. Returns the
     validated values by name. Raises :class:`ParameterError` with one line.
+    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``).
     """
     unknown = sorted(
         n for n, v in namespace.items() if n not in spec and n not in ignore and _is_user_value(n, v)
