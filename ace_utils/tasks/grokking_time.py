@@ -328,7 +328,7 @@ CACHE_VERSION = 1
 # every step).
 PRESETS = {
     "default": dict(n_seeds=3, omegas=(0.3, 0.5, 1.0, 1.5, 2.0, 3.0), moduli=(31, 43, 53, 61, 79, 89, 101),
-                    modulus_omega=3.0, wd_max_steps=8000, p_max_steps=4000, eval_every=10),
+                    modulus_omega=3.0, wd_max_steps=8000, p_max_steps=15000, eval_every=10),
     "paper": dict(n_seeds=12, omegas=(0.3, 0.5, 1.0, 1.5, 2.0, 3.0), moduli=(31, 43, 53, 61, 79, 89, 101),
                   modulus_omega=1.0, wd_max_steps=20000 * 3, p_max_steps=30000, eval_every=1),
 }
@@ -377,9 +377,10 @@ def _sweep_in_worker(spec: SweepSpec) -> tuple[list[RunResult], dict]:
     return cached_sweep(spec)
 
 
-def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2) -> tuple[list[RunResult], dict]:
+def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int] = ()) -> tuple[list[RunResult], dict]:
     """Run (or read from the cache) every stack, ``workers`` at a time in fresh processes
-    with one torch thread each, started in the order given (put the longest first). Results are identical to running them in
+    with one torch thread each, started in the order given except that the stacks with
+    indices ``first`` start first (pass the longest, so the workers finish together). Results are identical to running them in
     one process. Returns all runs (in the order of ``specs``) and ``{"wall_s", "cpu_s",
     "model_steps"}`` summed over the stacks (the CPU time the stacks took when they were
     trained, cached or not). Chapter 04.
@@ -387,7 +388,7 @@ def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2) -> tuple[list[RunRe
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    order = list(range(len(specs)))
+    order = [i for i in first if 0 <= i < len(specs)] + [i for i in range(len(specs)) if i not in first]
     t0 = time.perf_counter()
     if workers <= 1 or len(specs) == 1:
         outs = {i: _sweep_in_worker(specs[i]) for i in order}
