@@ -52,12 +52,16 @@ def main(argv: list[str] | None = None) -> None:
     run = mod.preset_run("paper", seed=args.seed, n_models=args.n_models)
     started = dt.datetime.now(dt.timezone.utc)
     machine = machine_info()
+    # the code that runs is the code at the start (modules are imported by now)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    commit += "+dirty" if dirty else ""
     t0 = time.perf_counter()
     result = mod.run_experiment(run, progress=False)
     wall = time.perf_counter() - t0
     record = mod.curves_record(result)
     mod.save_curves(out / "curves.npz", record)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     cmd = "python scripts/modular_paper_run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {
         "command": cmd.strip(),
