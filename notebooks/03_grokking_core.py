@@ -639,20 +639,20 @@ for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
               f"r_energy {c['r_energy'][j].astype(int).tolist()}, modes {c['modes'][j].astype(int).tolist()}, "
               f"R²_h {np.round(c['r2_h'][j], 2).tolist()}")
 
-# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs (the committed run, two models, mean ± SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf, energy dimension r_energy, and held-out R²_h of the shift operator. Without weight decay the core inflates and the rotation comes to generalise; with it, the core does not grow.", "name": "fig-modadd-long"}}
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.1))
+# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs (the committed run, two models, mean ± SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R²_h. Without weight decay the core inflates and the rotation comes to generalise; with it, the core does not grow.", "name": "fig-modadd-long"}}
+fig, axes = plt.subplots(1, 5, figsize=(15, 3.1))
 for b, col, lab in (("main", "k", "WD = 1"), ("wd0", "purple", "WD 1→0")):
     c = LC[b]
-    for ax, key in zip(axes, ("r_core", "r_suf", "r_energy", "r2_h")):
+    for ax, key in zip(axes, ("r_core", "r_suf", "r_energy", "modes", "r2_h")):
         m_, s_ = mean_se(c[key])
         ax.plot(c["epoch"], m_, color=col, label=lab)
         ax.fill_between(c["epoch"], m_ - s_, m_ + s_, color=col, alpha=0.15)
 for ax, lab in zip(axes, ("core dimension r_core", "sufficient dimension r_suf", "energy dimension r_energy",
-                          "held-out R²_h of the shift operator")):
+                          f"rotational modes (max {p_long // 2 + 1})", "held-out R²_h of the shift operator")):
     ax.axvline(long_meta["run"]["branch_epoch"], color="0.4", ls=":")
     ax.set(xlabel="epoch", ylabel=lab)
-axes[3].set_ylim(-2.1, 1.05)
-axes[3].axhline(0.9, color="0.6", lw=0.8)
+axes[4].set_ylim(-2.1, 1.05)
+axes[4].axhline(0.9, color="0.6", lw=0.8)
 axes[0].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -705,7 +705,8 @@ claims.check("weight decay 1 keeps destabilising the grokked models: test accura
 # and 85 dimensions, its necessary dimension growing while the sufficient dimension stays
 # at 11-19: the redundancy the paper describes, but under the opposite condition. In both
 # branches the activation energy concentrates into fewer directions (r_energy 43-44 at
-# epoch 900, 16-28 at 20,000), and the "add 1" operator on the core becomes a
+# epoch 900, 16-28 at 20,000) and the number of rotational modes falls (16-20 to 8-11,
+# not up towards the 27 the paper reports), and the "add 1" operator on the core becomes a
 # generalising rotation only late, and clearly only without weight decay (R²_h 0.96 and
 # 0.92 at epoch 20,000; with weight decay 0.09 and 0.76). The paper's mechanism, weight
 # decay pushing a grokked network to spread the same computation over more frequency
