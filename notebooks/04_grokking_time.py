@@ -113,7 +113,7 @@ print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 5
 # supporting decay on the time scale $1/(\eta\omega)$ steps, whatever the gradients are.
 # After memorisation the training loss is nearly zero, and what changes is the balance
 # between the memorising weights (which decay) and the generalising circuit: the rotation
-# core of chapter 3 ({numref}`fig-modadd-1c`), built from the
+# core of the modular-addition chapter ({numref}`fig-modadd-1c`), built from the
 # $\lfloor p/2\rfloor+1$ Fourier harmonics of $\mathbb{Z}_p$. Write $m(t)$ for the
 # generalisation margin (correct logit minus the best other, on unseen pairs) and let it
 # relax towards a level set by how much *redundant* cyclic energy $\|\psi\|^2$ the
