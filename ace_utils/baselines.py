@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .ace import observability_from_readout, reachability_gramian, symmetric_factor
+from .ace import _fix_signs, observability_from_readout, reachability_gramian, symmetric_factor
 from .alignment import principal_angles
 from .synthetic import planted_core_system
 
@@ -57,14 +57,6 @@ __all__ = [
 ]
 
 _F64 = torch.float64
-
-
-def _fix_signs(Q: Tensor) -> Tensor:
-    """Each column's largest-magnitude entry positive (a deterministic basis)."""
-    idx = Q.abs().argmax(0)
-    s = torch.sign(Q[idx, torch.arange(Q.shape[1])])
-    s[s == 0] = 1
-    return Q * s
 
 
 def _orth(A: Tensor) -> Tensor:

@@ -78,6 +78,17 @@ class Bool:
         return v
 
 
+def _check_list(name: str, v: Any, lo: float, hi: float, min_len: int, max_len: int, kinds: tuple, noun: str) -> list:
+    """The shared check of :class:`IntList` and :class:`FloatList`: ``v`` is a list or tuple
+    of ``kinds`` (bools excluded), of length in ``[min_len, max_len]``, each in ``[lo, hi]``."""
+    desc = f"a list of {min_len}..{max_len} {noun} in [{lo}, {hi}]"
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, kinds) and not isinstance(x, bool) for x in v):
+        raise ParameterError(f"parameter {name!r} must be {desc}, got {v!r}")
+    if not min_len <= len(v) <= max_len or not all(lo <= x <= hi for x in v):
+        raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
+    return list(v)
+
+
 @dataclass(frozen=True)
 class IntList:
     """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``.
@@ -89,12 +100,7 @@ class IntList:
     max_len: int = 64
 
     def check(self, name: str, v: Any) -> list[int]:
-        desc = f"a list of {self.min_len}..{self.max_len} ints in [{self.lo}, {self.hi}]"
-        if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-            raise ParameterError(f"parameter {name!r} must be {desc}, got {v!r}")
-        if not self.min_len <= len(v) <= self.max_len or not all(self.lo <= x <= self.hi for x in v):
-            raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
-        return list(v)
+        return _check_list(name, v, self.lo, self.hi, self.min_len, self.max_len, (int,), "ints")
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,7 @@ class FloatList:
     max_len: int = 64
 
     def check(self, name: str, v: Any) -> list[float]:
-        desc = f"a list of {self.min_len}..{self.max_len} numbers in [{self.lo}, {self.hi}]"
-        if not isinstance(v, (list, tuple)) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise ParameterError(f"parameter {name!r} must be {desc}, got {v!r}")
-        if not self.min_len <= len(v) <= self.max_len or not all(self.lo <= x <= self.hi for x in v):
-            raise ParameterError(f"parameter {name!r} = {v!r} is out of range: allowed {desc}")
-        return [float(x) for x in v]
+        return [float(x) for x in _check_list(name, v, self.lo, self.hi, self.min_len, self.max_len, (int, float), "numbers")]
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
