@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from scipy import optimize, stats
 from torch import Tensor
 
-from ..models import build_native_model
 from ..training import cached
 from . import modular as mod
 
@@ -136,24 +135,8 @@ def _run_cfg(spec: SweepSpec) -> mod.GrokRun:
 
 def init_params(spec: SweepSpec) -> dict[str, Tensor]:
     """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the native model of seed
-    ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.model_config`). Chapter 04."""
-    run = _run_cfg(spec)
-    states = {}
-    for s in dict.fromkeys(spec.seeds):
-        states[s] = build_native_model(mod.model_config(run, s)).state_dict()
-    names = mod.param_names(spec.n_layers)
-    return {k: torch.stack([states[s][k].detach().float() for s in spec.seeds]).contiguous() for k in names}
-
-
-@torch.no_grad()
-def _accuracy(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int, chunk: int = 4096) -> Tensor:
-    """(M,) float32 accuracy at the last position, evaluated in float32 without dropout."""
-    M = params["embed.weight"].shape[0]
-    hits = torch.zeros(M)
-    for s in range(0, x.shape[0], chunk):
-        logits = mod.forward_last(params, x[s : s + chunk].expand(M, -1, -1), n_heads)
-        hits += (logits.argmax(-1) == y[s : s + chunk]).float().sum(1)
-    return hits / x.shape[0]
+    ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`). Chapter 04."""
+    return mod.init_stacked(_run_cfg(spec), spec.seeds)
 
 
 class _StackedAdamW:
@@ -220,8 +203,8 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
 
     def evaluate(step: int) -> None:
         nonlocal active
-        tr = _accuracy(opt.params, data.train_x, data.train_y, spec.n_heads)
-        te = _accuracy(opt.params, data.test_x, data.test_y, spec.n_heads)
+        tr = mod.evaluate_stacked(opt.params, data.train_x, data.train_y, spec.n_heads)[0]
+        te = mod.evaluate_stacked(opt.params, data.test_x, data.test_y, spec.n_heads)[0]
         done = []
         for j, i in enumerate(active):
             if mem[i] is None and tr[j] >= spec.level:

@@ -175,14 +175,17 @@ def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig:
 # --------------------------------------------------------------------------- functional model
 
 
-def init_stacked(run: GrokRun) -> dict[str, Tensor]:
-    """Initial parameters of the ``n_models`` native models, stacked on a leading axis.
+def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
+    """Initial parameters of native models of ``run``'s shape, stacked on a leading axis.
 
-    Each slice is exactly ``build_native_model(model_config(run, s)).state_dict()``.
-    Returns name -> (n_models, ...) float32 leaf tensors (no grad yet). Chapter 03.
+    Slice ``i`` is exactly ``build_native_model(model_config(run, seeds[i])).state_dict()``;
+    ``seeds`` defaults to ``run.model_seeds()`` (a seed may repeat: each distinct seed is
+    built once). Returns name -> (len(seeds), ...) float32 leaf tensors (no grad yet).
+    Chapters 03 and 04.
     """
-    states = [build_native_model(model_config(run, s)).state_dict() for s in run.model_seeds()]
-    return {k: torch.stack([st[k].detach().float() for st in states]).contiguous() for k in param_names(run.n_layers)}
+    seeds = run.model_seeds() if seeds is None else list(seeds)
+    states = {s: build_native_model(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
+    return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in param_names(run.n_layers)}
 
 
 def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
