@@ -12,6 +12,9 @@ installs). Every ``.html`` page of the site is loaded from disk, and after its l
 * no rendered cell may show an error: no ``stderr`` / traceback / error output block and
   no "Traceback (most recent call last)" in the page text; no cell output may show a
   Markdown table as raw text (``| a | b |`` over ``|---|---|``: the table was not parsed);
+* a page with formulas (``.math``) must have them typeset by MathJax (``mjx-container``
+  elements after ``MathJax.startup.promise``); MathJax is served from the site's
+  ``_static/mathjax`` (sphinx-mathjax-offline), so this holds without network;
 * every link into the site (``file://``) must name an existing file, and an existing
   ``id`` in it when the link has a ``#fragment``;
 * every chapter page (``notebooks/*.html``, so new chapters are checked without edits)
@@ -70,6 +73,13 @@ PAGE_PROBE = r"""
     return {src: src.slice(0, 300), ok: decoded && (im.naturalWidth > 0 || svg), width: im.naturalWidth};
   }));
   const main = document.querySelector('main') || document.body || document.documentElement;
+  // formulas: Sphinx marks them .math; MathJax (served from _static, no CDN) replaces their
+  // TeX by mjx-container elements once its startup promise resolves
+  const mathCount = main.querySelectorAll('.math').length;
+  if (mathCount && window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    try { await MathJax.startup.promise; } catch (e) {}
+  }
+  const typeset = main.querySelectorAll('mjx-container').length;
   const figs = [...main.querySelectorAll('figure')].map((f) => ({
     id: f.id || '',
     caption: ((f.querySelector('figcaption') || {}).innerText || '').trim().slice(0, 200),
@@ -85,7 +95,7 @@ PAGE_PROBE = r"""
     .filter((t) => /^\s*\|.*\|\s*$/m.test(t) && /^\s*\|\s*:?[-\u2013\u2014]+:?\s*\|/m.test(t))
     .map((t) => t.trim().slice(0, 120));
   return JSON.stringify({
-    title: document.title, imgs, figs, errs,
+    title: document.title, imgs, figs, errs, mathCount, typeset,
     traceback: /Traceback \(most recent call last\)/.test(text), rawTables,
     links: [...document.querySelectorAll('a[href]')].map((a) => a.href),
     citations: document.querySelectorAll('.citation, dl.citation > dt, div.citation').length,
@@ -245,6 +255,8 @@ def page_problems(site: Path, page: Path, probe: dict, id_cache: dict | None = N
     if probe["traceback"]:
         problems.append(f"{rel}: a Python traceback is shown on the page")
     problems += [f"{rel}: a cell's Markdown table is shown as raw text: {t!r}" for t in probe.get("rawTables", [])]
+    if probe.get("mathCount", 0) and not probe.get("typeset", 0):
+        problems.append(f"{rel}: {probe['mathCount']} formula(s) shown as raw TeX (MathJax did not load or typeset)")
     for href in sorted(set(probe["links"])):
         parts = urlsplit(href)
         if parts.scheme != "file":
@@ -364,7 +376,8 @@ def test_checker_finds_each_kind_of_defect(tmp_path):
            '<div class="cell_output"><div class="output traceback highlight-ipythontb"><pre>'
            'Traceback (most recent call last):\nAssertionError</pre></div>'
            '<div class="output stderr"><pre>warning</pre></div></div>'
-           '<div class="cell_output"><p>| a | b |\n|—|—|\n| 1 | 2 |</p></div>')
+           '<div class="cell_output"><p>| a | b |\n|—|—|\n| 1 | 2 |</p></div>'
+           '<span class="math notranslate nohighlight">\\(x^2\\)</span>')
     _write(site / "index.html", '<a href="notebooks/good.html">g</a>')
     problems, summary = check_site(site, shots=tmp_path / "shots", repo=repo)
     text = "\n".join(problems)
@@ -377,6 +390,7 @@ def test_checker_finds_each_kind_of_defect(tmp_path):
                    "a Python traceback is shown", "error output in a rendered cell: output traceback",
                    "error output in a rendered cell: output stderr", "no figure with an image, a numbered caption",
                    "no link to the method page", "notebooks/gone.ipynb, which is not a file of this repository",
-                   "figure 'fig-gone' (declared in bad.ipynb) is missing", "Markdown table is shown as raw text"]:
+                   "figure 'fig-gone' (declared in bad.ipynb) is missing", "Markdown table is shown as raw text",
+                   "1 formula(s) shown as raw TeX"]:
         assert needle in text, f"not reported: {needle}\n{text}"
     assert (tmp_path / "shots" / "notebooks__good.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
