@@ -25,16 +25,13 @@ Writes benchmarks/results/grokking_sweep.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
 import torch
 
-from ace_utils.rerun import cpu_model
+import _record
 from ace_utils.tasks import grokking_time as gt
 
 
@@ -75,22 +72,15 @@ def main() -> None:
     ref = rows[0]["wall_s"]
     for r in rows:
         r["speedup_wall"] = ref / r["wall_s"]
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-               "loadavg_end": os.getloadavg()}
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "grokking_sweep.json").write_text(json.dumps({"machine": machine, "omegas": oms, "seeds": seeds, "rows": rows}, indent=2))
+    machine = _record.machine(args.threads)
     lines = [
         f"# Grokking-time sweep: {len(pairs)} runs to grokking (p = 53, batch 512, omega {oms}, seeds {seeds})", "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, {args.threads} thread(s), "
-        f"load average at the end {tuple(round(x, 2) for x in machine['loadavg_end'])}.", "",
+        _record.machine_line(machine) + ".", "",
         "| variant | wall s | CPU s | speed-up (wall) vs straightforward | tau per run (steps) |", "|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['speedup_wall']:.2f}x | {r['tau']} |")
-    (out / "grokking_sweep.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    _record.save("grokking_sweep", {"machine": machine, "omegas": oms, "seeds": seeds, "rows": rows}, lines)
 
 if __name__ == "__main__":
     main()

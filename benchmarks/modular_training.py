@@ -26,17 +26,14 @@ Writes benchmarks/results/modular_training.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
 import torch
 import torch.nn.functional as F
 
-from ace_utils.rerun import cpu_model
+import _record
 from ace_utils.tasks import modular as mod
 
 
@@ -109,25 +106,15 @@ def main() -> None:
     ref = rows[0]["cpu_s_per_epoch"]
     for r in rows:
         r["speedup_cpu_vs_plain"] = ref / r["cpu_s_per_epoch"]
-    machine = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-        "loadavg_end": os.getloadavg(), "epochs_timed": args.epochs,
-    }
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "modular_training.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    machine = _record.machine(args.threads, epochs_timed=args.epochs)
     lines = [
         "# Mod-add training: ms per epoch for 2 models (p = 53, batch 512, 3 steps/epoch)", "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-        f"{args.threads} thread(s), load average at the end {tuple(round(x, 2) for x in machine['loadavg_end'])}, "
-        f"{args.epochs} epochs per variant.", "",
+        f"{_record.machine_line(machine)}, {args.epochs} epochs per variant.", "",
         "| variant | wall ms/epoch | CPU ms/epoch | CPU speed-up vs plain |", "|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['variant']} | {1000 * r['wall_s_per_epoch']:.1f} | {1000 * r['cpu_s_per_epoch']:.1f} | {r['speedup_cpu_vs_plain']:.2f}x |")
-    (out / "modular_training.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    _record.save("modular_training", {"machine": machine, "rows": rows}, lines)
 
 if __name__ == "__main__":
     main()
