@@ -622,8 +622,9 @@ claims.check("real tasks: the observable side is >= 10 deg from ACE's core on ev
 # Pass (✓) or fail (✗) of each finder on each task, at the defaults. Markov: keep within 0.005
 # of the full model and removal at most chance + 0.05, every model, $k=3$. Modular addition:
 # sufficient and necessary within ACE's core dimension $r_\text{core}$ (52 and 67), every model.
-# ACE passes this test by construction ($r_\text{core}$ is defined from its own removal
-# scan); the question is whether the other finders need no more directions than ACE.
+# ACE's necessity holds by construction ($r_\text{core}$ is read from its own removal
+# scan), its sufficiency does not have to (it does here: $r_\text{suf}\le r_\text{core}$);
+# the question is whether the other finders need no more directions than ACE.
 # Agreement: keep within 0.03 of base, removal $\le 0.7$ and reflection $\le 0.1$, every model,
 # $k=1$. Planted system: within 1° of the planted core (exact latents; chapter 00 and the
 # known-answer test).
@@ -663,6 +664,14 @@ claims.check("the class means pass on all three real tasks too (they need the la
 # task. It never wins alone, though. On each real task one label-free shortcut matches it:
 # PCA on the Markov chains and on agreement, the readout's sensitivity directions on modular
 # addition. Given the labels, the class means match it on all three tasks.
+#
+# Over seeds 0-9 ({doc}`robustness page <../book/robustness>`) ACE passes every task on 9
+# seeds. On seed 6 it fails two: agreement's removal test (chapter 05's weak seed) and
+# modular addition, where one model ends at 91 % test accuracy and its core needs 63
+# directions to be sufficient, more than the 60 of its $r_\text{core}$. Which shortcut
+# matches ACE moves with the seed: on modular addition the readout's directions, PCA and
+# ACE need similar numbers of directions and which needs fewest changes from seed to
+# seed, and on seed 9 three label-free finders pass everywhere as ACE does.
 #
 # What ACE adds is that it does not need to know in advance which Gramian to trust:
 #
