@@ -82,5 +82,6 @@ def main() -> None:
         lines.append(f"| {r['variant']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['speedup_wall']:.2f}x | {r['tau']} |")
     _record.save("grokking_sweep", {"machine": machine, "omegas": oms, "seeds": seeds, "rows": rows}, lines)
 
+
 if __name__ == "__main__":
     main()
