@@ -116,5 +116,6 @@ def main() -> None:
         lines.append(f"| {r['variant']} | {1000 * r['wall_s_per_epoch']:.1f} | {1000 * r['cpu_s_per_epoch']:.1f} | {r['speedup_cpu_vs_plain']:.2f}x |")
     _record.save("modular_training", {"machine": machine, "rows": rows}, lines)
 
+
 if __name__ == "__main__":
     main()
