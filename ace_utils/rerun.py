@@ -53,6 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .claims import MIN_HELD, MIN_SEEDS
+from .machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
+
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
     "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "cpu_model", "machine_info",
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-_LINE_RE = re.compile(r"^(holds|DOES NOT HOLD): (.*?)  \(value (.*); expected (.*)\)$")
+_LINE_RE = re.compile(r"^(holds|DOES NOT HOLD): (.*?)  \(value (.*); expected (.*)\)(?:  \[[^\]]*\])?$")
 
 
 @dataclass
@@ -293,22 +296,9 @@ def git_commit(root: Path = ROOT) -> str:
         return "unknown"
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (else the platform's processor name).
-    Explained on the book page ``robustness``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> str:
-    """CPU model, logical cores, load average, GPU (or none), Python and torch versions, in one line.
-    Explained on the book page ``robustness``."""
-    cpu = cpu_model()
+    """CPU model, logical cores, PyTorch's CPU capability, load average, GPU (or none), Python and
+    torch versions, in one line. Explained on the book page ``robustness``."""
     try:
         load = "load %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
@@ -320,8 +310,7 @@ def machine_info() -> str:
         tv = f"torch {torch.__version__}"
     except ImportError:  # pragma: no cover
         gpu, tv = "GPU unknown", "torch not installed"
-    return (f"{cpu}, {os.cpu_count()} logical cores, {gpu}; {load} at the start; "
-            f"Python {platform.python_version()}, {tv}")
+    return f"{describe()}, {gpu}; {load} at the start; Python {platform.python_version()}, {tv}"
 
 
 def _fmt(x: float | None) -> str:
@@ -370,7 +359,13 @@ def write_tables(results: Sequence[RunResult], out: Path, name: str, header: dic
               "|---|---|---|---|---|---|---|"]
     for row in rows:
         mark = "" if row["n_held"] == n else " **✗**"
-        claim = row["claim"].replace("|", "\\|") + ("" if row["asserted"] else " *(reported, not asserted)*")
+        if not row["asserted"]:
+            note = " *(reported, not asserted)*"
+        elif n < MIN_SEEDS or row["n_held"] < MIN_HELD:
+            note = f" *(reported: asserted only when held on >= {MIN_HELD} of >= {MIN_SEEDS} seeds)*"
+        else:
+            note = ""
+        claim = row["claim"].replace("|", "\\|") + note
         lines.append(f"| {claim} | {row['n_held']}/{n}{mark} | {_seeds(row['failed_seeds'])} | "
                      f"{_seeds(row['not_reached_seeds']) if row['not_reached_seeds'] else ''} | "
                      f"{_fmt(row['min'])} | {_fmt(row['median'])} | {_fmt(row['max'])} |")
@@ -441,7 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m ace_utils.rerun " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started = _dt.datetime.now(_dt.timezone.utc)
     header = {"command": f"`{command}`", "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine_info(), "git commit": git_commit(),
+              "machine": machine_info(),
+              "machine fingerprint": f"{fingerprint(1)} (bit-identical reruns are expected only where this matches; "
+                                     "runs use 1 thread)",
+              "git commit": git_commit(),
               "code sha256": f"{code_hash(args.notebook)} (of the notebook's code cells)",
               "each run": "own process, `OMP_NUM_THREADS=1`, `OMP_WAIT_POLICY=PASSIVE`; "
                           + ("stops at its first error" if args.stop_at_error else

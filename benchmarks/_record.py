@@ -12,20 +12,24 @@ from pathlib import Path
 
 import torch
 
-from ace_utils.rerun import cpu_model
+from ace_utils.machine import cpu_capability, cpu_model, kernel_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine(threads: int, **extra) -> dict:
-    """CPU model, core count, torch version, torch threads, load average now, plus ``extra``."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
+    """CPU model, core count, PyTorch's CPU capability (and kernel overrides), torch version,
+    torch threads, load average now, plus ``extra``."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "capability": cpu_capability(),
+            "kernel_settings": kernel_settings(), "torch": torch.__version__, "threads": threads,
             "loadavg_end": os.getloadavg(), **extra}
 
 
 def machine_line(m: dict) -> str:
     """One sentence naming the machine of :func:`machine` (no final full stop)."""
-    return (f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} thread(s), "
+    forced = "".join(f", {k}={v}" for k, v in m.get("kernel_settings", {}).items())
+    return (f"Machine: {m['cpu']}, {m['cores']} cores, PyTorch CPU capability {m.get('capability', '?')}{forced}, "
+            f"torch {m['torch']}, {m['threads']} thread(s), "
             f"load average at the end {tuple(round(x, 2) for x in m['loadavg_end'])}")
 
 

@@ -251,7 +251,7 @@ claims.check("Markov: removing the least-squares probe (ridge 1e-4) costs < 0.05
 
 # %%
 mrun = mod.preset_run("default", seed=seed)
-mout = mod.run_experiment(mrun, progress=False)  # cached by chapter 03
+mout = mod.run_models(mrun, "main", workers=2)  # cached by chapter 03
 mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed)
 p_mod = mrun.p
 modular = []

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
 import torch  # noqa: E402
 
+from ace_utils.machine import fingerprint  # noqa: E402
 from ace_utils.rerun import machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 from ace_utils.training import write_bytes_atomic  # noqa: E402
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-models", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="training arithmetic (bf16 is fast only on CPUs with native bf16 instructions)")
     ap.add_argument("--out", default="results/modular_paper")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
-    run = mod.preset_run("paper", seed=args.seed, n_models=args.n_models)
+    run = mod.preset_run("paper", seed=args.seed, n_models=args.n_models, precision=args.precision)
     started = dt.datetime.now(dt.timezone.utc)
     machine = machine_info()
     # the code that runs is the code at the start (modules are imported by now)
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         "started_utc": started.isoformat(timespec="seconds"),
         "git_commit": commit,
         "machine": machine,
+        "machine_fingerprint": fingerprint(args.threads),
         "torch_threads": args.threads,
         "wall_s": round(wall, 1),
         "train_cpu_s_main": round(float(result["main"]["log"]["cpu_s"]), 1),

@@ -8,14 +8,35 @@ import pytest
 from ace_utils.claims import Claims
 
 
-def test_strict_failure_raises_and_lenient_failure_is_recorded(tmp_path):
-    strict = Claims("xx", {"seed": 1}, strict=True)
+def _table(tmp_path, chapter: str, held: dict[str, int], n: int = 10):
+    """A seed table for ``chapter``: claim ``name`` held on the first ``held[name]`` of ``n`` seeds."""
+    from ace_utils.rerun import RunResult, write_tables
+
+    runs = [RunResult(s, "ok", 1.0, {k: {"holds": s < h, "value": s, "expected": ""} for k, h in held.items()})
+            for s in range(n)]
+    write_tables(runs, tmp_path, chapter, {})
+    return tmp_path
+
+
+def test_only_claims_held_on_nine_of_ten_seeds_are_asserted(tmp_path, capsys):
+    tables = _table(tmp_path, "xx", {"a": 10, "b": 9, "c": 10, "d": 8})
+    strict = Claims("xx", {"seed": 1}, strict=True, seed_tables=tables)
     strict.check("a", True, 0.5, expected=">= 0.4")
-    assert strict.checks["a"]["holds"] is True
-    with pytest.raises(AssertionError, match="claim 'b' does not hold"):
+    assert strict.checks["a"]["holds"] is True and strict.checks["a"]["enforced"] is True
+    with pytest.raises(AssertionError, match=r"claim 'b' does not hold.*held on 9/10 seeds"):
         strict.check("b", False, 0.1, expected=">= 0.4")
-    strict.check("c", False, 0.1, asserted=False)  # reported, not asserted
-    assert strict.checks["c"]["holds"] is False
+    strict.check("c", False, 0.1, asserted=False)  # reported by the chapter's choice
+    strict.check("d", False, 0.1)  # held on 8/10 seeds: reported, not asserted
+    strict.check("e", False, 0.1)  # not in the table: reported
+    assert [strict.checks[k]["enforced"] for k in "cde"] == [False, False, False]
+    assert strict.checks["d"]["seeds_held"] == "8/10" and strict.checks["e"]["seeds_held"] == "0/0"
+    out = capsys.readouterr().out
+    assert "[asserted: held on 10/10 seeds]" in out and "[reported: held on 8/10 seeds]" in out
+    assert "[reported: not in the seed table yet]" in out
+    # a table of fewer than 10 seeds backs nothing
+    few = Claims("yy", strict=True, seed_tables=_table(tmp_path / "few", "yy", {"a": 5}, n=5))
+    few.check("a", False, 0.0)
+    assert few.checks["a"]["enforced"] is False
 
     lenient = Claims("yy", {"seed": 2}, strict=False)
     lenient.check("b", False, np.float64(0.1), expected=">= 0.4")

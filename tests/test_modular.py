@@ -49,7 +49,7 @@ def test_forward_last_equals_bridge():
 
 def test_stacked_training_equals_single_model_training():
     d = mod.make_data(11, 0.5, 42)
-    run2 = _small_run(bf16=False, dropout=0.0, eval_every=1, checkpoint_epochs=())
+    run2 = _small_run(dropout=0.0, eval_every=1, checkpoint_epochs=())
     run1 = replace(run2, n_models=1)
     p2, p1 = mod.init_stacked(run2), mod.init_stacked(run1)
     mod.train_stacked(run2, d, p2, start_epoch=0, end_epoch=3, weight_decay=1.0)
@@ -59,9 +59,10 @@ def test_stacked_training_equals_single_model_training():
     assert not torch.allclose(p2["embed.weight"][0], mod.init_stacked(run1)["embed.weight"][0])  # it trained
 
 
-def test_training_is_deterministic_with_dropout_and_bf16():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_is_deterministic_with_dropout(precision):
     d = mod.make_data(11, 0.5, 42)
-    run = _small_run(dropout=0.1, bf16=True, checkpoint_epochs=())
+    run = _small_run(dropout=0.1, precision=precision, checkpoint_epochs=())
     a, b = mod.init_stacked(run), mod.init_stacked(run)
     la = mod.train_stacked(run, d, a, start_epoch=0, end_epoch=2, weight_decay=1.0)
     mod.train_stacked(run, d, b, start_epoch=0, end_epoch=2, weight_decay=1.0)
@@ -148,4 +149,31 @@ def test_run_experiment_shapes_cache_and_branch(tmp_path, monkeypatch):
     assert not np.array_equal(branch["ckpt"]["energies"][1], main["ckpt"]["energies"][2])
     again = mod.run_experiment(run, progress=False)  # from the cache
     np.testing.assert_array_equal(again["main"]["ckpt"]["energies"], main["ckpt"]["energies"])
-    assert len(list(tmp_path.rglob("*.pt"))) == 1
+    assert len(list(tmp_path.rglob("*.pt"))) == 2  # the main run and the branch, cached apart
+
+
+def test_precision_is_float32_by_default_and_validated():
+    assert mod.GrokRun().precision == "fp32" and mod.preset_run("default").precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        mod.GrokRun(precision="fp16")
+
+
+def test_run_models_gives_each_models_own_run_whatever_the_workers(tmp_path, monkeypatch):
+    """Models trained one per process (2 workers) = the same one-model runs in this process,
+    stacked on the model axis; the branch starts from each model's own epoch-2 parameters."""
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    run = _small_run(epochs=4, eval_every=2, checkpoint_epochs=(0, 2, 4), branch_epoch=2)
+    par = mod.run_models(run, "main", workers=2)
+    singles = [mod.run_main(r) for r in mod.single_runs(run)]
+    assert [r.seed for r in mod.single_runs(run)] == run.model_seeds()
+    for i, one in enumerate(singles):
+        np.testing.assert_array_equal(par["main"]["log"]["test_loss"][:, i], one["main"]["log"]["test_loss"][:, 0])
+        np.testing.assert_array_equal(par["main"]["ckpt"]["energies"][:, i], one["main"]["ckpt"]["energies"][:, 0])
+        for k in one["final_params"]:
+            assert torch.equal(par["final_params"][k][i], one["final_params"][k][0])
+    seq = mod.run_models(run, "main", workers=1)  # now from the cache
+    np.testing.assert_array_equal(seq["main"]["ckpt"]["r_core"], par["main"]["ckpt"]["r_core"])
+    br = mod.run_models(run, "branch", workers=2)
+    assert br["branch"]["ckpt_epoch"].tolist() == [2, 4] and br["branch"]["log"]["test_acc"].shape[1] == 2
+    np.testing.assert_array_equal(br["branch"]["ckpt"]["remove_acc"][0], par["main"]["ckpt"]["remove_acc"][1])
+    assert mod.run_models(replace(run, branch_epoch=0), "branch") is None

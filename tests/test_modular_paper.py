@@ -1,5 +1,6 @@
 """The committed 'paper'-preset curves of chapter 03 (results/modular_paper/) are real: the
-first 200 epochs of the same run, retrained here, match the file exactly."""
+first epochs of the same run, retrained here, match the file: exactly on the machine that
+made it (same fingerprint), within measured tolerances elsewhere."""
 
 from __future__ import annotations
 
@@ -10,26 +11,38 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ace_utils.machine import fingerprint
 from ace_utils.tasks import modular as mod
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "modular_paper"
-PREFIX_EPOCHS = 200
+# The run was trained in bfloat16, which an AVX2-only CPU emulates (~2 s per epoch for the
+# two models there): 30 epochs keep this test near a minute on such a CPU.
+PREFIX_EPOCHS = 30
+# Largest differences measured over the first 50 epochs, rerun vs file (Dec 2026, AMD EPYC):
+# with PyTorch's AVX512 kernels the training logs are identical and the checkpoint analysis
+# (float64) differs by <= 7e-16; with AVX2 kernels (ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2; bf16 emulated) the logged
+# accuracies differ by <= 0.0050 and the losses by <= 0.019, the checkpoint (epoch 0)
+# analysis by <= 7e-16. Tolerances about twice those:
+ATOL = {"acc": 0.01, "loss": 0.04, "ckpt": 1e-12}
 
 
 def test_committed_curves_cover_the_paper_schedule():
     rec = mod.load_curves(RESULTS / "curves.npz")
     meta = json.loads((RESULTS / "meta.json").read_text())
-    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"])
+    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
+                         precision=meta["run"]["precision"])
     assert meta["run"] == json.loads(json.dumps(asdict(run)))  # the file is the preset's run
     assert rec["main/log/epoch"][-1] == run.epochs == 20_000
     assert rec["wd0/ckpt/epoch"][0] == run.branch_epoch == 900
     assert rec["main/ckpt/epoch"].tolist() == list(run.checkpoint_epochs)
 
 
-def test_first_epochs_of_the_committed_run_reproduce_exactly():
+def test_first_epochs_of_the_committed_run_reproduce():
     rec = mod.load_curves(RESULTS / "curves.npz")
     meta = json.loads((RESULTS / "meta.json").read_text())
-    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"])
+    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
+                         precision=meta["run"]["precision"])
     short = replace(run, epochs=PREFIX_EPOCHS, branch_epoch=0,
                     checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e <= PREFIX_EPOCHS))
     # same thread count as the recorded run: float64 reductions in the analyses (ACE's eigh,
@@ -37,13 +50,18 @@ def test_first_epochs_of_the_committed_run_reproduce_exactly():
     threads = torch.get_num_threads()
     torch.set_num_threads(meta["torch_threads"])
     try:
+        exact = meta.get("machine_fingerprint") == fingerprint(meta["torch_threads"])
         again = mod.curves_record(mod.run_experiment(short, progress=False, refresh=True))
     finally:
         torch.set_num_threads(threads)
     n_log = len(again["main/log/epoch"])
     n_ck = len(again["main/ckpt/epoch"])
-    assert n_log == PREFIX_EPOCHS // run.eval_every + 1 and n_ck == 3
+    assert n_log == PREFIX_EPOCHS // run.eval_every + 1 and n_ck == 1
     for key, value in again.items():
         part = "log" if "/log/" in key else "ckpt"
         committed = rec[key][: n_log if part == "log" else n_ck]
-        np.testing.assert_array_equal(value, committed, err_msg=key)
+        if exact or key.endswith("/epoch"):
+            np.testing.assert_array_equal(value, committed, err_msg=key)
+        else:
+            kind = "ckpt" if part == "ckpt" else "acc" if key.endswith("_acc") else "loss"
+            np.testing.assert_allclose(value, committed, rtol=0, atol=ATOL[kind], err_msg=key)

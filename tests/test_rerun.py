@@ -1,5 +1,6 @@
 """The seed-robustness runner (ace_utils.rerun): table building, failure handling, and the
-committed tables under results/robustness/ being real (one entry rerun, matched exactly)."""
+committed tables under results/robustness/ being real (one entry rerun, matched exactly on the
+machine that made the table and within measured tolerances elsewhere)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def test_write_tables_and_read_back(tmp_path):
     md = md_path.read_text()
     assert "3 runs (seeds 0, 1, 2), 2 finished, 1 raised an error" in md
     assert "- seed 2: `AssertionError: claim 'b' does not hold" in md
-    assert "| a | 2/3 **✗** | 1 |  | 0.85 | 0.91 | 0.95 |" in md
-    assert "| b | 2/3 **✗** | 2 |  | 1 | 2 | 5 |" in md
+    few = " *(reported: asserted only when held on >= 9 of >= 10 seeds)*"
+    assert f"| a{few} | 2/3 **✗** | 1 |  | 0.85 | 0.91 | 0.95 |" in md
+    assert f"| b{few} | 2/3 **✗** | 2 |  | 1 | 2 | 5 |" in md
     assert "| c *(reported, not asserted)* | 2/3 **✗** | none | 2 |  |  |  |" in md
     assert "- command: `x`" in md
     back = rerun.read_runs_csv(csv_path)
@@ -87,13 +89,17 @@ def test_claims_from_output_reads_the_ledger_lines():
 
 def test_runner_keeps_failed_runs(tmp_path):
     """A real papermill run per seed: seed 0 passes, seed 1 fails a strict claim and is kept, with its claims."""
+    # a seed table in which every claim of the toy chapter held on 10/10 seeds, so all are asserted
+    held = {name: {"holds": True, "value": 1, "expected": ""} for name in ("first", "second", "third", "never")}
+    tables = tmp_path / "tables"
+    rerun.write_tables([RunResult(s, "ok", 1.0, held) for s in range(10)], tables, "toy", {})
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("seed = 0")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
         "from ace_utils.claims import Claims\n"
-        "claims = Claims('toy', {'seed': seed}, strict=True)\n"
+        f"claims = Claims('toy', {{'seed': seed}}, strict=True, seed_tables={str(tables)!r})\n"
         "claims.check('first', True, seed * 0.5, expected='always')\n"
         "claims.check('second', seed == 0, [seed, 2.0], expected='seed 0 only')\n"
         "claims.check('third', True, 1, expected='never reached on seed 1')\n"
@@ -108,7 +114,8 @@ def test_runner_keeps_failed_runs(tmp_path):
     assert results[1].error.startswith("AssertionError: claim 'second' does not hold")
     md = rerun.write_tables(results, tmp_path / "out", "toy", {}, keep_going=False)[1].read_text()
     assert "the run stopped there" in md
-    assert "| second | 1/2 **✗** | 1 |" in md and "| third | 1/2 **✗** | none | 1 |" in md
+    few = " *(reported: asserted only when held on >= 9 of >= 10 seeds)*"
+    assert f"| second{few} | 1/2 **✗** | 1 |" in md and f"| third{few} | 1/2 **✗** | none | 1 |" in md
     # keep going (the default): the cell after the failing one still runs, the run still counts as failed
     nb.cells[1].source = nb.cells[1].source.replace("claims.check('third'", "\nclaims.check('never'")
     nb.cells[1].source = nb.cells[1].source.replace("claims.save()\n", "")
@@ -148,18 +155,50 @@ def _committed(chapter: str) -> Path:
     return path
 
 
+# Across machines the numbers of a rerun differ in the last bits (analysis in float64) or, where a
+# chapter trains models in float32, by what different kernels do to a training trajectory.
+# Largest differences measured (rerun vs the committed table, Dec 2026): chapter 00 9e-17 on
+# AMD EPYC with PyTorch's AVX512 and with AVX2 kernels (ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2) alike, 5e-16 for chapter 01 with AVX512,
+# 0.0050 for chapter 01 with AVX2 (the state R² of the third coordinate). The tolerances are
+# about twice those; every claim must hold or fail as committed.
+CROSS_MACHINE_ATOL = {"00_ace_in_five_minutes": 1e-12, "01_markov_cores": 0.01}
+
+
+def recorded_fingerprint(md_path: Path) -> str | None:
+    """The machine fingerprint in a table's header, or None for a table made before it was recorded."""
+    for line in md_path.read_text().splitlines():
+        if line.startswith("- machine fingerprint: "):
+            return line.split(": ", 1)[1].split()[0]
+    return None
+
+
+def assert_same_numbers(got, want, atol: float, where: str) -> None:
+    a, b = rerun.numbers(got), rerun.numbers(want)
+    assert len(a) == len(b), f"{where}: {got} vs committed {want}"
+    for x, y in zip(a, b):
+        assert abs(x - y) <= atol, f"{where}: rerun {got} vs committed {want} (tolerance {atol})"
+
+
 # (chapter, seed): 00 is cheap (~10 s); 01 at seed 0 trains the same models as the chapter at its
 # defaults, so with a shared $ACE_BOOK_CACHE (scripts/test.sh) nbval then finds them cached.
 @pytest.mark.parametrize("chapter, seed", [("00_ace_in_five_minutes", 3), ("01_markov_cores", 0)])
-def test_committed_table_entry_reruns_exactly(chapter, seed):
+def test_committed_table_entry_reruns(chapter, seed):
+    """Exactly on the machine that made the table (same fingerprint), within the measured
+    tolerance elsewhere; the same claims with the same outcomes everywhere."""
     committed = rerun.read_runs_csv(_committed(chapter))
     assert seed in committed, f"seed {seed} is not in the committed table of {chapter}"
     again = rerun.run_one(ROOT / "notebooks" / f"{chapter}.ipynb", seed, cache=os.environ.get("ACE_BOOK_CACHE"))
     want = committed[seed]
-    got = {name: {"holds": c["holds"], "value": json.loads(json.dumps(c["value"])), "asserted": c.get("asserted", True)}
-           for name, c in again.checks.items()}
+    exact = recorded_fingerprint(RESULTS / f"{chapter}.md") == rerun.fingerprint(1)
+    atol = 0.0 if exact else CROSS_MACHINE_ATOL[chapter]
     assert again.status == want["status"], again.error
-    assert list(got) == list(want["checks"]), "the chapter's claims changed: regenerate the table (command in its .md)"
-    for name in got:
-        assert got[name] == want["checks"][name], (
-            f"{chapter} seed {seed}, claim {name!r}: rerun {got[name]} != committed {want['checks'][name]}")
+    assert list(again.checks) == list(want["checks"]), "the chapter's claims changed: regenerate the table (command in its .md)"
+    for name, c in again.checks.items():
+        w = want["checks"][name]
+        where = f"{chapter} seed {seed}, claim {name!r}"
+        assert (c["holds"], c.get("asserted", True)) == (w["holds"], w["asserted"]), f"{where}: {c} vs committed {w}"
+        if exact:
+            assert json.loads(json.dumps(c["value"])) == w["value"], f"{where}: rerun {c['value']} != committed {w['value']}"
+        else:
+            assert_same_numbers(c["value"], w["value"], atol, where)

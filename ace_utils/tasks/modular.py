@@ -40,6 +40,7 @@ from torch import Tensor
 from ..ace import ace, observability_from_readout
 from ..models import SmallModelConfig, build_native_model, readout_matrix
 from ..operators import fit_operator, rotational_mode_count
+from ..precision import autocast, check_precision
 from ..training import cached
 
 __all__ = [
@@ -65,7 +66,11 @@ __all__ = [
     "checkpoint_schedule",
     "analyse_checkpoint",
     "grok_epoch",
+    "run_main",
+    "run_branch",
     "run_experiment",
+    "single_runs",
+    "run_models",
     "preset_run",
     "curves_record",
     "save_curves",
@@ -136,8 +141,9 @@ class GrokRun:
     ``checkpoint_epochs`` are analysed (epoch 0 = initialisation); ``eval_every``: how
     often train/test accuracy is logged. ``branch_epoch`` > 0 also continues the run from
     that epoch with ``branch_weight_decay`` and a fresh AdamW (the paper's WD 1->0).
-    ``bf16``: bfloat16 autocast for the training forward/backward (evaluation and analyses
-    run in float32). The defaults are the chapter's default preset. Chapter 03.
+    ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for the training
+    forward/backward (:mod:`ace_utils.precision`; evaluation and analyses always run in
+    float32). The defaults are the chapter's default preset. Chapter 03.
     """
 
     seed: int = 0
@@ -153,12 +159,15 @@ class GrokRun:
     weight_decay: float = 1.0
     batch_size: int = 512
     dropout: float = 0.1
-    bf16: bool = True
-    epochs: int = 1000
+    precision: str = "fp32"
+    epochs: int = 800
     eval_every: int = 10
-    checkpoint_epochs: tuple[int, ...] = tuple(range(0, 1001, 50))
+    checkpoint_epochs: tuple[int, ...] = tuple(range(0, 801, 50))
     branch_epoch: int = 500
     branch_weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     def model_seeds(self) -> list[int]:
         return [self.seed + 1000 * i for i in range(self.n_models)]
@@ -364,7 +373,7 @@ def train_stacked(
         perms = _batch_perms(run, epoch - 1, n, offset=stream * 7_777_777)
         for s in range(0, n, run.batch_size):
             idx = perms[:, s : s + run.batch_size]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.bf16):
+            with autocast(run.precision):
                 logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), data.train_y[idx].reshape(-1))
             # mean over models of each model's mean loss: gradients per model are unchanged up to 1/M
@@ -523,11 +532,12 @@ def grok_epoch(epochs: np.ndarray, acc: np.ndarray, level: float = 0.99) -> int 
 # --------------------------------------------------------------------------- the experiment
 
 # 'paper': the reference schedule (20,000 epochs; checkpoints every 100 epochs to 2,000,
-# then every 500; the WD 1->0 branch from epoch 900). 'default': the first 1,000 epochs
-# (our models grok near epoch 400) with checkpoints every 50 epochs and the WD 1->0 branch
-# from epoch 500, about 100 epochs after grokking (as the paper's 900 is after its 800).
+# then every 500; the WD 1->0 branch from epoch 900). 'default': the first 800 epochs
+# (our models grok near epoch 400; 800 keeps one model's training under 300 s on a 2-core
+# AVX2 CPU) with checkpoints every 50 epochs and the WD 1->0 branch from epoch 500, about
+# 100 epochs after grokking (as the paper's 900 is after its 800).
 PRESETS = {
-    "default": dict(epochs=1000, checkpoint_every=50, branch_epoch=500),
+    "default": dict(epochs=800, checkpoint_every=50, branch_epoch=500),
     "paper": dict(epochs=20000, checkpoint_every=100, branch_epoch=900),
 }
 
@@ -582,60 +592,146 @@ def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: i
     return {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)}
 
 
-def run_experiment(run: GrokRun, *, progress: bool = True, refresh: bool = False) -> dict:
-    """Train ``run.n_models`` models (cached) and analyse every checkpoint. Chapter 03.
+def _branch_run(run: GrokRun) -> GrokRun:
+    """``run`` with the branch point added to its checkpoints (its parameters are kept there)."""
+    ck = set(run.checkpoint_epochs) | ({run.branch_epoch} if run.branch_epoch > 0 else set())
+    return replace(run, checkpoint_epochs=tuple(sorted(ck)))
 
-    Returns ``{"main": branch, "branch": branch or None, "final_params": stacked params,
-    "branch_params": params at ``branch_epoch`` or None, "train_cpu_s": CPU seconds}`` where
-    a branch is ``{"log": train_stacked's log, "ckpt_epoch": (C,), "ckpt": {name: (C, M, ...)}}``
-    with the keys of :func:`analyse_checkpoint`. The branch (if ``run.branch_epoch`` > 0)
-    continues the epoch-``branch_epoch`` parameters with ``run.branch_weight_decay`` and a
-    fresh AdamW to ``run.epochs``; its checkpoints are those of the main run after the
-    branch point. Cached under ``modular`` keyed by the full ``run`` and the torch version.
+
+def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
+    """Train the main run of ``run`` (cached) and analyse its checkpoints. Chapter 03.
+
+    Returns ``{"main": branch record, "final_params", "branch_params" (the parameters at
+    ``run.branch_epoch``, or None), "train_cpu_s"}``; a branch record is ``{"log":
+    train_stacked's log, "ckpt_epoch": (C,), "ckpt": {name: (C, M, ...)}}`` with the keys of
+    :func:`analyse_checkpoint`. Cached under ``modular`` keyed by ``run`` and the torch version.
     """
-    key = {"task": "modular", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    key = {"task": "modular-main", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
 
     def build() -> dict:
         torch.manual_seed(run.seed)
         t_cpu = time.process_time()
         data = make_data(run.p, run.train_frac, run.split_seed)
         params = init_stacked(run)
-        saved: dict[str, dict] = {}
         keep_epoch = run.branch_epoch if run.branch_epoch > 0 else None
-        ck = set(run.checkpoint_epochs) | ({keep_epoch} if keep_epoch else set())
-        main_run = replace(run, checkpoint_epochs=tuple(sorted(ck)))
-
-        # grab the branch-point parameters through the checkpoint callback
-        main = None
         bridges = to_bridges(params, run)
         rows: list[list[dict]] = []
         epochs: list[int] = []
+        saved: dict[str, dict] = {}
 
         def on_ckpt(epoch: int, p: dict[str, Tensor]) -> None:
-            if keep_epoch is not None and epoch == keep_epoch:
+            if epoch == keep_epoch:
                 saved["branch"] = {k: v.detach().clone() for k, v in p.items()}
-            if epoch not in run.checkpoint_epochs:
-                return
-            rows.append(_analyse_stacked(bridges, p, data))
-            epochs.append(epoch)
+            if epoch in run.checkpoint_epochs:
+                rows.append(_analyse_stacked(bridges, p, data))
+                epochs.append(epoch)
 
-        log = train_stacked(main_run, data, params, start_epoch=0, end_epoch=run.epochs, weight_decay=run.weight_decay,
-                            on_checkpoint=on_ckpt, progress=progress)
-        main = {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)}
-        branch = None
-        if keep_epoch is not None:
-            bp = {k: v.clone() for k, v in saved["branch"].items()}
-            branch_run = replace(run, checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e >= keep_epoch))
-            branch = _run_branch(branch_run, data, bp, keep_epoch, run.epochs, run.branch_weight_decay, 1, progress)
+        log = train_stacked(_branch_run(run), data, params, start_epoch=0, end_epoch=run.epochs,
+                            weight_decay=run.weight_decay, on_checkpoint=on_ckpt, progress=progress)
         return {
-            "main": main,
-            "branch": branch,
+            "main": {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)},
             "final_params": {k: v.detach().clone() for k, v in params.items()},
             "branch_params": saved.get("branch"),
             "train_cpu_s": time.process_time() - t_cpu,
         }
 
     return cached(key, build, name="modular", refresh=refresh)
+
+
+def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict | None:
+    """The weight-decay branch of ``run`` (cached; None if ``run.branch_epoch`` is 0). Chapter 03.
+
+    Continues the main run's parameters at ``run.branch_epoch`` (:func:`run_main`, cached)
+    with ``run.branch_weight_decay`` and a fresh AdamW to ``run.epochs``; its checkpoints
+    are those of the main run from the branch point on. Returns ``{"branch": branch
+    record, "train_cpu_s"}``.
+    """
+    if run.branch_epoch <= 0:
+        return None
+    key = {"task": "modular-branch", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+
+    def build() -> dict:
+        start = run_main(run, progress=progress)["branch_params"]
+        t_cpu = time.process_time()
+        data = make_data(run.p, run.train_frac, run.split_seed)
+        params = {k: v.clone() for k, v in start.items()}
+        branch_run = replace(run, checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e >= run.branch_epoch))
+        branch = _run_branch(branch_run, data, params, run.branch_epoch, run.epochs, run.branch_weight_decay, 1, progress)
+        return {"branch": branch, "train_cpu_s": time.process_time() - t_cpu}
+
+    return cached(key, build, name="modular", refresh=refresh)
+
+
+def run_experiment(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
+    """Both parts of ``run`` trained as one stack of ``run.n_models`` models: :func:`run_main`
+    and :func:`run_branch` merged into ``{"main", "branch" (or None), "final_params",
+    "branch_params", "train_cpu_s"}``. Chapter 03 (the 'paper' preset's committed run)."""
+    main = run_main(run, progress=progress, refresh=refresh)
+    branch = run_branch(run, progress=progress, refresh=refresh)
+    return {**main, "branch": branch["branch"] if branch else None,
+            "train_cpu_s": main["train_cpu_s"] + (branch["train_cpu_s"] if branch else 0.0)}
+
+
+def single_runs(run: GrokRun) -> list[GrokRun]:
+    """``run`` as ``run.n_models`` one-model runs, model ``i`` seeded ``run.seed + 1000 i``. Chapter 03."""
+    return [replace(run, seed=s, n_models=1) for s in run.model_seeds()]
+
+
+def _stage_in_worker(stage: str, run: GrokRun) -> dict | None:
+    torch.set_num_threads(1)
+    return run_main(run) if stage == "main" else run_branch(run)
+
+
+def _merge_records(records: list[dict]) -> dict:
+    """One-model branch records -> one record with models on axis 1 (wall: the longest, CPU: summed)."""
+    log = {}
+    for k, v in records[0]["log"].items():
+        vals = [r["log"][k] for r in records]
+        if k == "epoch":
+            log[k] = vals[0]
+        elif k in ("train_cpu_s", "cpu_s"):
+            log[k] = np.sum(vals, axis=0)
+        elif k in ("train_wall_s", "wall_s"):
+            log[k] = np.max(vals, axis=0)
+        else:
+            log[k] = np.concatenate(vals, axis=1)
+    ckpt = {}
+    for k in records[0]["ckpt"]:
+        arrs = [r["ckpt"][k] for r in records]
+        if k == "eigenvalues":  # ragged: pad to the widest
+            width = max(a.shape[-1] for a in arrs)
+            arrs = [np.concatenate([a, np.full(a.shape[:-1] + (width - a.shape[-1],), np.nan + 0j)], -1) for a in arrs]
+        ckpt[k] = np.concatenate(arrs, axis=1)
+    return {"log": log, "ckpt_epoch": records[0]["ckpt_epoch"], "ckpt": ckpt}
+
+
+def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
+    """One stage (``"main"`` or ``"branch"``) of ``run`` with every model trained on its own,
+    ``workers`` models at a time in fresh processes with one torch thread each (cached per
+    model). A model's numbers do not depend on ``workers`` or on the other models.
+
+    ``"main"`` returns :func:`run_main`'s keys, ``"branch"`` :func:`run_branch`'s (None
+    without a branch), with the models stacked on the model axis. Chapters 03 and 06.
+    """
+    if stage not in ("main", "branch"):
+        raise ValueError(f"stage must be 'main' or 'branch', got {stage!r}")
+    if stage == "branch" and run.branch_epoch <= 0:
+        return None
+    runs = single_runs(run)
+    if workers <= 1 or len(runs) == 1:
+        outs = [_stage_in_worker(stage, r) for r in runs]
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=mp.get_context("spawn")) as pool:
+            outs = list(pool.map(_stage_in_worker, [stage] * len(runs), runs))
+    merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs))}
+    merged[stage] = _merge_records([o[stage] for o in outs])
+    if stage == "main":
+        for k in ("final_params", "branch_params"):
+            merged[k] = None if outs[0][k] is None else {n: torch.cat([o[k][n] for o in outs]) for n in outs[0][k]}
+    return merged
 
 
 def preset_run(
@@ -649,6 +745,7 @@ def preset_run(
     weight_decay: float = 1.0,
     dropout: float = 0.1,
     branch_epoch: int = -1,
+    precision: str = "fp32",
 ) -> GrokRun:
     """The :class:`GrokRun` of chapter 03's parameters: ``epochs = 0``, ``checkpoint_every
     = 0`` and ``branch_epoch = -1`` take the preset's values (:data:`PRESETS`); checkpoints
@@ -662,7 +759,7 @@ def preset_run(
         raise ValueError(f"branch_epoch = {branch} must be below epochs = {n_epochs} (or 0 for no branch)")
     return GrokRun(
         seed=seed, n_models=n_models, p=p, weight_decay=weight_decay, dropout=dropout, epochs=n_epochs,
-        checkpoint_epochs=checkpoint_schedule(n_epochs, every), branch_epoch=branch,
+        checkpoint_epochs=checkpoint_schedule(n_epochs, every), branch_epoch=branch, precision=precision,
     )
 
 

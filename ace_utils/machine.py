@@ -1,0 +1,74 @@
+"""What machine a number was made on: CPU model, the instruction sets PyTorch uses, and a
+fingerprint that says whether two files can be expected to agree to the last bit.
+
+Floating-point results are bit-identical only on the same CPU kind with the same kernels
+(PyTorch's ATen capability, oneDNN's and MKL's instruction sets) and the same thread
+count. Files made here record :func:`fingerprint`; a check of a file re-run elsewhere
+compares within measured tolerances instead of exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from pathlib import Path
+
+__all__ = ["cpu_model", "cpu_capability", "isa_flags", "kernel_settings", "fingerprint", "describe"]
+
+# CPU flags that decide which vector kernels PyTorch, oneDNN and MKL pick
+_ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
+# environment variables that lower those choices (used to imitate an older CPU)
+_KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else the platform's processor name)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_capability() -> str:
+    """The vector instruction set of PyTorch's CPU kernels here (``"AVX2"``, ``"AVX512"``, ...), as
+    ``torch.backends.cpu.get_cpu_capability()`` reports it (``ATEN_CPU_CAPABILITY`` can lower it)."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def isa_flags() -> list[str]:
+    """The CPU's vector-instruction flags (AVX*, AMX*, FMA, ...) from /proc/cpuinfo, sorted."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(f for f in line.split(":", 1)[1].split() if f.startswith(_ISA_PREFIXES))
+    except OSError:
+        pass
+    return []
+
+
+def kernel_settings() -> dict[str, str]:
+    """The set environment variables among ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, MKL_CBWR."""
+    return {k: os.environ[k] for k in _KERNEL_VARS if os.environ.get(k)}
+
+
+def fingerprint(threads: int) -> str:
+    """16 hex digits identifying the CPU kind, kernel choices, ``threads`` and torch version:
+    files with equal fingerprints are expected to agree bit for bit."""
+    import torch
+
+    parts = [cpu_model(), " ".join(isa_flags()), cpu_capability(), repr(sorted(kernel_settings().items())),
+             str(int(threads)), torch.__version__]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def describe() -> str:
+    """One line: CPU model, logical cores, PyTorch's CPU capability and any kernel overrides."""
+    forced = ", ".join(f"{k}={v}" for k, v in kernel_settings().items())
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores, PyTorch CPU capability {cpu_capability()}"
+            + (f" ({forced})" if forced else ""))
