@@ -4,7 +4,8 @@
 #
 #   1. unit tests: pytest over tests/
 #   2. notebooks:  nbval (--nbval-lax) over notebooks/*.ipynb, which executes every chapter
-#                  once on the CPU; the asserting cells are what make it a test
+#                  once on the CPU; the asserting cells are what make it a test, and a cell
+#                  running longer than 300 s fails it (the book's per-cell budget)
 #   3. book:       jupyter-book build -W -n --keep-going with notebook execution switched off
 #                  (a derived config, see below) into _build/check, so Sphinx warnings
 #                  (broken refs, toc, bibliography, autodoc) fail the test without executing
@@ -47,7 +48,7 @@ run_part() {  # run_part NAME CMD...: run, time and record a failure
 
 # 1. unit tests (pytest exit 5 = nothing collected: a failure here, there must be tests)
 step "1/4 unit tests: pytest tests/"
-run_part "unit tests" "$PY" -m pytest tests
+run_part "unit tests" "$PY" -m pytest tests --durations=10
 
 # 2. notebooks, executed once each by nbval
 step "2/4 notebooks: pytest --nbval-lax notebooks/*.ipynb"
@@ -58,7 +59,8 @@ if [[ ${#notebooks[@]} -eq 0 ]]; then
     echo "no notebooks/*.ipynb found" >&2
     failed+=("notebooks (none found)")
 else
-    run_part "notebooks (nbval)" "$PY" -m pytest --nbval-lax "${notebooks[@]}"
+    # a cell over 300 s fails: the budget of a 2-core AVX2-only CPU; the slowest cells are listed
+    run_part "notebooks (nbval)" "$PY" -m pytest --nbval-lax --nbval-cell-timeout=300 --durations=12 "${notebooks[@]}"
 fi
 
 # 3. the book's structure, without execution. jupyter-book 1.x has no command-line switch

@@ -22,7 +22,11 @@ seeded models (one leading "model" axis), and skips the work that the loss never
 one optimizer over the stacked tensors is the same as one optimizer per model. The
 stacked parameters are written back into TransformerBridge models for every analysis
 (:func:`to_bridges`), which runs through the bridge hooks. A test checks that the
-functional forward equals the bridge's logits.
+functional forward equals the bridge's logits. For the 2-layer models stacking saves
+nothing per model, so chapter 03 trains each model in its own process instead
+(:func:`run_models`: one-model runs, ``workers`` at a time, each cached); the main run and
+the weight-decay branch are separate cached stages (:func:`run_main`, :func:`run_branch`).
+Training is float32 unless ``GrokRun.precision`` asks for bfloat16 autocast.
 """
 
 from __future__ import annotations
