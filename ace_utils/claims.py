@@ -22,7 +22,6 @@ Used in every chapter.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -42,17 +41,17 @@ SEED_TABLES = Path(__file__).resolve().parent.parent / "results" / "robustness"
 def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) -> dict[str, tuple[int, int]]:
     """``{claim: (seeds where it held, seeds run)}`` from ``<directory>/<chapter>.csv`` (default
     :data:`SEED_TABLES`); a claim not reached on a seed counts as not held there. ``{}`` if no table."""
+    from .rerun import read_runs_csv  # the table's reader (rerun imports this module)
+
     path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
     if not path.exists():
         return {}
-    seeds: set[int] = set()
+    runs = read_runs_csv(path)
     held: dict[str, int] = {}
-    with path.open(newline="", encoding="utf8") as f:
-        for row in csv.DictReader(f):
-            seeds.add(int(row["seed"]))
-            if row["claim"] != "<run>":
-                held[row["claim"]] = held.get(row["claim"], 0) + (row["holds"] == "True")
-    return {name: (h, len(seeds)) for name, h in held.items()}
+    for run in runs.values():
+        for name, c in run["checks"].items():
+            held[name] = held.get(name, 0) + c["holds"]
+    return {name: (h, len(runs)) for name, h in held.items()}
 
 
 def _plain(x: Any) -> Any:

@@ -9,6 +9,7 @@ compares within measured tolerances instead of exactly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -22,15 +23,23 @@ _ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
 _KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, ...]:
+    """The lines of /proc/cpuinfo, read once (empty where there is none)."""
+    try:
+        return tuple(Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return ()
+
+
+def _cpuinfo_field(prefix: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with ``prefix`` (None if absent)."""
+    return next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith(prefix)), None)
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (else the platform's processor name)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def cpu_capability() -> str:
@@ -43,13 +52,7 @@ def cpu_capability() -> str:
 
 def isa_flags() -> list[str]:
     """The CPU's vector-instruction flags (AVX*, AMX*, FMA, ...) from /proc/cpuinfo, sorted."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return sorted(f for f in line.split(":", 1)[1].split() if f.startswith(_ISA_PREFIXES))
-    except OSError:
-        pass
-    return []
+    return sorted(f for f in (_cpuinfo_field("flags") or "").split() if f.startswith(_ISA_PREFIXES))
 
 
 def kernel_settings() -> dict[str, str]:
