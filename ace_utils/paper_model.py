@@ -1,0 +1,284 @@
+"""The paper's own small transformer (post-LN PyTorch encoder layers), hookable with TransformerLens.
+
+The models of arXiv 2602.22600 (reference code: github.com/joshseth/cores,
+``src/cores/models.py``) are token embedding + learned position embedding, then
+``n_layers`` ``torch.nn.TransformerEncoderLayer`` blocks with PyTorch defaults
+(``batch_first=True``, post-LN, ReLU, LayerNorm eps 1e-5, dropout 0.1) under a causal
+mask, then an untied linear readout *with* bias. There is no final LayerNorm and no
+dropout on the embeddings. Every block computes
+
+    x = norm1(x + dropout1(self_attn(x, x, x, causal mask)))
+    x = norm2(x + dropout2(linear2(dropout(relu(linear1(x))))))
+
+(attention dropout 0.1 inside ``self_attn``). Initialisation is PyTorch's own, so a
+:class:`PaperTransformer` equals the reference model built right after
+``torch.manual_seed(cfg.seed)`` (same module order: token embedding, position
+embedding, blocks, readout). Float32.
+
+Differences from :func:`ace_utils.models.build_native_model`: post-LN instead of pre-LN,
+no final LayerNorm, dropout, a learned readout bias, N(0, 1) embeddings.
+
+Hook names (the same names as the TransformerLens bridges use for the same places):
+``hook_embed`` and ``hook_pos_embed`` (batch, pos, d_model); ``blocks.{l}.hook_in``
+(residual stream entering block l; for l = 0 it is ``hook_embed + hook_pos_embed``) and
+``blocks.{l}.hook_out`` (block l's output, after ``norm2``), (batch, pos, d_model);
+``unembed.hook_in`` (what the readout reads: the last block's output), (batch, pos,
+d_model); ``unembed.hook_out`` (logits), (batch, pos, n_outputs).
+
+Parameter names: ``embed.weight``, ``pos_embed.weight``, ``blocks.{l}.layer.*``
+(PyTorch's ``TransformerEncoderLayer`` names: ``self_attn.in_proj_weight``,
+``self_attn.out_proj.weight``, ``linear1.weight``, ``norm1.weight``, ...),
+``unembed.weight`` and ``unembed.bias``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from .training import _move_model, load_model_state, save_model_state
+
+__all__ = [
+    "PaperBlock",
+    "PaperModelConfig",
+    "PaperTransformer",
+    "PaperUnembed",
+    "paper_from_payload",
+    "paper_optimizer",
+    "paper_to_payload",
+    "readout_bias",
+    "readout_matrix",
+]
+
+
+@dataclass(frozen=True)
+class PaperModelConfig:
+    """Shape and seed of the paper's transformer; hashable and usable as a cache key.
+
+    ``d_mlp`` is the feed-forward width (PyTorch's ``dim_feedforward``); ``d_vocab``
+    input tokens, ``d_vocab_out`` output classes (default: ``d_vocab``);
+    ``n_positions`` rows of the learned position embedding (the maximum sequence
+    length; 64 in the reference code); ``dropout`` PyTorch's dropout probability in
+    every block; ``seed`` fixes the initial weights. Sizes in the paper: Markov chain
+    1 layer, d_model 64, 4 heads, d_mlp 256, d_vocab 4; modular addition 2 layers,
+    d_model 128, 4 heads, d_mlp 512, d_vocab p = 53; grokking-time sweep 1 layer,
+    d_model 128, 4 heads, d_mlp 512.
+    """
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_mlp: int
+    d_vocab: int
+    d_vocab_out: int | None = None
+    n_positions: int = 64
+    dropout: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_vocab", "n_positions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.d_vocab_out is not None and (
+            not isinstance(self.d_vocab_out, int) or isinstance(self.d_vocab_out, bool) or self.d_vocab_out < 1
+        ):
+            raise ValueError(f"d_vocab_out must be a positive int or None, got {self.d_vocab_out!r}")
+        if (
+            not isinstance(self.dropout, (int, float))
+            or isinstance(self.dropout, bool)
+            or not 0.0 <= self.dropout < 1.0
+        ):
+            raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+    @property
+    def d_head(self) -> int:
+        """Per-head dimension, ``d_model // n_heads``."""
+        return self.d_model // self.n_heads
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of logits per position (``d_vocab_out`` or ``d_vocab``)."""
+        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-serialisable; part of cache keys)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PaperModelConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**dict(d))
+
+
+@contextlib.contextmanager
+def _mha_fastpath_disabled() -> Iterator[None]:
+    """Turn off PyTorch's fused encoder-layer / attention inference path; restore on exit.
+
+    In eval mode under ``torch.no_grad()`` (or with no parameter requiring grad),
+    ``TransformerEncoderLayer`` and ``MultiheadAttention`` switch to fused kernels
+    (``torch._transformer_encoder_layer_fwd``) whose results differ from the ordinary
+    path in the last float32 bits (about 7e-7 on the block output). Activations read
+    without gradients would then not equal those read with gradients. The switch
+    ``torch.backends.mha.set_fastpath_enabled`` is process-wide, so it is flipped only
+    for the duration of one block's forward and always restored.
+    """
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
+def _causal_mask(n_pos: int, device: torch.device) -> Tensor:
+    """Boolean (pos, pos) mask, True above the diagonal (= may not attend)."""
+    return torch.triu(torch.ones(n_pos, n_pos, dtype=torch.bool, device=device), diagonal=1)
+
+
+class PaperBlock(nn.Module):
+    """One post-LN block: a PyTorch ``TransformerEncoderLayer`` between two hook points.
+
+    ``layer`` keeps PyTorch's module (its parameter names and initialisation);
+    ``hook_in`` sees the residual stream entering the block, ``hook_out`` the block's
+    output (after ``norm2``), both (batch, pos, d_model).
+    """
+
+    def __init__(self, cfg: PaperModelConfig) -> None:
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(
+            d_model=cfg.d_model,
+            nhead=cfg.n_heads,
+            dim_feedforward=cfg.d_mlp,
+            dropout=cfg.dropout,
+            batch_first=True,
+        )
+        self.hook_in = HookPoint()
+        self.hook_out = HookPoint()
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """(batch, pos, d_model) -> (batch, pos, d_model); ``mask`` boolean (pos, pos), True = blocked."""
+        x = self.hook_in(x)
+        # The ordinary (non-fused) path always: the same numbers with and without grad.
+        with _mha_fastpath_disabled():
+            x = self.layer(x, src_mask=mask)
+        return self.hook_out(x)
+
+
+class PaperUnembed(nn.Linear):
+    """The readout ``nn.Linear(d_model, n_outputs)`` with bias, between two hook points.
+
+    ``hook_in`` (batch, pos, d_model) is what the readout reads; ``hook_out``
+    (batch, pos, n_outputs) are the logits ``h @ weight.T + bias``.
+    """
+
+    def __init__(self, d_model: int, n_outputs: int) -> None:
+        super().__init__(d_model, n_outputs, bias=True)
+        self.hook_in = HookPoint()
+        self.hook_out = HookPoint()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(batch, pos, d_model) -> logits (batch, pos, n_outputs)."""
+        return self.hook_out(super().forward(self.hook_in(x)))
+
+
+class PaperTransformer(HookedRootModule):
+    """The paper's causal post-LN transformer with TransformerLens hook points.
+
+    ``model(tokens)`` maps int tokens (batch, pos), pos <= ``cfg.n_positions``, to logits
+    (batch, pos, ``cfg.n_outputs``). Built on the CPU under a forked torch RNG seeded
+    with ``cfg.seed``: the initial weights are a pure function of ``cfg.seed``, equal to
+    the reference model (joshseth/cores) built right after ``torch.manual_seed(seed)``,
+    and the global RNG is left untouched. Then moved to ``device``. Dropout is active in
+    train mode (PyTorch's default mode after construction); call ``.eval()`` to read
+    activations.
+    """
+
+    def __init__(self, cfg: PaperModelConfig, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.cfg = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            # Construction order = the reference code's: token, position, blocks, readout.
+            self.embed = nn.Embedding(cfg.d_vocab, cfg.d_model)
+            self.pos_embed = nn.Embedding(cfg.n_positions, cfg.d_model)
+            self.blocks = nn.ModuleList([PaperBlock(cfg) for _ in range(cfg.n_layers)])
+            self.unembed = PaperUnembed(cfg.d_model, cfg.n_outputs)
+        self.hook_embed = HookPoint()
+        self.hook_pos_embed = HookPoint()
+        self.setup()
+        _move_model(self, device)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (batch, pos) int -> logits (batch, pos, n_outputs)."""
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be (batch, pos), got shape {tuple(tokens.shape)}")
+        batch, n_pos = tokens.shape
+        if n_pos > self.cfg.n_positions:
+            raise ValueError(f"sequence length {n_pos} exceeds n_positions={self.cfg.n_positions}")
+        device = self.embed.weight.device
+        tokens = tokens.to(device)
+        # Positions looked up once, (1, pos, d_model), then copied over the batch: the
+        # backward pass sums over the batch as the reference's broadcast addition does,
+        # so the gradients (and training runs, on the CPU) match it bit for bit.
+        pos_embed = self.pos_embed(torch.arange(n_pos, device=device)[None])
+        pos_embed = pos_embed.expand(batch, n_pos, self.cfg.d_model).contiguous()
+        x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(pos_embed)
+        mask = _causal_mask(n_pos, device)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.unembed(x)
+
+
+def readout_matrix(model: PaperTransformer) -> Tensor:
+    """The readout as a (n_outputs, d_model) matrix ``W``: logits = h @ W.T + b.
+
+    ``h`` is the activation at ``unembed.hook_in`` (the last block's output; there is no
+    final LayerNorm), ``b`` is :func:`readout_bias`. Returned detached; it shares
+    storage with the model's weight (training the model changes it).
+    """
+    return model.unembed.weight.detach()
+
+
+def readout_bias(model: PaperTransformer) -> Tensor:
+    """The readout's learned bias, shape (n_outputs,), detached."""
+    return model.unembed.bias.detach()
+
+
+def paper_to_payload(model: PaperTransformer) -> dict[str, Any]:
+    """``{"config": model.cfg.to_dict(), "state_dict": CPU tensors}``: a cacheable model.
+
+    Pass as ``save=`` to :func:`ace_utils.training.cached` (with
+    :func:`paper_from_payload` as ``load=``).
+    """
+    return {"config": model.cfg.to_dict(), "state_dict": save_model_state(model)}
+
+
+def paper_from_payload(payload: Mapping[str, Any], device: str | torch.device = "cpu") -> PaperTransformer:
+    """Rebuild a model from :func:`paper_to_payload` output (strict key check), on ``device``."""
+    model = PaperTransformer(PaperModelConfig.from_dict(payload["config"]), device="cpu")
+    load_model_state(model, payload["state_dict"], strict=True)
+    return _move_model(model, device)
+
+
+def paper_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW as in the reference code: betas (0.9, 0.999), eps 1e-8, decay on every parameter.
+
+    One parameter group holding all of ``model``'s parameters, LayerNorm scales and
+    biases included, with the given ``weight_decay``. As ``optimizer_factory`` for
+    :func:`ace_utils.training.train`: ``lambda m: paper_optimizer(m, lr, wd)``.
+    """
+    return torch.optim.AdamW(
+        list(model.parameters()), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay
+    )
