@@ -22,7 +22,7 @@
 # Extraction ({ref}`method-balanced`) recovers the planted core to a fraction of a
 # degree, while PCA of the activations and top output-sensitivity directions each
 # find the wrong subspace. Keeping, removing and flipping the recovered core then
-# preserve, destroy and invert the output. **Runtime:** a few seconds on 2 CPU cores.
+# preserve, destroy and invert the output. **Runtime:** about 10 s on 2 CPU cores (most of it starting Python).
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -276,9 +276,9 @@ plt.show()
 #
 # | quantity | ours (defaults) | the paper / method |
 # |---|---|---|
-# | core recovered by ACE (largest angle) | see `angles["ACE"]` above (< 1 deg) | ACE is square-root balanced truncation of the empirical Gramians (paper-notes §2.4) |
-# | PCA alone / sensitivity alone | > 60 deg off (they find the decoy / silent groups) | the paper combines both Gramians for this reason (paper-notes §2.2-2.4) |
-# | keep / remove / flip | output preserved / erased / negated | the paper's causal tests (paper-notes §2.7) |
+# | core recovered by ACE (largest angle) | see `angles["ACE"]` above (< 1 deg) | ACE is square-root balanced truncation of the empirical Gramians ({ref}`sources-method`) |
+# | PCA alone / sensitivity alone | > 60 deg off (they find the decoy / silent groups) | the paper combines both Gramians for this reason ({ref}`sources-method`) |
+# | keep / remove / flip | output preserved / erased / negated | the paper's causal tests ({ref}`sources-method`) |
 # | tilt with i.i.d. samples | ~ $n^{-1/2}$, degrees at $n=10^4$ with a 10x decoy | not discussed in what could be read of the paper |
 #
 # The numbers above are computed in this run; the claim checks fail if any of

@@ -23,8 +23,8 @@
 # removed changes nothing; a linear operator fitted in core coordinates recovers the
 # chain's complex eigenvalue pair $0.75\pm0.25i$ closely and its real eigenvalue $0.5$
 # with an upward bias that we trace to history leaking into the thinnest core
-# direction. **Runtime:** about 1 minute on 2 CPU cores with a cold model cache
-# (3 models x ~7 s of training, plus a random 5-state chain), seconds when cached.
+# direction. **Runtime:** 45-75 s on 2 CPU cores with a cold model cache
+# (3 models x ~7 s of training, plus a random 5-state chain), 15-25 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -90,7 +90,7 @@ claims = Claims("01_markov_cores", P, strict=strict)
 # %% [markdown]
 # ## The task
 #
-# States follow the chain $T$ below (paper-notes §3.1): stay with probability 0.75,
+# States follow the chain $T$ below ({ref}`sources-markov`): stay with probability 0.75,
 # step to the next state with 0.25. Sequences have 32 states; the model sees the
 # first 31 and predicts the next state at every position. 3000 training and 3000
 # test sequences, shared by all models. The Bayes-optimal predictor, which knows
@@ -112,7 +112,7 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # `ace_utils.models`): one pre-LN block, $d_\text{model}=64$, 4 heads, MLP width 256,
 # a final LayerNorm and an unembedding without bias. The paper used PyTorch's
 # post-LN `TransformerEncoderLayer` with dropout 0.1 and a biased `lm_head`
-# (paper-notes §3.1). Same task, different architecture: if the core is a property of
+# ({ref}`sources-reference-models`). Same task, different architecture: if the core is a property of
 # the computation, it should appear here too. The default preset trains with
 # learning rate $10^{-3}$ for 10 epochs (470 steps); `preset="paper"` uses the paper's
 # $10^{-4}$ for 40 epochs (1880 steps). Trained models are cached on disk, keyed by
@@ -163,7 +163,7 @@ plt.show()
 # ## Necessary and sufficient; a random subspace is not
 #
 # Keep only the core ($h \leftarrow Ph$), remove it ($h \leftarrow h - Ph$), both
-# uncentred as in the paper (paper-notes §2.7), at every position; and, as the
+# uncentred as in the paper ({ref}`sources-method`), at every position; and, as the
 # control, remove a random 3-D subspace of the same layer.
 
 # %%
@@ -191,7 +191,7 @@ print("core removed: accuracy below chance by", np.round(below_chance, 3))
 # %% [markdown]
 # Removing the core does more than erase the state: accuracy lands a few points
 # *below* chance (0.19-0.23 against 0.25 at the defaults; the paper's reference code
-# gave 0.23-0.26 on its models, paper-notes §7). What is left outside the core still
+# gave 0.23-0.26 on its models when we ran it, {ref}`sources-markov`). What is left outside the core still
 # reaches the logits, and it predicts against the current state. The issue asked
 # for "within 0.05 of chance"; one of our three default models misses that by less
 # than 0.01 on the low side, so the chapter asserts the necessity claim one-sidedly
@@ -220,7 +220,7 @@ plt.show()
 # current state, $A$ is similar to $T^\top$ on the sum-zero subspace, so its
 # eigenvalues are the chain's non-trivial ones; the Perron eigenvalue 1 belongs to
 # the constant direction, which centring removes. $R^2$ is compared with the oracle
-# $R^2_\text{oracle}$ of the chain (paper-notes §2.8).
+# $R^2_\text{oracle}$ of the chain ({ref}`sources-markov`).
 
 # %%
 oracle = markov_oracle_r2(T)
@@ -261,7 +261,7 @@ claims.check("core dynamics R² / R²_oracle >= 0.95 (smallest)", all(d["r2_rati
 # %% [markdown]
 # The complex pair $0.75\pm0.25i$ comes back within about 0.01 in every run. The real
 # eigenvalue $0.5$ comes back at 0.55-0.58: this part of the paper's claim
-# ("eigenvalue error < 1%", paper-notes §3.1, an unverified third-party number) does
+# ("eigenvalue error < 1%", an unverified third-party number, {ref}`sources-markov`) does
 # **not** reproduce on our models. The cause is visible in the last printed column:
 # the first two core coordinates are explained by the current state to 99.5%, the
 # third only to 88-91%: our models let a little history (earlier states, read by
@@ -271,7 +271,7 @@ claims.check("core dynamics R² / R²_oracle >= 0.95 (smallest)", all(d["r2_rati
 # all three eigenvalues to 0.001, so the core does hold the chain's spectrum; the
 # plain dynamics fit on our models overestimates its smallest eigenvalue. The
 # paper's post-LN models with dropout apparently carry less history (the reference
-# code recovered 0.5 within ~0.02 on a CPU, paper-notes §7).
+# code recovered 0.5 within ~0.02 on a CPU, {ref}`sources-markov`).
 #
 # Over seeds 0-9 ({doc}`robustness page <../book/robustness>`) this explanation is
 # less uniform than at the default seed. The upward bias is there in 29 of the 30
@@ -359,16 +359,18 @@ if extra is not None:
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# The table is computed from this run (paper values from `paper-notes.md`, with their
-# source tags; [TS] marks unverified third-party summaries).
+# The table is computed from this run (paper values as collected on the
+# {ref}`sources page <sources-markov>`, with their source tags, {ref}`sources-tags`;
+# [TS] marks unverified third-party summaries, "ref. code" the reference code run
+# unchanged on a CPU).
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
 rows = [
-    ("full-model accuracy", f"{np.min(full_acc):.4f}-{np.max(full_acc):.4f} (Bayes {bayes:.3f})", "≈0.75, just under the Bayes limit (ref. code, §7)"),
+    ("full-model accuracy", f"{np.min(full_acc):.4f}-{np.max(full_acc):.4f} (Bayes {bayes:.3f})", "≈0.75, just under the Bayes limit (ref. code)"),
     ("core dimension (0.999 energy)", ", ".join(map(str, ranks)), "3 in every run [A]"),
-    ("energy in top 2 directions", f"{np.min(energy_top2):.4f}-{np.max(energy_top2):.4f}", "99.1-99.3% (ref. code, §7)"),
+    ("energy in top 2 directions", f"{np.min(energy_top2):.4f}-{np.max(energy_top2):.4f}", "99.1-99.3% (ref. code)"),
     ("core-only accuracy", f"{np.min(abl['keep']):.4f}-{np.max(abl['keep']):.4f}", "equal to full (0.7501 [TS])"),
     ("core-removed accuracy", f"{np.min(abl['remove']):.3f}-{np.max(abl['remove']):.3f} (chance {chance:.3f})", "near chance [TS]; 0.23-0.26 (ref. code)"),
     ("random 3-D removed", f"{np.min(abl['random removed']):.4f}-{np.max(abl['random removed']):.4f}", "not reported"),

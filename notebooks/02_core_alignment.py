@@ -21,8 +21,8 @@
 # fall inside the spread of random subspaces (principal angles 64-90 degrees). Yet on
 # the same inputs their core coordinates are linear images of one another: the top two
 # canonical correlations exceed 0.99 and the third exceeds 0.9, because every core
-# encodes the current state of the chain. **Runtime:** about 45 s on 2 CPU cores with a cold model
-# cache (5 models x ~7 s of training), about 12 s once the models are cached (chapter
+# encodes the current state of the chain. **Runtime:** 45-80 s on 2 CPU cores with a cold model
+# cache (5 models x ~7 s of training), 12-20 s once the models are cached (chapter
 # 01 caches the first three).
 
 # %% tags=["remove-cell"]
@@ -131,7 +131,7 @@ claims.check(f"the top k = {k} directions hold >= 99% of the energy (smallest sh
 # ## The weights differ
 #
 # The paper's first panel compares the models' flattened parameter vectors by cosine
-# similarity (paper-notes §2.9). On our models the full vector gives about 0.3 for
+# similarity ({ref}`sources-alignment`). On our models the full vector gives about 0.3 for
 # every pair, not 0. The reason is not shared learning: the LayerNorm gains start at 1
 # in every model and stay near 1, and these 192 numbers hold about a third of the
 # squared norm of the parameter vector (the other 52,000 parameters start at
@@ -140,7 +140,7 @@ claims.check(f"the top k = {k} directions hold >= 99% of the energy (smallest sh
 # around 0. (The paper's PyTorch models start their token and position embeddings at
 # $\mathcal N(0,1)$, which swamps their 128 LayerNorm gains: from PyTorch's default
 # initialisation we estimate a full-vector cosine of about 0.03 there. This is an
-# inference; the values of the paper's panel were not retrieved, paper-notes §4.)
+# inference; the values of the paper's panel were not retrieved, {ref}`sources-markov`.)
 
 
 # %%
@@ -239,7 +239,7 @@ claims.check("overlap at or below the random level for every pair, the paper's w
 # overlaps (0.03-0.07 at the defaults) sit inside the spread of random 3-D subspaces,
 # at least 14 times below the 1 of identical subspaces, and their principal angles are
 # 64-90 degrees, like the random ones. They are **not** systematically below the
-# random level, as the paper's 0.02-0.04 (a third-party number, paper-notes §3.2)
+# random level, as the paper's 0.02-0.04 (a third-party number, {ref}`sources-alignment`)
 # might suggest: single pairs fall on both sides of it, and at the defaults our mean
 # (0.057) is somewhat above the random mean (with `seed=1` it is 0.038, below it).
 # The paper's three values are themselves well within the random spread
@@ -286,7 +286,7 @@ plt.show()
 #
 # Now feed the same 93,000 test inputs (3000 sequences x 31 positions) to every model,
 # take each model's core coordinates $Z_i = H_i Q_i$ (93,000 x 3) and compute the
-# canonical correlations between every pair (paper-notes §2.9). They are invariant to
+# canonical correlations between every pair ({ref}`sources-alignment`). They are invariant to
 # any invertible linear map of either side, so they ask: is $Z_j$ a linear function of
 # $Z_i$, whatever the basis? The paper's panel D shows the mean of the top three.
 
@@ -356,8 +356,8 @@ claims.check("the history parts are partly model-specific: top CCA between model
 # models are only partly the same (their top canonical correlation is printed above,
 # about 0.3-0.65), so the third canonical correlation between models drops to
 # 0.92-0.95. The paper's third value, 0.929, is in the same range; its models are
-# post-LN with dropout (paper-notes §3.1), a different architecture with the same
-# thin third direction (paper-notes §7).
+# post-LN with dropout ({ref}`sources-reference-models`), a different architecture with
+# the same thin third direction ({ref}`sources-markov`).
 
 # %% mystnb={"figure": {"caption": "Why the third canonical correlation is lower. Left: the three canonical correlations of every pair of cores (grey lines) and of every core with the ideal state code (one-hot current state; blue dots). Right: per core coordinate, its share of the balanced energy (bars, mean over models) and the share of its variance that the current state does not explain (dots, one per model; log scale): the third direction is thin, and the part of it that the current state does not explain is an order of magnitude larger than in the first two.", "name": "fig-align-state"}}
 fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
@@ -386,8 +386,9 @@ plt.show()
 # ## Our numbers beside the paper's
 #
 # The table is computed from this run, over all pairs of the models above (paper
-# values from `paper-notes.md` with their source tags; [TS] marks unverified
-# third-party summaries, [TQ] a third-party quote).
+# values as collected on the {ref}`sources page <sources-alignment>`, with their source
+# tags, {ref}`sources-tags`; [TS] marks unverified third-party summaries, [TQ] a
+# third-party quote, "ref. code" the reference code run unchanged on a CPU).
 
 
 # %% tags=["hide-input"]
@@ -405,7 +406,7 @@ rows = [
     ("weight cosine, all parameters", f"{span(W_full[off])} (untrained initialisations: {span(W_init[off])})",
      "\"the weights differ\" [A]; heatmap values not retrieved"),
     ("weight cosine, without LayerNorm", span(W_no_ln[off], "{:.4f}"), "not reported"),
-    ("projector overlap of the cores", f"{span(ov_pairs)} (mean {ov_pairs.mean():.3f})", "0.02-0.04 [TS]; ~0.03 (ref. code, §7)"),
+    ("projector overlap of the cores", f"{span(ov_pairs)} (mean {ov_pairs.mean():.3f})", "0.02-0.04 [TS]; ~0.03 (ref. code)"),
     ("random level k/d (random pairs: 5-95%)", f"{level:.3f} ({np.quantile(rand_ov, 0.05):.3f}-{np.quantile(rand_ov, 0.95):.3f})",
      "3/64 ≈ 0.047 [Inf]"),
     ("principal angles", f"{min_angle:.1f}-{max(a.max() for a in angles.values()):.1f} deg "

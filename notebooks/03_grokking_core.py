@@ -27,9 +27,9 @@
 # Over the paper's full 20,000 epochs (a committed run, checked by a test) inflation is
 # reversed: the core inflates in the weight-decay-0 branch (52 → 79-85 dimensions) and not
 # under weight decay, and the rotation comes to generalise only late, without weight
-# decay. Each of these departures is measured and explained below. **Runtime:** about 4-5 minutes on 2 CPU cores
-# with a cold model cache (float32 training and checkpoint analyses, on an AVX2-only as on an
-# AVX-512 CPU), seconds when cached.
+# decay. Each of these departures is measured and explained below. **Runtime:** about 3.5 minutes on 2 CPU cores
+# with a cold model cache (float32 training and checkpoint analyses; 204 s measured with
+# PyTorch's AVX2 kernels, up to about 5 minutes on a slower AVX2-only CPU), 20 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -103,7 +103,7 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # ## Task, models and training
 #
 # All $53^2 = 2809$ pairs $(a, b)$ are split once into 1404 training and 1405 test pairs
-# by a fixed permutation (`RandomState(42)`, as the paper, paper-notes §3.3). The model
+# by a fixed permutation (`RandomState(42)`, as the paper, {ref}`sources-modular`). The model
 # reads the two tokens $[a, b]$ (no "=" token) and predicts $c = a + b \bmod 53$ at the
 # last position; loss and accuracy use that position only.
 #
@@ -177,7 +177,7 @@ grok_all = max(grok) if all(g is not None for g in grok) else run.epochs
 final_test = log["test_acc"][-1]
 print("final test accuracy per model:", np.round(final_test, 4))
 
-# %% mystnb={"figure": {"caption": "Grokking. Train (solid) and test (dashed) accuracy at the last position, every 10 epochs, one colour per model; dotted lines mark each model's grokking epoch (first test accuracy >= 0.99). The paper's models grok near epoch 800 (paper-notes \u00a73.3).", "name": "fig-modadd-grokking"}}
+# %% mystnb={"figure": {"caption": "Grokking. Train (solid) and test (dashed) accuracy at the last position, every 10 epochs, one colour per model; dotted lines mark each model's grokking epoch (first test accuracy >= 0.99). The paper's models grok near epoch 800 ({ref}`sources-modular`).", "name": "fig-modadd-grokking"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
 for i in range(n_models):
     ax.plot(log["epoch"], log["train_acc"][:, i], color=f"C{i}", lw=1.2, label=f"model {i + 1} train")
@@ -200,12 +200,12 @@ plt.show()
 # `lm_head`; the alternative `blocks.1.hook_out` of our pre-LN model would put a nonlinear
 # LayerNorm between the core and the logits. Activations are those of the 1405 test
 # pairs. For every $r$ we keep only the top-$r$ ACE directions ($h\leftarrow Ph$) or
-# remove them ($h\leftarrow h-Ph$), uncentred as the paper (paper-notes §2.7), and score
+# remove them ($h\leftarrow h-Ph$), uncentred as the paper ({ref}`sources-method`), and score
 # test accuracy ({ref}`method-rank-scans`, {ref}`method-interventions`). Because the tail
 # is linear these scans are exact closed forms (a test checks them against hooks on the
 # bridge; one check follows below). From the scans:
 #
-# - $r_\text{energy}$: the smallest $r$ holding 99% of the balanced energy (paper-notes §2.5);
+# - $r_\text{energy}$: the smallest $r$ holding 99% of the balanced energy ({ref}`sources-method`);
 # - $r_\text{nec}$: the smallest $r\ge1$ whose removal gives accuracy $\le 2/p$
 #   (scanned from 1; the reference code starts at $r_\text{energy}$);
 # - $r_\text{suf}$: the smallest $r\ge1$ whose keeping alone gives accuracy within $10^{-3}$
@@ -368,7 +368,7 @@ claims.check("no small necessary subspace after grokking: r_nec >= p - 1 at ever
 # single "core dimension" combines.
 #
 # - The **energy dimension** does not shrink: it stays at ~40-45 from initialisation to
-#   the end (the reference code on a CPU saw ~43 → ~15 by grokking, paper-notes §7).
+#   the end (the reference code on a CPU saw ~43 → ~15 by grokking, {ref}`sources-modular`).
 # - A **small sufficient subspace** appears at grokking, and abruptly: before it, keeping
 #   fewer than 30-48 directions loses accuracy; from the grokking checkpoint on, ~15
 #   directions (the paper's "~15D") carry the whole accuracy.
@@ -397,7 +397,7 @@ claims.check("no small necessary subspace after grokking: r_nec >= p - 1 at ever
 # activations whose answer is $c$. After centring and an SVD truncation, the operator $A$
 # with $r_c A \approx r_{c+1 \bmod p}$ (the "add 1" map) is fitted by ridge regression
 # (ridge 1) leaving out a contiguous block of $\mathrm{round}(0.075p)=4$ classes, whose
-# pairs give the held-out $R^2_h$ (paper-notes §2.8, {ref}`method-operators`). If the
+# pairs give the held-out $R^2_h$ ({ref}`sources-modular`, {ref}`method-operators`). If the
 # network computes with Fourier features, $A$ is a rotation: its eigenvalues lie on the
 # unit circle (within $\sin(\pi/p)$) at angles $2\pi k/p$, one frequency $k$ per
 # rotational mode (`ace_utils.operators.rotational_mode_count`).
@@ -525,8 +525,9 @@ plt.show()
 # The paper continues training to epoch 20,000 and reports that with weight decay the
 # core keeps growing ("inflation", to ~60 dimensions) through redundant copies of the
 # computation in more frequency modes, while a branch continued from a post-grokking
-# checkpoint with weight decay 0 does not (paper-notes §3.3). The branch here starts at
-# epoch `branch_epoch` with a fresh AdamW.
+# checkpoint with weight decay 0 does not (numbers from third-party summaries, tagged [TS]
+# on the {ref}`sources page <sources-modular>`). The branch here starts at epoch
+# `branch_epoch` with a fresh AdamW.
 
 # %%
 t0 = time.perf_counter()
@@ -723,8 +724,9 @@ claims.check("weight decay 1 keeps destabilising the grokked models: test accura
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# Computed from this run; paper values from `paper-notes.md` with their source tags
-# ([TS]: unverified third-party summaries; "not retrieved": not available to us).
+# Computed from this run; paper values as collected on the {ref}`sources page <sources-modular>`,
+# with their source tags ({ref}`sources-tags`; [TS]: unverified third-party summaries;
+# "ref. code": the reference code run unchanged on a CPU; "not retrieved": not available to us).
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown  # noqa: E402
@@ -739,9 +741,9 @@ def rng_(x, fmt="{:.0f}"):
 
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))
 rows = [
-    ("grokking epoch (test acc ≥ 0.99)", ", ".join(str(g) for g in grok), "800 [TQ]; ~700 with the reference code on a CPU (§7)"),
+    ("grokking epoch (test acc ≥ 0.99)", ", ".join(str(g) for g in grok), "800 [TQ]; ~700 with the reference code on a CPU"),
     ("train acc ≥ 0.99 at epoch", ", ".join(str(m) for m in mem), "not retrieved"),
-    ("energy dimension at init / grokking / end", f"{rng_(ck['r_energy'][0])} / {rng_(ck['r_energy'][jg])} / {rng_(ck['r_energy'][-1])}", "~43 / ~15 / 12-14 at epoch 1000 (ref. code, §7)"),
+    ("energy dimension at init / grokking / end", f"{rng_(ck['r_energy'][0])} / {rng_(ck['r_energy'][jg])} / {rng_(ck['r_energy'][-1])}", "~43 / ~15 / 12-14 at epoch 1000 (ref. code)"),
     ("core dimension r_core at grokking / end", f"{rng_(ck['r_core'][jg])} / {rng_(ck['r_core'][-1])}", "'~15D' at grokking [TS]"),
     ("sufficient / necessary dim. after grokking", f"{rng_(ck['r_suf'][post])} / {rng_(ck['r_nec'][post])}", "not retrieved"),
     ("core-only acc. after grokking", rng_(ck["core_only_acc"][post], "{:.3f}"), "≈ full accuracy [C-fig]"),

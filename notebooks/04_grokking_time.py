@@ -29,9 +29,9 @@
 # $p=43$ to ~95 at $p=101$, and the log law fits them ($R^2=0.93$ on $\log\tau$) with
 # $p_\text{crit}=41$, just below the smallest modulus. But away from $p_\text{crit}$ they
 # fall faster than the law's form allows, so a fit without $p=79$ and $101$ predicts those
-# 16 % and 49 % too high. **Runtime:** about 7 minutes on 2 CPU cores with a cold cache
-# (float32, two worker processes; measured 6.8 minutes with PyTorch's AVX2 kernels), seconds
-# when cached.
+# 16 % and 49 % too high. **Runtime:** about 6 minutes on 2 CPU cores with a cold cache
+# (float32, two worker processes; 350 s measured with PyTorch's AVX2 kernels, up to about 9
+# minutes on a slower AVX2-only CPU), 20 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -109,9 +109,10 @@ print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 5
 # %% [markdown]
 # ## A model of the delay
 #
-# The paper's derivation is not available to us (paper-notes §3.4 reconstructs it from the
-# code's fitted forms and a third-party summary), so here is the few-line version that
-# produces exactly those forms. AdamW's weight decay is *decoupled*: every step multiplies
+# The paper's derivation is not available to us (the {ref}`sources page <sources-grokking-time>`
+# reconstructs it from the code's fitted forms and a third-party summary, [TS]), so here is
+# the few-line version that produces exactly those forms. AdamW's weight decay is
+# *decoupled*: every step multiplies
 # each weight by $1-\eta\omega$ ($\eta$ the learning rate), so weights that the loss stops
 # supporting decay on the time scale $1/(\eta\omega)$ steps, whatever the gradients are.
 # After memorisation the training loss is nearly zero, and what changes is the balance
@@ -151,7 +152,7 @@ print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 5
 # One-layer versions of chapter 3's models ($d_\text{model}=128$, 4 heads,
 # $d_\text{mlp}=512$, pre-LN, training-time dropout 0.1 as the paper's sweep model), AdamW
 # with learning rate $10^{-3}$, the paper's split of the $p^2$ pairs into halves, loss and
-# accuracy at the last position. As in the paper (paper-notes §3.4), $\tau$ is the first
+# accuracy at the last position. As in the paper ({ref}`sources-grokking-time`), $\tau$ is the first
 # optimizer step with test accuracy $\ge 0.99$ minus the first with train accuracy
 # $\ge 0.99$, measured **in steps**: the weight-decay sweep uses batches of 512 (3 steps
 # per epoch at $p=53$), the modulus sweep full batches (one step per epoch, whatever $p$),
@@ -376,7 +377,8 @@ if held_p:
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# Paper values from `paper-notes.md` §3.4 with their source tags ([TS]: an unverified
+# Paper values as collected on the {ref}`sources page <sources-grokking-time>`, with their
+# source tags ({ref}`sources-tags`; [TS]: an unverified
 # third-party summary; [C]: the public reference code; "not retrieved": not available to us).
 
 # %% tags=["hide-input"]

@@ -24,9 +24,9 @@
 # margin, flipping it during generation turns the verbs' number around, and the three
 # models' coordinates on that axis agree. The same code runs GPT-2 Small/Medium/Large
 # through TransformerBridge where the Hugging Face hub is reachable
-# (`model_source="hub"`). **Runtime:** 3.5-4.5 minutes on 2 busy CPU cores with a cold
-# cache (training the three models, two at a time, is ~3 minutes of it), under a minute
-# when cached.
+# (`model_source="hub"`). **Runtime:** 2.5-4 minutes on 2 CPU cores with a cold
+# cache (232 s measured with PyTorch's AVX2 kernels; training the three models, two at a time,
+# is most of it), about a minute when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -48,7 +48,7 @@ train_steps = 600  # AdamW steps per trained model (batch 64 sentences)
 n_prompts = 1200  # agreement prompts: half for ACE (training pairs), half for testing (held-out pairs)
 n_generations = 24  # seeded generations per model, clean and flipped
 gen_tokens = 24  # new tokens per generation (the paper: 50)
-gen_strength = "adaptive"  # 'adaptive' (paper-notes §3.5) or 'reflection' (s = 1 at every step)
+gen_strength = "adaptive"  # 'adaptive' (the reference code's recipe) or 'reflection' (s = 1 at every step)
 device = "cpu"  # 'cuda' for hub models on a GPU
 
 # %% tags=["hide-input"]
@@ -96,7 +96,7 @@ claims = Claims("05_agreement_axis", P, strict=strict)
 # %% [markdown]
 # ## Prompts and corpus
 #
-# The prompts are the paper's (paper-notes §3.5): a head noun (nine, with the irregular
+# The prompts are the paper's ({ref}`sources-agreement`): a head noun (nine, with the irregular
 # plurals children, men, women, mice), an attractor of the *opposite* number after one of
 # six connectors, five styles (base, front, back, "There ...", relative clause) and, for
 # half of them, the prefix "In the past," that asks for was/were instead of is/are. Each
@@ -164,7 +164,7 @@ names = list(models)
 # ## Behaviour: the number margin separates plural from singular heads
 #
 # The margin $m = z_\text{are} + z_\text{were} - z_\text{is} - z_\text{was}$ at the last
-# prompt token (paper-notes §2.3) should be larger for plural heads, whatever the
+# prompt token ({ref}`sources-method`) should be larger for plural heads, whatever the
 # attractor. We score it by the ROC-AUC against the true label on the held-out test
 # prompts (chance 0.5).
 
@@ -281,7 +281,7 @@ for name, M in models.items():
     M["knob"] = ag.knob_fit(M["z"], M["margin"])
     print(f"{name}: margin ~ core coordinate, R² = {M['knob']['r2']:.3f}, slope {M['knob']['slope']:+.3f}")
 
-# %% mystnb={"figure": {"caption": "The knob (panel B): z-scored margin against the z-scored 1-D core coordinate at each model's chosen layer, on the held-out prompts; singular heads blue, plural orange; lines are the affine fits, R² in the legend.", "name": "fig-agreement-knob"}}
+# %% mystnb={"figure": {"caption": "The knob (panel B): z-scored margin against the z-scored 1-D core coordinate at each model's chosen layer, on the held-out prompts; singular heads blue, plural orange; lines are the affine fits, R\u00b2 in the legend.", "name": "fig-agreement-knob"}}
 fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3), sharey=True, squeeze=False)
 for ax, (name, M) in zip(axes[0], models.items()):
     zs = (M["z"] - M["z"].mean()) / M["z"].std()
@@ -332,7 +332,7 @@ fisher = {mode: stats.combine_pvalues([M["wilcoxon"][mode] for M in models.value
           for mode in ("remove", "flip")}
 print("Fisher-combined p:", {k: f"{v:.1e}" for k, v in fisher.items()})
 
-# %% mystnb={"figure": {"caption": "Agreement score log P(correct set) − log max P(verb) on the held-out prompts (panel C), for the base model, the core removed and the core flipped at the chosen layer; boxes per model. Above 0: a correct verb is the most likely of the four.", "name": "fig-agreement-scores"}}
+# %% mystnb={"figure": {"caption": "Agreement score log P(correct set) \u2212 log max P(verb) on the held-out prompts (panel C), for the base model, the core removed and the core flipped at the chosen layer; boxes per model. Above 0: a correct verb is the most likely of the four.", "name": "fig-agreement-scores"}}
 fig, ax = plt.subplots(figsize=(7, 3.2))
 modes = [("base", "0.6"), ("remove", "C1"), ("flip", "C3")]
 for i, (name, M) in enumerate(models.items()):
@@ -349,7 +349,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The paper's six flip-demo prompts (paper-notes §3.5), which our models have not seen
+# The paper's six flip-demo prompts ({ref}`sources-agreement`), which our models have not seen
 # as such (two use held-out-style pairs, two the odd "There" frame): the margin, clean and
 # with the core flipped, per model.
 
@@ -411,7 +411,7 @@ claims.record(demo_sign_changed={n: M["demo_inverted"] for n, M in models.items(
 # We sample continuations of held-out prompts (temperature 1, top-k 50, seeded; the same
 # random numbers for the clean and the flipped run of a prompt) and, in the flipped run,
 # reflect the core at the chosen layer at every step, at the newest token. With
-# `gen_strength="adaptive"` (the paper's recipe, paper-notes §3.5) the strength
+# `gen_strength="adaptive"` (the paper's recipe, {ref}`sources-agreement`) the strength
 # $s \in [0, 50]$ of $h \leftarrow h + s\,[(I-2P)(h-\mu) - (h-\mu)]$ is set at each step by a
 # finite-difference probe so that the margin $\log\sum e^{z_\text{are}, z_\text{were}} -
 # \log\sum e^{z_\text{is}, z_\text{was}}$ lands at $\mp 1$, the opposite sign of its clean
@@ -449,7 +449,7 @@ rows = [f"| {p.text} | {c.strip()} | {f.strip()} |"
 Markdown("| prompt | clean continuation | flipped continuation |\n|---|---|---|\n" + "\n".join(rows))
 
 # %% [markdown]
-# With hub models, the paper's own open-ended prompts (paper-notes §3.5; 50 tokens) are
+# With hub models, the paper's own open-ended prompts ({ref}`sources-agreement`; 50 tokens) are
 # generated too. Our trained models only know the corpus vocabulary, so this cell shows
 # nothing for them.
 
@@ -514,7 +514,7 @@ claims.check("flipped text stays well formed: >= 0.8 of continuations (lowest mo
 # ## Across scales: the same axis?
 #
 # The paper compares the 1-D core coordinates of models of different size on the same
-# prompts (its "Table 6"; paper-notes §2.9): sign-aligned Pearson and Spearman
+# prompts (its "Table 6"; {ref}`sources-agreement`): sign-aligned Pearson and Spearman
 # correlations. Because the coordinate splits into a singular and a plural cluster, a
 # high Pearson is nearly automatic; the stricter test is the correlation *within* each
 # number class, and what the within-class variation tracks.
@@ -577,7 +577,8 @@ claims.record(within_class_pearson=align[:, 2:].tolist(), spearman=align[:, 1].t
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# Paper values from `paper-notes.md` (source tags there); the paper's GPT-2 numbers were
+# Paper values as collected on the {ref}`sources page <sources-agreement>`, with their
+# source tags ({ref}`sources-tags`); the paper's GPT-2 numbers were
 # not retrieved, so only the qualitative claims can be compared.
 
 # %% tags=["hide-input"]

@@ -31,9 +31,9 @@
 # the tilt on a planted system, but each fails in another way. On the real tasks the tilt is
 # small: two halves of the data give the same core within 2.5° (Markov, agreement). On
 # modular addition, a larger indeterminacy swamps it: 1405 samples do not pin down which
-# directions form the core. **Runtime:** about 75 s on 2 CPU cores when chapters 01, 03 and 05
-# have cached their models (they do when they run first); about 5 minutes more with a cold
-# cache, which trains them.
+# directions form the core. **Runtime:** 75-135 s on 2 CPU cores when chapters 01, 03 and 05
+# have cached their models (they do when they run first); 6-8 minutes with a cold cache,
+# which trains them (458 s measured with PyTorch's AVX2 kernels).
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.

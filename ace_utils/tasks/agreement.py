@@ -486,7 +486,7 @@ def ace_all_layers(model, batch: PromptBatch, verb_ids: dict[str, int], batch_si
 
     Activations and margin gradients at each prompt's last token for all layers come from
     :func:`collect_activations_and_gradients` (gradients through all later layers);
-    ``W_o = mean g g^T``; rank fixed to 1 (paper-notes §2.5).
+    ``W_o = mean g g^T``; rank fixed to 1, as in the paper and the reference code (joshseth/cores).
     """
     import time
 
@@ -535,7 +535,7 @@ def layer_sweep(model, cores: LayerCores, test: PromptBatch, verb_ids: dict[str,
     """Base / keep / remove / flip / random-flip AUC at every layer, and the chosen layer. Chapter 05.
 
     Interventions are centred on the training mean and touch the last prompt token only
-    (paper-notes §2.7). The random control flips one Haar-random direction (seeded by
+    (as in the reference code, joshseth/cores). The random control flips one Haar-random direction (seeded by
     ``seed`` and the layer). The chosen layer minimises the flip AUC (the paper's rule);
     when several layers tie (the AUC saturates at 0), the tie is broken by the lowest
     :func:`separation` of the flipped margins, the AUC's continuous counterpart
@@ -576,7 +576,8 @@ def separation(m: np.ndarray, labels: np.ndarray) -> float:
 
 def agreement_score(logits_last: Tensor, verb_ids: dict[str, int], plural: np.ndarray, past: np.ndarray | None = None
                     ) -> np.ndarray:
-    """``log P(correct set) - log max_v P(v)`` over the four verbs (paper-notes §3.5). Chapter 05.
+    """``log P(correct set) - log max_v P(v)`` over the four verbs (the reference code's
+    agreement score). Chapter 05.
 
     Correct set: {is, was} for singular heads, {are, were} for plural ones (tense ignored,
     as in the paper). Zero or positive when a correct verb is the most likely of the four.
@@ -624,7 +625,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, hook: str | None = Non
     token (what a KV-cached generate with a last-position hook does). ``strength``: a number
     (1 = the exact reflection) or ``"adaptive"``: at each step a finite-difference probe
     (``s_probe``) picks ``s`` so that the margin ``logsumexp(are, were) - logsumexp(is, was)``
-    moves to ``-sign(clean) * eps``, clipped to ``[0, s_max]`` (paper-notes §3.5).
+    moves to ``-sign(clean) * eps``, clipped to ``[0, s_max]`` (the reference code's recipe, joshseth/cores).
     Sampling: temperature, top-k, a torch Generator seeded with ``seed`` (row i uses the
     same random numbers in clean and flipped runs). Returns :class:`GenerationResult`.
     """

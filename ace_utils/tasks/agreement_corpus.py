@@ -3,8 +3,9 @@
 Explained in chapter ``05_agreement_axis``. Everything here is plain Python on words;
 tokenisation happens in :mod:`ace_utils.tasks.agreement`.
 
-**Prompts** follow paper-notes §3.5: a head noun (with irregular plurals child/children,
-man/men, woman/women, mouse/mice), an attractor of the *opposite* number after a
+**Prompts** follow the reference code's templates (joshseth/cores; listed on the book's
+page *What we know of the paper's setup*, book/sources.md): a head noun (with irregular
+plurals child/children, man/men, woman/women, mouse/mice), an attractor of the *opposite* number after a
 connector, one of five styles (base / front / back / there / rel), and the optional prefix
 "In the past," that selects was/were instead of is/are. A prompt ends just before the verb.
 Label 1 = plural head (the verb should be "are"/"were"), 0 = singular head.
@@ -49,7 +50,7 @@ __all__ = [
     "FLIP_DEMO_PROMPTS",
 ]
 
-# (singular, plural); paper-notes §3.5
+# (singular, plural); the reference code's head nouns (book/sources.md)
 HEADS: tuple[tuple[str, str], ...] = (
     ("key", "keys"), ("label", "labels"), ("author", "authors"), ("pilot", "pilots"),
     ("teacher", "teachers"), ("child", "children"), ("man", "men"), ("woman", "women"),
@@ -71,7 +72,7 @@ PAST_PREFIX = "In the past,"
 # verb -> (plural?, past?)
 VERBS: dict[str, tuple[bool, bool]] = {"is": (False, False), "are": (True, False), "was": (False, True), "were": (True, True)}
 
-# The paper's six flip-demo prompts (paper-notes §3.5), scored in the chapter.
+# The six flip-demo prompts of the reference code (joshseth/cores), scored in the chapter.
 FLIP_DEMO_PROMPTS: tuple[tuple[str, int], ...] = (
     ("The key next to the cabinets", 0), ("The keys next to the cabinet", 1), ("The children near the guard", 1),
     ("In this ancient kingdom, the key to the cabinets", 0), ("There key near the boxes", 0),

@@ -10,7 +10,8 @@ paper's split of the ``p^2`` pairs, the loss at the last position); this module 
   masks (so a run's numbers do not depend on which other runs share the stack), accuracy
   evaluated every ``eval_every`` optimizer steps, and each run dropped from the stack as
   soon as it has grokked;
-* :func:`delay_steps`: ``tau = step(test >= 0.99) - step(train >= 0.99)`` (paper-notes 3.4);
+* :func:`delay_steps`: ``tau = step(test >= 0.99) - step(train >= 0.99)``, as the reference code
+  (joshseth/cores) measures it;
 * :func:`fit_power_law` (``tau = C omega^beta`` on log-log axes, with a t-interval for
   ``beta``) and :func:`fit_log_law` (``tau(p) = -Omega log(1 - p_crit / p)``).
 
@@ -112,7 +113,7 @@ class RunResult:
 
 
 def delay_steps(step_mem: int | None, step_grok: int | None) -> int | None:
-    """``tau = step_grok - step_mem`` (paper-notes 3.4), or None if either is missing. Chapter 04."""
+    """``tau = step_grok - step_mem`` (the reference code's delay), or None if either is missing. Chapter 04."""
     if step_mem is None or step_grok is None:
         return None
     return int(step_grok - step_mem)
@@ -269,7 +270,7 @@ def fit_power_law(x: np.ndarray, tau: np.ndarray, level: float = 0.95) -> dict:
 
 
 def log_law(p: np.ndarray, Omega: float, p_crit: float) -> np.ndarray:
-    """``tau(p) = -Omega log(1 - p_crit / p)`` (paper-notes 3.4). Chapter 04."""
+    """``tau(p) = -Omega log(1 - p_crit / p)``, the form the reference code fits. Chapter 04."""
     return -Omega * np.log1p(-p_crit / np.asarray(p, float))
 
 
@@ -325,7 +326,7 @@ PRESETS = {
 def sweep_specs(*, seed: int, n_seeds: int, omegas: Sequence[float], moduli: Sequence[int], modulus_omega: float,
                 wd_max_steps: int, p_max_steps: int, eval_every: int, wd_p: int = 53, wd_batch: int = 512,
                 lr: float = 1e-3, dropout: float = 0.1, precision: str = "fp32") -> dict[str, list[SweepSpec]]:
-    """The stacks of the two sweeps (paper-notes 3.4). Seeds ``1000 seed + j``, j < n_seeds.
+    """The stacks of the two sweeps (the reference code's grids: book/sources.md). Seeds ``1000 seed + j``, j < n_seeds.
 
     ``"wd"``: p = ``wd_p``, batch ``wd_batch``, one stack per weight decay, smallest (slowest)
     first; ``"modulus"``: full batch at ``modulus_omega``, one stack per modulus, smallest

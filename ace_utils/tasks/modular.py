@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 ACE_HOOK = "ln_final.hook_out"
-ENERGY_THRESHOLD = 0.99  # paper-notes 2.5 (mod-add)
+ENERGY_THRESHOLD = 0.99  # the reference code (joshseth/cores) uses 0.99 for mod-add
 CACHE_VERSION = 2
 
 # Parameter names of the bridge's canonical state_dict that are trained (the unembedding
@@ -411,7 +411,7 @@ def scan_keep_remove(H: Tensor, Q: Tensor, W: Tensor, y: Tensor) -> tuple[np.nda
 
     ``H`` (N, D) activations at ``ln_final.hook_out``; ``Q`` (D, D) orthonormal columns in
     ACE order; ``W`` (K, D) the unembedding (logits = h W^T, no bias); ``y`` (N,) targets.
-    Uncentred projections (paper-notes 2.7): keep ``h <- Q_r Q_r^T h``, remove
+    Uncentred projections, as in the reference code (joshseth/cores): keep ``h <- Q_r Q_r^T h``, remove
     ``h <- h - Q_r Q_r^T h``. Because the unembedding is linear, the logits of every r come
     from one cumulative sum over directions, exactly equal to running the bridge with
     :func:`ace_utils.interventions.subspace_hook` at this site (a test checks this).
@@ -432,7 +432,8 @@ def scan_keep_remove(H: Tensor, Q: Tensor, W: Tensor, y: Tensor) -> tuple[np.nda
 
 
 def core_dimensions(keep_acc: np.ndarray, remove_acc: np.ndarray, base: float, r_energy: int, p: int) -> dict[str, int]:
-    """Core dimensions read from the scans of :func:`scan_keep_remove` (paper-notes 2.5).
+    """Core dimensions read from the scans of :func:`scan_keep_remove`; the reference code's
+    rules are listed on the book's page *What we know of the paper's setup* (book/sources.md).
 
     ``r_nec``: smallest r >= 1 with removal accuracy <= 2/p (scanned from 1, not from the
     energy rank as the reference code does); ``r_suf``: smallest r >= 1 with keep
@@ -459,7 +460,8 @@ def class_prototypes(Z: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
 
 
 def shift_operator(protos: np.ndarray, p: int, *, holdout: int | None = None, ridge: float = 1.0, holdout_start: int = 0) -> dict:
-    """Fit the "add 1" map ``r_c A ~ r_{(c+1) mod p}`` on class prototypes (paper-notes 2.8).
+    """Fit the "add 1" map ``r_c A ~ r_{(c+1) mod p}`` on class prototypes, as the reference code
+    (joshseth/cores) does.
 
     A contiguous block of ``holdout`` classes (default ``round(0.075 p)``, 4 for p = 53)
     starting at ``holdout_start`` is held out: the fit uses the pairs ``c -> c+1`` with
