@@ -177,7 +177,7 @@ grok_all = max(grok) if all(g is not None for g in grok) else run.epochs
 final_test = log["test_acc"][-1]
 print("final test accuracy per model:", np.round(final_test, 4))
 
-# %% mystnb={"figure": {"caption": "Grokking. Train (solid) and test (dashed) accuracy at the last position, every 10 epochs, one colour per model; dotted lines mark each model's grokking epoch (first test accuracy >= 0.99). The paper's models grok near epoch 800 ({ref}`sources-modular`).", "name": "fig-modadd-grokking"}}
+# %% mystnb={"figure": {"caption": "Grokking. Train (solid) and test (dashed) accuracy at the last position, every 10 epochs, one colour per model; dotted lines mark each model's grokking epoch (first test accuracy >= 0.99). The paper's models grok near epoch 800 (see the page on the paper's setup).", "name": "fig-modadd-grokking"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
 for i in range(n_models):
     ax.plot(log["epoch"], log["train_acc"][:, i], color=f"C{i}", lw=1.2, label=f"model {i + 1} train")
