@@ -216,14 +216,16 @@ def test_subspace_hook_on_readout_input_keeps_bias(model):
 def test_activation_readers(model):
     tokens = _tokens(batch=5)
     _, cache = model.run_with_cache(tokens)
-    acts = A.collect_activations(model, tokens, ["unembed.hook_in"], positions=-1, batch_size=2)
+    # one batch of all 5 rows, as the cache read: with several threads a different batch
+    # shape changes the matmul's summation order, which is not what this test is about
+    acts = A.collect_activations(model, tokens, ["unembed.hook_in"], positions=-1, batch_size=5)
     assert torch.equal(acts["unembed.hook_in"], cache["unembed.hook_in"][:, -1])
 
     def metric(logits: torch.Tensor, sl: slice) -> torch.Tensor:
         return logits[:, -1, 3]
 
     acts_g, grads = A.collect_activations_and_gradients(
-        model, tokens, ["unembed.hook_in", "blocks.0.hook_out"], metric, positions=None, batch_size=2
+        model, tokens, ["unembed.hook_in", "blocks.0.hook_out"], metric, positions=None, batch_size=5
     )
     # read with gradients = read without (no fused path); d logit_3 / dh = readout row 3 at the last position
     assert torch.equal(acts_g["unembed.hook_in"], cache["unembed.hook_in"].reshape(-1, CFG.d_model))
