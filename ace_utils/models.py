@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # heavy imports (transformer_lens ~3 s, transformers ~1.5 s) 
 __all__ = [
     "GPT2_EOS_ID",
     "HubUnavailableError",
+    "ModelShape",
     "SmallModelConfig",
     "build_gpt2_like",
     "build_native_model",
@@ -71,8 +72,45 @@ _SUPPORTED_ACTS = ("relu", "gelu", "gelu_new", "silu")
 # --------------------------------------------------------------------------- native small models
 
 
+class ModelShape:
+    """What the small-model configs share: ``d_head``, ``n_outputs``, the dict round trip, and
+    the checks of their integer sizes, head split and seed. Mixed into frozen dataclasses with
+    fields ``d_model``, ``n_heads``, ``d_vocab``, ``d_vocab_out`` and ``seed``."""
+
+    def _check_sizes(self, names: tuple[str, ...]) -> None:
+        """Raise ValueError naming the field unless every field in ``names`` is a positive int,
+        ``d_model`` divides by ``n_heads`` and ``seed`` is an int."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+    @property
+    def d_head(self) -> int:
+        """Per-head dimension, ``d_model // n_heads``."""
+        return self.d_model // self.n_heads
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of logits per position (``d_vocab_out`` or ``d_vocab``)."""
+        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-serialisable; part of cache keys)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """Inverse of :meth:`to_dict`."""
+        return cls(**dict(d))
+
+
 @dataclass(frozen=True)
-class SmallModelConfig:
+class SmallModelConfig(ModelShape):
     """Shape and seed of a small native transformer; hashable and usable as a cache key.
 
     ``d_head = d_model // n_heads`` (``d_model`` must be divisible by ``n_heads``);
@@ -92,37 +130,11 @@ class SmallModelConfig:
     d_vocab_out: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "d_vocab"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        self._check_sizes(("n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "d_vocab"))
         if self.act_fn not in _SUPPORTED_ACTS:
             raise ValueError(f"act_fn={self.act_fn!r}; supported: {_SUPPORTED_ACTS}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
         if self.d_vocab_out is not None and self.d_vocab_out < 1:
             raise ValueError(f"d_vocab_out must be positive or None, got {self.d_vocab_out!r}")
-
-    @property
-    def d_head(self) -> int:
-        """Per-head dimension, ``d_model // n_heads``."""
-        return self.d_model // self.n_heads
-
-    @property
-    def n_outputs(self) -> int:
-        """Number of logits per position (``d_vocab_out`` or ``d_vocab``)."""
-        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a plain dict (JSON-serialisable; part of cache keys)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SmallModelConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**dict(d))
 
 
 def build_native_model(cfg: SmallModelConfig, device: str | torch.device = "cpu") -> TransformerBridge:

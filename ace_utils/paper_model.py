@@ -34,7 +34,6 @@ Parameter names: ``embed.weight``, ``pos_embed.weight``, ``blocks.{l}.layer.*``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from .models import ModelShape
 from .training import _move_model, load_model_state, save_model_state
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PaperModelConfig:
+class PaperModelConfig(ModelShape):
     """Shape and seed of the paper's transformer; hashable and usable as a cache key.
 
     ``d_mlp`` is the feed-forward width (PyTorch's ``dim_feedforward``); ``d_vocab``
@@ -83,12 +83,7 @@ class PaperModelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_vocab", "n_positions"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        self._check_sizes(("n_layers", "d_model", "n_heads", "d_mlp", "d_vocab", "n_positions"))
         if self.d_vocab_out is not None and (
             not isinstance(self.d_vocab_out, int) or isinstance(self.d_vocab_out, bool) or self.d_vocab_out < 1
         ):
@@ -99,27 +94,6 @@ class PaperModelConfig:
             or not 0.0 <= self.dropout < 1.0
         ):
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-
-    @property
-    def d_head(self) -> int:
-        """Per-head dimension, ``d_model // n_heads``."""
-        return self.d_model // self.n_heads
-
-    @property
-    def n_outputs(self) -> int:
-        """Number of logits per position (``d_vocab_out`` or ``d_vocab``)."""
-        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a plain dict (JSON-serialisable; part of cache keys)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PaperModelConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**dict(d))
 
 
 @contextlib.contextmanager
