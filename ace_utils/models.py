@@ -191,23 +191,27 @@ def native_from_payload(payload: Mapping[str, Any], device: str | torch.device =
     return _move_model(model, device)
 
 
-def readout_matrix(model: TransformerBridge) -> Tensor:
-    """The unembedding as a (d_vocab_out, d_model) matrix ``W``: logits = h @ W.T + b.
+def readout_matrix(model: torch.nn.Module) -> Tensor:
+    """The readout as a (n_outputs, d_model) matrix ``W``: logits = h @ W.T + b.
 
-    ``h`` is the activation at ``ln_final.hook_out`` (after the final LayerNorm, including
-    its learned scale and bias), ``b`` is :func:`readout_bias`. Returned detached; it shares
-    storage with the model's weight (training the model changes it).
-    Used in chapters 01_markov_cores, 03_grokking_core and 05_agreement_axis.
+    For a TransformerBridge (native or pretrained) ``h`` is the activation at
+    ``unembed.hook_in`` = ``ln_final.hook_out`` (after the final LayerNorm, including its
+    learned scale and bias); for :class:`ace_utils.paper_model.PaperTransformer` it is
+    ``unembed.hook_in``, the last block's output. ``b`` is :func:`readout_bias`.
+    Returned detached; it shares storage with the model's weight (training the model
+    changes it).
     """
-    return model.unembed.W_U.detach().T
+    unembed = model.unembed
+    W_U = getattr(unembed, "W_U", None)  # bridges: (d_model, n_outputs)
+    return W_U.detach().T if W_U is not None else unembed.weight.detach()
 
 
-def readout_bias(model: TransformerBridge) -> Tensor:
-    """The unembedding bias, shape (d_vocab_out,); zeros for native and GPT-2 models.
-
-    Used in chapters 01_markov_cores, 03_grokking_core and 05_agreement_axis.
-    """
-    return model.unembed.b_U.detach()
+def readout_bias(model: torch.nn.Module) -> Tensor:
+    """The readout bias, shape (n_outputs,): zeros for native and GPT-2 bridges, learned for
+    the paper's models (:class:`ace_utils.paper_model.PaperTransformer`)."""
+    unembed = model.unembed
+    b_U = getattr(unembed, "b_U", None)
+    return b_U.detach() if b_U is not None else unembed.bias.detach()
 
 
 # --------------------------------------------------------------------------- hub / pretrained

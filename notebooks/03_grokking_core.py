@@ -66,7 +66,7 @@ import torch
 from ace_utils.ace import ace, observability_from_readout
 from ace_utils.claims import Claims
 from ace_utils.interventions import subspace_hook
-from ace_utils.models import readout_matrix
+from ace_utils.models import readout_bias, readout_matrix
 from ace_utils.params import Choice, Float, Int, validate
 from ace_utils.tasks import modular as mod
 
@@ -221,7 +221,8 @@ plt.show()
 model_chk = mod.to_bridges(out["final_params"], run)[0]  # the final model 1, for a check through hooks
 H = mod.last_position_activations(model_chk, data.test_x)
 res = ace(H, observability_from_readout(readout_matrix(model_chk)), threshold=mod.ENERGY_THRESHOLD)
-keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data.test_y)
+keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data.test_y,
+                                                 readout_bias(model_chk))
 r_chk = int(ck["r_core"][-1, 0])
 hook_acc = {}
 for mode in ("keep", "remove"):

@@ -103,3 +103,65 @@ def test_train_markov_model_second_call_loads_from_the_cache(tmp_path, monkeypat
     # another run configuration is a different cache entry (and would train)
     with pytest.raises(AssertionError, match="rebuilt or retrained"):
         mk.train_markov_model(mk.MarkovRun(seed=1, d_model=16, n_heads=2, d_mlp=32, epochs=1), data, progress=False)
+
+
+def test_markov_run_architecture_is_validated_and_sets_the_model():
+    from ace_utils.paper_model import PaperModelConfig
+
+    assert mk.MarkovRun(seed=0).architecture == "paper" == mk.ARCHITECTURES[0]
+    with pytest.raises(ValueError, match="architecture"):
+        mk.MarkovRun(seed=0, architecture="post-ln")
+    cfg = mk.MarkovRun(seed=3).model_config(4, 32)
+    assert isinstance(cfg, PaperModelConfig) and (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_mlp) == (1, 64, 4, 256)
+    assert (cfg.d_vocab, cfg.n_outputs, cfg.n_positions, cfg.dropout, cfg.seed) == (4, 4, 64, 0.1, 3)
+    native = mk.MarkovRun(seed=3, architecture="pre-ln").model_config(4, 32)
+    assert not isinstance(native, PaperModelConfig) and native.n_ctx == 31
+
+
+@pytest.mark.parametrize("architecture", mk.ARCHITECTURES)
+def test_both_architectures_train_and_read_out_linearly_at_the_ace_hook(tmp_path, monkeypatch, architecture):
+    from ace_utils.models import readout_bias, readout_matrix
+    from ace_utils.paper_model import PaperTransformer
+
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
+    run = mk.MarkovRun(seed=0, architecture=architecture, d_model=16, n_heads=2, d_mlp=32, epochs=2, lr=1e-3)
+    model = mk.train_markov_model(run, data, progress=False)
+    assert isinstance(model, PaperTransformer) == (architecture == "paper") and not model.training
+    again = mk.train_markov_model(run, data, progress=False)  # from the cache, same weights
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    tokens = data.test[:, :-1]
+    logits, cache = model.run_with_cache(tokens, names_filter=mk.ACE_HOOK)
+    recon = cache[mk.ACE_HOOK] @ readout_matrix(model).T + readout_bias(model)
+    torch.testing.assert_close(recon, logits, rtol=0, atol=1e-5)
+    # removing everything at the ACE hook leaves the bias alone: the constant prediction argmax(b)
+    everything = torch.eye(16, dtype=torch.float64)
+    acc = mk.intervention_accuracy(model, data, everything, "remove")
+    majority = float((data.test[:, 1:] == readout_bias(model).argmax()).double().mean())
+    assert acc == pytest.approx(majority, abs=1e-12)
+
+
+def test_training_the_paper_model_is_deterministic_and_uses_dropout(tmp_path, monkeypatch):
+    import dataclasses
+
+    from ace_utils.paper_model import PaperTransformer, paper_optimizer
+    from ace_utils.training import train
+
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
+    run = mk.MarkovRun(seed=1, d_model=16, n_heads=2, d_mlp=32, epochs=2, lr=1e-3)
+    a = mk.train_markov_model(run, data, progress=False)
+    torch.manual_seed(12345)  # the global RNG before training does not matter: training seeds it
+    b = mk.train_markov_model(run, data, progress=False, refresh=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+    def fit(dropout: float, seed: int) -> list[torch.Tensor]:
+        m = PaperTransformer(dataclasses.replace(run.model_config(4, 8), dropout=dropout))
+        train(m, mk._loss, lambda e: [data.train], epochs=1, optimizer_factory=lambda m: paper_optimizer(m, 1e-3, 0.0),
+              seed=seed, progress=False)
+        return list(m.state_dict().values())
+
+    same = lambda u, v: all(torch.equal(x, y) for x, y in zip(u, v))  # noqa: E731
+    assert same(fit(0.1, 1), fit(0.1, 1))
+    assert not same(fit(0.1, 1), fit(0.1, 2))  # dropout masks come from the seeded RNG
+    assert same(fit(0.0, 1), fit(0.0, 2))  # and are the only randomness of a step

@@ -213,6 +213,36 @@ def test_subspace_hook_on_readout_input_keeps_bias(model):
     assert P.readout_bias(model).abs().max() > 1e-3  # so the check above is not trivially zero
 
 
+def test_closed_form_scan_keeps_the_readout_bias_as_the_hooks_do():
+    from ace_utils.models import readout_bias, readout_matrix
+    from ace_utils.tasks.modular import scan_keep_remove
+
+    m = P.PaperTransformer(CFG).eval()
+    with torch.no_grad():
+        m.unembed.bias.mul_(30.0)  # a bias large enough to decide many argmaxes
+    tokens = _tokens(batch=60)
+    _, cache = m.run_with_cache(tokens, names_filter="unembed.hook_in")
+    H = cache["unembed.hook_in"].reshape(-1, CFG.d_model)
+    y = torch.randint(0, CFG.n_outputs, (H.shape[0],), generator=torch.Generator().manual_seed(5))
+    Q = torch.linalg.qr(torch.randn(CFG.d_model, CFG.d_model, generator=torch.Generator().manual_seed(6),
+                                    dtype=torch.float64))[0]
+    W, b = readout_matrix(m), readout_bias(m)
+    assert torch.equal(W, m.unembed.weight) and torch.equal(b, m.unembed.bias)
+    keep, remove, base = scan_keep_remove(H, Q, W, y, b)
+    keep_nb, remove_nb, _ = scan_keep_remove(H, Q, W, y)
+
+    def hooked(r: int, mode: str) -> float:
+        out = m.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_in", I.subspace_hook(Q[:, :r], mode))])
+        return float((out.reshape(-1, CFG.n_outputs).argmax(1) == y).double().mean())
+
+    assert base == pytest.approx(float((m(tokens).reshape(-1, CFG.n_outputs).argmax(1) == y).double().mean()))
+    for r in (1, 4, 10):
+        assert keep[r] == pytest.approx(hooked(r, "keep"), abs=1.5 / len(y))
+        assert remove[r] == pytest.approx(hooked(r, "remove"), abs=1.5 / len(y))
+    # without the bias the closed form would not be the model's accuracy
+    assert max(abs(keep_nb[r] - keep[r]) for r in (1, 4)) > 5 / len(y)
+
+
 def test_activation_readers(model):
     tokens = _tokens(batch=5)
     _, cache = model.run_with_cache(tokens)

@@ -51,12 +51,12 @@ def test_core_is_sufficient_necessary_and_flippable_random_is_not(page):
     s, chance = page["scores"], page["chance"]
     assert abs(s["core keep"] - s["full model"]) <= 0.005  # keeping the core keeps the behaviour
     assert s["core remove"] <= chance + 0.05  # removing it gives chance or less (one-sided, as chapter 01)
-    assert s["core remove"] < chance - 0.03  # here below it: 0.19 against 0.25, as the page says
+    assert abs(s["core remove"] - chance) <= 0.02  # here at chance: 0.26 against 0.25, as the page says
     assert s["core flip"] <= 0.01  # reflecting it makes every prediction wrong
     assert 0.4 < s["random keep"] < 0.6  # a random 3-D subspace alone halves the accuracy
     assert abs(s["random remove"] - s["full model"]) <= 0.005  # and removing it changes nothing
     assert abs(s["random flip"] - s["full model"]) <= 0.005
-    assert abs(s["core keep"] - 0.7495) <= 0.0005 and abs(s["full model"] - 0.7498) <= 0.0005  # quoted on the page
+    assert abs(s["core keep"] - 0.7498) <= 0.0005 and abs(s["full model"] - 0.7498) <= 0.0005  # quoted on the page
 
 
 def test_baseline_table_is_printed_for_the_label_free_finders(page):
@@ -65,14 +65,15 @@ def test_baseline_table_is_printed_for_the_label_free_finders(page):
     assert table["ACE"]["keep"] == pytest.approx(page["scores"]["core keep"])
     assert table["ACE"]["remove"] == pytest.approx(page["scores"]["core remove"])
     assert abs(table["PCA"]["keep"] - table["ACE"]["keep"]) <= 0.005  # "PCA does almost as well"
-    assert table["sensitivity"]["keep"] < table["ACE"]["keep"] - 0.05  # "the sensitivity directions do not"
-    assert table["sensitivity"]["remove"] > table["ACE"]["remove"] + 0.05
+    assert table["sensitivity"]["keep"] > table["ACE"]["keep"] - 0.05  # "keep most of the accuracy"
+    assert abs(table["sensitivity"]["remove"] - 0.48) <= 0.01  # "removing them leaves about 0.48": not necessary
 
 
 def test_cores_of_two_models_differ_in_geometry_but_agree_in_statistics(page):
-    assert page["angles"].min() > 60.0 and page["angles"].max() < 90.0  # "70-89 deg" on the page
-    assert page["overlap"] < 2 * page["level"]  # close to the random level
-    assert page["cca"][:2].min() > 0.99 and 0.9 < page["cca"][2] < 0.96  # 0.997, 0.997, 0.93
+    # the quoted numbers, within what float32 training on another CPU kind can move them
+    assert page["angles"].min() > 76.5 and page["angles"].max() < 87.0  # "78-86 deg" on the page
+    assert abs(page["overlap"] - 0.030) < 0.005 and page["overlap"] < page["level"]  # "0.03 (random 0.047)"
+    assert page["cca"][:2].min() > 0.999 and abs(page["cca"][2] - 0.96) < 0.005  # 0.999, 0.999, 0.96
 
 
 def _hub_block() -> str:

@@ -4,9 +4,12 @@ Explained in chapters ``01_markov_cores`` (cores, interventions, spectrum) and
 ``02_core_alignment`` (cores of independent runs compared).
 
 A model reads a state sequence ``x_1..x_31`` and predicts ``x_2..x_32`` at every
-position. The layer analysed is ``ln_final.hook_out``: the activation the
-unembedding reads linearly, so the observability Gramian is exactly
-``W_U^T W_U`` (the paper's site is likewise the input of its ``lm_head``).
+position. Two architectures (:data:`ARCHITECTURES`): ``"paper"``, the paper's post-LN
+PyTorch encoder layer (:class:`ace_utils.paper_model.PaperTransformer`), and ``"pre-ln"``,
+a TransformerLens-native pre-LN model (:func:`ace_utils.models.build_native_model`).
+The layer analysed is ``unembed.hook_in`` in both: the activation the readout reads
+linearly (the last block's output for ``"paper"``, the final LayerNorm's output for
+``"pre-ln"``), so the observability Gramian is exactly ``W_U^T W_U``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from ..ace import ACEResult, ace, observability_from_readout
 from ..activations import collect_activations
 from ..interventions import subspace_hook
 from ..models import SmallModelConfig, build_native_model, native_from_payload, native_to_payload, readout_matrix
-from ..operators import OperatorFit, fit_operator
+from ..paper_model import PaperModelConfig, PaperTransformer, paper_from_payload, paper_optimizer, paper_to_payload
+from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ..training import cached, train
 
 __all__ = [
     "ACE_HOOK",
+    "ARCHITECTURES",
     "lazy_cycle",
     "random_chain",
     "nontrivial_eigenvalues",
@@ -35,20 +40,24 @@ __all__ = [
     "MarkovData",
     "make_data",
     "MarkovRun",
+    "initial_model",
     "train_markov_model",
     "next_token_accuracy",
     "chance_accuracy",
     "markov_core",
     "core_coordinates",
     "core_dynamics",
+    "CoreSpectrum",
+    "core_spectrum",
     "intervention_accuracy",
     "state_conditional_mean",
     "state_explained_variance",
     "PRESETS",
 ]
 
-ACE_HOOK = "ln_final.hook_out"
-CACHE_VERSION = 1
+ACE_HOOK = "unembed.hook_in"
+ARCHITECTURES = ("paper", "pre-ln")
+CACHE_VERSION = 2
 
 
 def lazy_cycle(n_states: int = 4, stay: float = 0.75) -> np.ndarray:
@@ -136,12 +145,15 @@ def make_data(T: np.ndarray, n_train: int = 3000, n_test: int = 3000, length: in
 class MarkovRun:
     """Everything that determines one trained model (the cache key). Chapter 01.
 
-    Defaults are the paper's architecture (1 layer, d_model 64, 4 heads, d_mlp
-    256) and optimiser (AdamW, batch 64, weight decay 0); ``lr`` and ``epochs``
-    come from a preset (see :data:`PRESETS`).
+    Defaults are the paper's model (``architecture="paper"``: one post-LN PyTorch
+    encoder layer with dropout 0.1 and a biased readout; 1 layer, d_model 64, 4 heads,
+    d_mlp 256) and optimiser (AdamW on every parameter, batch 64, weight decay 0);
+    ``architecture="pre-ln"`` is the TransformerLens-native pre-LN model of the same
+    sizes. ``lr`` and ``epochs`` come from a preset (see :data:`PRESETS`).
     """
 
     seed: int
+    architecture: str = "paper"
     n_layers: int = 1
     d_model: int = 64
     n_heads: int = 4
@@ -151,11 +163,16 @@ class MarkovRun:
     epochs: int = 40
     weight_decay: float = 0.0
 
-    def model_config(self, n_states: int, length: int) -> SmallModelConfig:
-        return SmallModelConfig(
-            n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp,
-            n_ctx=length - 1, d_vocab=n_states, act_fn="relu", seed=self.seed,
-        )
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+
+    def model_config(self, n_states: int, length: int) -> SmallModelConfig | PaperModelConfig:
+        """The model's shape and seed for ``n_states`` states and sequences of ``length``."""
+        sizes = dict(n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp, seed=self.seed)
+        if self.architecture == "paper":
+            return PaperModelConfig(d_vocab=n_states, n_positions=max(64, length - 1), **sizes)
+        return SmallModelConfig(n_ctx=length - 1, d_vocab=n_states, act_fn="relu", **sizes)
 
 
 # 'paper': the reference training budget (lr 1e-4, 40 epochs = 1880 steps).
@@ -167,18 +184,29 @@ PRESETS = {
 }
 
 
+def initial_model(run: MarkovRun, n_states: int, length: int):
+    """The untrained model of ``run`` for ``n_states`` states and sequences of ``length``:
+    a :class:`~ace_utils.paper_model.PaperTransformer` (train mode, as PyTorch builds it)
+    or a TransformerBridge, with the initial weights the training starts from. Chapter 02."""
+    cfg = run.model_config(n_states, length)
+    return PaperTransformer(cfg) if run.architecture == "paper" else build_native_model(cfg)
+
+
 def _loss(model: torch.nn.Module, batch: Tensor) -> Tensor:
     logits = model(batch[:, :-1])
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
 def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = True, refresh: bool = False):
-    """Train (or load from the cache) one model on ``data``; returns the TransformerBridge.
+    """Train (or load from the cache) one model on ``data``; returns it in eval mode.
 
-    Deterministic on the CPU: weights from ``run.seed``, batch order from a
-    generator seeded by ``run.seed`` and the epoch. Training runs on the
-    bridge's underlying module (the same parameters, without hook dispatch).
-    Chapters 01 and 02 share models through the cache.
+    A :class:`~ace_utils.paper_model.PaperTransformer` for ``run.architecture ==
+    "paper"`` (trained as it is, dropout on), a TransformerBridge for ``"pre-ln"``
+    (trained through its underlying module: the same parameters without hook
+    dispatch). Deterministic on the CPU: weights from ``run.seed``, batch order from
+    a generator seeded by ``run.seed`` and the epoch, dropout from the global RNG
+    seeded with ``run.seed`` before training. Chapters 01 and 02 share models through
+    the cache.
     """
     n_states, length = data.T.shape[0], data.train.shape[1]
     cfg = run.model_config(n_states, length)
@@ -187,8 +215,10 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
         "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
     }
 
+    paper = run.architecture == "paper"
+
     def build():
-        model = build_native_model(cfg)
+        model = initial_model(run, n_states, length)
         n = data.train.shape[0]
 
         def batches(epoch: int):
@@ -198,14 +228,16 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
                 yield data.train[perm[s : s + run.batch_size]]
 
         train(
-            model.original_model, _loss, batches, epochs=run.epochs,
-            optimizer_factory=lambda m: torch.optim.AdamW(m.parameters(), lr=run.lr, weight_decay=run.weight_decay),
-            progress=progress, desc=f"markov seed {run.seed}",
+            model if paper else model.original_model, _loss, batches, epochs=run.epochs,
+            optimizer_factory=lambda m: paper_optimizer(m, lr=run.lr, weight_decay=run.weight_decay),
+            seed=run.seed, progress=progress, desc=f"markov seed {run.seed}",
         )
         model.eval()
         return model
 
-    model = cached(key, build, name="markov", save=lambda m: native_to_payload(m, cfg), load=native_from_payload, refresh=refresh)
+    save = paper_to_payload if paper else (lambda m: native_to_payload(m, cfg))
+    load = paper_from_payload if paper else native_from_payload
+    model = cached(key, build, name="markov", save=save, load=load, refresh=refresh)
     model.eval()
     return model
 
@@ -234,7 +266,7 @@ def chance_accuracy(tokens: Tensor) -> float:
 
 
 def markov_core(model, data: MarkovData, threshold: float = 0.999) -> tuple[ACEResult, Tensor]:
-    """ACE at ``ln_final.hook_out`` over all positions of the test sequences.
+    """ACE at ``unembed.hook_in`` (:data:`ACE_HOOK`) over all positions of the test sequences.
 
     Returns ``(result, H)`` with H (n_test * (length-1), d_model) the activations
     (row order: sequence-major, position-minor). ``W_o = W_U^T W_U`` exactly.
@@ -263,7 +295,7 @@ def core_dynamics(Z: np.ndarray) -> OperatorFit:
 
 def intervention_accuracy(model, data: MarkovData, Q: Tensor, mode: str, centred: bool = False, mean: Tensor | None = None) -> float:
     """Test accuracy with ``mode`` (keep / remove / flip) applied to span(Q) at
-    ``ln_final.hook_out`` at every position. Uncentred (the paper's choice) by
+    ``unembed.hook_in`` at every position. Uncentred (the paper's choice) by
     default; ``centred=True`` acts about ``mean`` (default: the test-set mean of
     the activation), which keeps the prior a non-uniform chain stores in the
     mean. Chapter 01.
@@ -290,3 +322,44 @@ def state_explained_variance(Z: np.ndarray, states: Tensor) -> np.ndarray:
     flat = Z.reshape(-1, Z.shape[-1])
     resid = flat - state_conditional_mean(Z, states).reshape(flat.shape)
     return 1 - resid.var(0) / flat.var(0)
+
+
+@dataclass(frozen=True)
+class CoreSpectrum:
+    """What the dynamics in one model's r-dimensional core say about the chain. Chapters 01, 07.
+
+    ``eigenvalues`` (n-1,) complex: the fitted operator's eigenvalues matched one-to-one
+    to ``true`` (the chain's non-trivial eigenvalues, by decreasing modulus); ``errors``
+    (n-1,) their distances; ``r2_ratio`` the fit's R^2 over the chain's oracle R^2;
+    ``state_r2`` (r,) the share of each core coordinate's variance explained by the
+    current state; ``errors_state_mean`` (n-1,) the errors when every coordinate is
+    replaced by its mean given the current state (no history left).
+    """
+
+    eigenvalues: np.ndarray
+    true: np.ndarray
+    errors: np.ndarray
+    r2_ratio: float
+    state_r2: np.ndarray
+    errors_state_mean: np.ndarray
+
+    @property
+    def real_bias(self) -> np.ndarray:
+        """Fitted minus true, for the chain's real eigenvalues (k,) (the paper chain: 0.5)."""
+        real = np.abs(self.true.imag) < 1e-9
+        return (self.eigenvalues[real] - self.true[real]).real
+
+
+def core_spectrum(result: ACEResult, H: Tensor, data: MarkovData, r: int | None = None) -> CoreSpectrum:
+    """Fit the core dynamics (:func:`core_dynamics`) of ``result``'s top-``r`` core
+    (default: ``n_states - 1``) on the test activations ``H`` of :func:`markov_core` and
+    compare them with the chain ``data.T``. Chapter 01."""
+    n_seq = data.test.shape[0]
+    r = data.T.shape[0] - 1 if r is None else r
+    true = nontrivial_eigenvalues(data.T)
+    Z = core_coordinates(result, H, n_seq, r=r)
+    fit = core_dynamics(Z)
+    matched, err = match_eigenvalues(fit.eigenvalues, true)
+    states = data.test[:, :-1]
+    _, err_mean = match_eigenvalues(core_dynamics(state_conditional_mean(Z, states)).eigenvalues, true)
+    return CoreSpectrum(matched, true, err, float(fit.r2 / markov_oracle_r2(data.T)), state_explained_variance(Z, states), err_mean)

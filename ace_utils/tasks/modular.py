@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ace import ace, observability_from_readout
-from ..models import SmallModelConfig, build_native_model, readout_matrix
+from ..models import SmallModelConfig, build_native_model, readout_bias, readout_matrix
 from ..operators import fit_operator, rotational_mode_count
 from ..precision import autocast, check_precision
 from ..training import cached
@@ -406,28 +406,33 @@ def last_position_activations(model, x: Tensor) -> Tensor:
     return collect_activations(model, x, [ACE_HOOK], positions=-1)[ACE_HOOK].reshape(x.shape[0], -1).float()
 
 
-def scan_keep_remove(H: Tensor, Q: Tensor, W: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+def scan_keep_remove(
+    H: Tensor, Q: Tensor, W: Tensor, y: Tensor, b: Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Test accuracy with only the top-r directions kept / with them removed, for r = 0..D.
 
-    ``H`` (N, D) activations at ``ln_final.hook_out``; ``Q`` (D, D) orthonormal columns in
-    ACE order; ``W`` (K, D) the unembedding (logits = h W^T, no bias); ``y`` (N,) targets.
-    Uncentred projections, as in the reference code (joshseth/cores): keep ``h <- Q_r Q_r^T h``, remove
-    ``h <- h - Q_r Q_r^T h``. Because the unembedding is linear, the logits of every r come
-    from one cumulative sum over directions, exactly equal to running the bridge with
+    ``H`` (N, D) activations the readout reads (``unembed.hook_in``); ``Q`` (D, D) or
+    (D, k) orthonormal columns in ACE order; ``W`` (K, D) the readout and ``b`` (K,) its
+    bias (logits = h W^T + b; ``None``: no bias); ``y`` (N,) targets. Uncentred
+    projections, as in the reference code (joshseth/cores): keep ``h <- Q_r Q_r^T h``,
+    remove ``h <- h - Q_r Q_r^T h``; the bias is kept in both, as the reference code's
+    hooks keep it. Because the readout is affine, the logits of every r come from one
+    cumulative sum over directions, equal (to float64 rounding) to running the model with
     :func:`ace_utils.interventions.subspace_hook` at this site (a test checks this).
-    Returns ``(keep_acc (D+1,), remove_acc (D+1,), base_acc)``. Chapter 03.
+    Returns ``(keep_acc (k+1,), remove_acc (k+1,), base_acc)``; ``keep_acc[0]`` is NaN
+    (nothing kept). Chapter 03.
     """
     H, Q, W = H.double(), Q.double(), W.double()
-    Z = H @ Q  # (N, D) uncentred coordinates
-    C = Q.T @ W.T  # (D, K): logit contribution of each direction per unit coordinate
-    full = H @ W.T
+    bias = torch.zeros(W.shape[0], dtype=torch.float64) if b is None else b.double()
+    Z = H @ Q  # (N, k) uncentred coordinates
+    C = Q.T @ W.T  # (k, K): logit contribution of each direction per unit coordinate
+    full = H @ W.T  # without the bias: keep + remove = full at every r
     keep = torch.zeros_like(full)
-    keep_acc, remove_acc = [float((keep.argmax(1) == y).double().mean())], [float((full.argmax(1) == y).double().mean())]
+    keep_acc, remove_acc = [float("nan")], [float(((full + bias).argmax(1) == y).double().mean())]
     for i in range(Q.shape[1]):
         keep = keep + Z[:, i : i + 1] * C[i]
-        keep_acc.append(float((keep.argmax(1) == y).double().mean()))
-        remove_acc.append(float(((full - keep).argmax(1) == y).double().mean()))
-    keep_acc[0] = float("nan")  # r = 0 keeps the zero vector: no prediction
+        keep_acc.append(float(((keep + bias).argmax(1) == y).double().mean()))
+        remove_acc.append(float(((full - keep + bias).argmax(1) == y).double().mean()))
     return np.array(keep_acc), np.array(remove_acc), remove_acc[0]
 
 
@@ -512,7 +517,7 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     H = last_position_activations(model, data.test_x)
     W = readout_matrix(model)
     res = ace(H, observability_from_readout(W), threshold=threshold)
-    keep, remove, base = scan_keep_remove(H, res.basis, W, data.test_y)
+    keep, remove, base = scan_keep_remove(H, res.basis, W, data.test_y, readout_bias(model))
     dims = core_dimensions(keep, remove, base, res.rank, data.p)
     r = min(dims["r_core"], H.shape[1])
     Z = res.coords(H, r).numpy()
