@@ -46,6 +46,7 @@ from .models import ModelShape
 from .training import _move_model, load_model_state, save_model_state
 
 __all__ = [
+    "ARCHITECTURES",
     "PaperBlock",
     "PaperModelConfig",
     "PaperTransformer",
@@ -56,6 +57,11 @@ __all__ = [
     "readout_bias",
     "readout_matrix",
 ]
+
+
+# The two model families of the book's tasks: the paper's post-LN PyTorch model (this
+# module) and TransformerLens-native pre-LN models (ace_utils.models.build_native_model).
+ARCHITECTURES = ("paper", "pre-ln")
 
 
 @dataclass(frozen=True)

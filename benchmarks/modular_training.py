@@ -20,6 +20,16 @@ run (wall and CPU seconds):
 * ``chapter path``: float32, dropout 0.1, each model in its own process, two processes at a
   time (``modular.train_stacked`` on one model, as ``modular.run_models`` runs it).
 
+The same for the paper's own models (``architecture="paper"``: post-LN PyTorch encoder
+layers with dropout 0.1 and a biased readout, ``ace_utils.paper_model``):
+
+* ``paper's module, plain``: the module trained as it is, model after model, full forward,
+  train and test accuracy after every epoch (the reference code's loop).
+* ``paper's module, eval every 10``: the same, evaluating every 10th epoch.
+* ``paper's module, chapter path``: ``modular.train_stacked`` (the module's forward through
+  ``torch.func.functional_call`` on the stacked parameters, per-model dropout streams), one
+  model per process, two processes at a time.
+
 Usage:  .venv/bin/python benchmarks/modular_training.py [--epochs 30] [--threads 1]
 Writes benchmarks/results/modular_training.{md,json}.
 """
@@ -40,8 +50,8 @@ from ace_utils.tasks import modular as mod
 
 def plain_loop(run, data, epochs: int, eval_every: int, through_bridge: bool) -> None:
     """Model after model: full forward, loss at the last position, optional eval."""
-    for model in mod.to_bridges(mod.init_stacked(run), run):
-        net = model if through_bridge else model.original_model
+    for model in mod.to_models(mod.init_stacked(run), run):
+        net = model if (through_bridge or run.architecture == "paper") else model.original_model
         for p in net.parameters():
             p.requires_grad_(True)
         opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=run.lr, weight_decay=run.weight_decay)
@@ -95,6 +105,7 @@ def main() -> None:
     fp32 = replace(base, dropout=0.0)
     one = replace(fp32, n_models=1)
     one_b = replace(one, seed=base.seed + 1000)  # the second model's seed, alone
+    paper = replace(base, architecture="paper")
 
     variants = {
         "plain (original_model, eval every epoch, fp32)": lambda: plain_loop(fp32, data, args.epochs, 1, False),
@@ -105,6 +116,10 @@ def main() -> None:
         "stacked 2 models, bf16": lambda: fast_loop(replace(fp32, precision="bf16"), data, args.epochs),
         "chapter path (fp32, dropout 0.1, one model per process, 2 processes)":
             lambda: in_processes(mod.single_runs(base), args.epochs),
+        "paper's module, plain (eval every epoch, dropout 0.1)": lambda: plain_loop(paper, data, args.epochs, 1, False),
+        "paper's module, eval every 10": lambda: plain_loop(paper, data, args.epochs, 10, False),
+        "paper's module, chapter path (one model per process, 2 processes)":
+            lambda: in_processes(mod.single_runs(paper), args.epochs),
     }
     # warm-up (first-call allocations, lazy imports) so that the first variant is not penalised
     plain_loop(replace(fp32, n_models=1), data, 2, 1, False)

@@ -1,16 +1,24 @@
 """Chapter 03's 'paper' preset: 20,000 epochs of mod-add training (p = 53, weight decay 1,
-dropout 0.1, two seeded 2-layer models trained as one batched computation) with the
-weight-decay-0 branch from epoch 900, analysed at the paper's checkpoints.
+dropout 0.1, two seeded 2-layer models) with the weight-decay-0 branch from epoch 900,
+analysed at the paper's checkpoints. Resumable: the run is trained in segments and its
+whole state (parameters, optimizer moments, dropout RNG states, logs, analyses) is written
+to ``--state`` after each; if the command is interrupted, run it again and it continues
+from the last finished segment, with the same numbers as an uninterrupted run.
 
-Writes ``results/modular_paper/curves.npz`` (the curves the chapter plots and asserts its
-inflation claims from: see ``ace_utils.tasks.modular.curves_record``) and
-``results/modular_paper/README.md`` (the exact command, date, machine, git commit and
-times). ``tests/test_modular_paper.py`` retrains the first epochs and checks they match the
-file exactly.
+When the run is complete it writes ``<out>/curves.npz`` (the curves chapter 03 plots and
+asserts its inflation claims from: ``ace_utils.tasks.modular.curves_record``) and
+``<out>/meta.json`` (the command, the run, and one entry per call: start, machine, git
+commit, wall and CPU time, epochs reached). ``tests/test_modular_paper.py`` retrains the
+first epochs and checks them against the file.
 
-    .venv/bin/python scripts/modular_paper_run.py [--seed 0] [--n-models 2] [--out results/modular_paper]
+    .venv/bin/python scripts/modular_paper_run.py [--architecture paper] [--seed 0] [--n-models 2]
+        [--out results/modular_paper_models] [--state PATH] [--segment-epochs 500] [--max-segments N]
 
-About 70 min on one core of a 2-core AMD EPYC (1 torch thread, no GPU).
+``--architecture pre-ln`` is the TransformerLens-native run committed under
+``results/modular_paper`` (made in one uninterrupted call before this script resumed runs).
+The paper's models cost about 0.15-0.2 s per epoch and model on one core of a 2-core CPU:
+about 2 x 1 hour for the main run and as much for the branch (the models train one after
+another in this process; one torch thread).
 """
 
 from __future__ import annotations
@@ -35,51 +43,74 @@ import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
 import torch  # noqa: E402
 
 from ace_utils.machine import fingerprint  # noqa: E402
+from ace_utils.paper_model import ARCHITECTURES  # noqa: E402
 from ace_utils.rerun import machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
-from ace_utils.training import write_bytes_atomic  # noqa: E402
+from ace_utils.training import cache_dir, write_bytes_atomic  # noqa: E402
+
+
+def _git_commit() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--architecture", choices=ARCHITECTURES, default="paper")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-models", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="training arithmetic (bf16 is fast only on CPUs with native bf16 instructions)")
-    ap.add_argument("--out", default="results/modular_paper")
+                    help="training arithmetic of pre-LN models (bf16 is fast only with native bf16 instructions)")
+    ap.add_argument("--out", default="results/modular_paper_models")
+    ap.add_argument("--state", default=None, help="the resumable state file (default: in the ace-book cache)")
+    ap.add_argument("--segment-epochs", type=int, default=500, help="epochs between two saves of the state")
+    ap.add_argument("--max-segments", type=int, default=None, help="stop after this many segments (continue later)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
-    run = mod.preset_run("paper", seed=args.seed, n_models=args.n_models, precision=args.precision)
+    run = mod.preset_run("paper", seed=args.seed, n_models=args.n_models, precision=args.precision,
+                         architecture=args.architecture)
+    state = Path(args.state) if args.state else cache_dir() / "modular_long" / f"{args.architecture}-seed{args.seed}.pt"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("run") not in (None, json.loads(json.dumps(asdict(run)))):
+        raise SystemExit(f"{meta_path} describes another run; choose another --out")
     started = dt.datetime.now(dt.timezone.utc)
-    machine = machine_info()
-    # the code that runs is the code at the start (modules are imported by now)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    commit += "+dirty" if dirty else ""
-    t0 = time.perf_counter()
-    result = mod.run_experiment(run, progress=False)
-    wall = time.perf_counter() - t0
-    record = mod.curves_record(result)
-    mod.save_curves(out / "curves.npz", record)
+    commit = _git_commit()  # the code that runs is the code at the start (modules are imported by now)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = mod.run_experiment_resumable(run, state, segment_epochs=args.segment_epochs,
+                                          max_segments=args.max_segments)
+    saved = torch.load(state, weights_only=False)
+    call = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "machine": machine_info(),
+        "machine_fingerprint": fingerprint(args.threads),
+        "torch_threads": args.threads,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "cpu_s": round(time.process_time() - c0, 1),
+        "reached": f"{saved['stage']} epoch {saved['epoch']}",
+    }
     cmd = "python scripts/modular_paper_run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {
         "command": cmd.strip(),
-        "started_utc": started.isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "machine": machine,
-        "machine_fingerprint": fingerprint(args.threads),
-        "torch_threads": args.threads,
-        "wall_s": round(wall, 1),
-        "train_cpu_s_main": round(float(result["main"]["log"]["cpu_s"]), 1),
-        "train_cpu_s_wd0": round(float(result["branch"]["log"]["cpu_s"]), 1) if result["branch"] else None,
+        "note": "resumable run: one entry in 'calls' per invocation of the command",
+        "calls": meta.get("calls", []) + [call],
         "run": asdict(run),
     }
-    write_bytes_atomic(out / "meta.json", (json.dumps(meta, indent=1) + "\n").encode())
+    if result is not None:
+        mod.save_curves(out / "curves.npz", mod.curves_record(result))
+        meta["wall_s"] = round(sum(c["wall_s"] for c in meta["calls"]), 1)
+        meta["train_cpu_s"] = round(float(result["train_cpu_s"]), 1)
+    write_bytes_atomic(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
     print(json.dumps({k: v for k, v in meta.items() if k != "run"}, indent=1))
+    if result is None:
+        print(f"unfinished ({call['reached']}): run the same command again to continue")
 
 
 if __name__ == "__main__":

@@ -177,3 +177,132 @@ def test_run_models_gives_each_models_own_run_whatever_the_workers(tmp_path, mon
     assert br["branch"]["ckpt_epoch"].tolist() == [2, 4] and br["branch"]["log"]["test_acc"].shape[1] == 2
     np.testing.assert_array_equal(br["branch"]["ckpt"]["remove_acc"][0], par["main"]["ckpt"]["remove_acc"][1])
     assert mod.run_models(replace(run, branch_epoch=0), "branch") is None
+
+
+# --------------------------------------------------------------------------- the paper's models
+
+
+def test_paper_architecture_run_builds_the_papers_module():
+    from ace_utils.paper_model import PaperModelConfig, PaperTransformer
+
+    run = _small_run(architecture="paper")
+    cfg = mod.model_config(run, 7)
+    assert isinstance(cfg, PaperModelConfig) and (cfg.d_vocab, cfg.n_outputs, cfg.dropout, cfg.seed) == (11, 11, 0.1, 7)
+    params = mod.init_stacked(run)
+    ref = [PaperTransformer(mod.model_config(run, s)).state_dict() for s in run.model_seeds()]
+    assert list(params) == list(ref[0]) and "unembed.bias" in params  # every parameter, the readout bias too
+    assert all(torch.equal(params[k][i], ref[i][k]) for i in range(2) for k in params)
+    models = mod.to_models(params, run)
+    assert all(isinstance(m, PaperTransformer) and not m.training for m in models)
+    for bad in (dict(architecture="post-ln"), dict(architecture="paper", precision="bf16")):
+        with pytest.raises(ValueError, match="architecture|precision"):
+            _small_run(**bad)
+
+
+def test_paper_last_logits_and_gradients_are_the_modules():
+    run = _small_run(architecture="paper")
+    d = mod.make_data(11, 0.5, 42)
+    params = {k: v.clone().requires_grad_(True) for k, v in mod.init_stacked(run).items()}
+    models = mod.to_models({k: v.detach() for k, v in params.items()}, run)
+    x = d.train_x[:20].expand(2, -1, -1)
+    logits = mod.paper_last_logits(params, x, run.n_heads)
+    for i, m in enumerate(models):
+        torch.testing.assert_close(logits[i], m(x[i])[:, -1], rtol=0, atol=0)
+    # gradients into the stacked tensors are each module's own (train mode, the same dropout masks)
+    states = []
+    with torch.random.fork_rng(devices=[]):
+        for s in run.model_seeds():
+            torch.manual_seed(s)
+            states.append(torch.get_rng_state())
+    first = list(states)
+    with torch.random.fork_rng(devices=[]):
+        out = mod.paper_last_logits(params, x, run.n_heads, run.dropout, states)
+    torch.nn.functional.cross_entropy(out.reshape(-1, 11), d.train_y[:20].repeat(2), reduction="sum").backward()
+    for i, m in enumerate(models):
+        m.train()
+        m.zero_grad()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(first[i])
+            own = m(x[i])[:, -1]
+        torch.nn.functional.cross_entropy(own, d.train_y[:20], reduction="sum").backward()
+        for k, p in m.named_parameters():
+            torch.testing.assert_close(params[k].grad[i], p.grad, rtol=0, atol=0)
+        torch.testing.assert_close(out[i], own, rtol=0, atol=0)
+    assert not torch.equal(out[0], logits[0])  # dropout was on
+
+
+def test_train_stacked_on_paper_models_is_training_the_module_itself():
+    run = _small_run(architecture="paper", n_models=1, seed=5, checkpoint_epochs=(), eval_every=1)
+    d = mod.make_data(11, 0.5, 42)
+    params = mod.init_stacked(run)
+    module = mod.to_models(params, run)[0].train()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    log = mod.train_stacked(run, d, params, start_epoch=0, end_epoch=2, weight_decay=1.0)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's global RNG is left alone
+    # the same two epochs by hand on the module: AdamW, the same batches and dropout seed
+    opt = torch.optim.AdamW(module.parameters(), lr=run.lr, weight_decay=1.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed * 7919)
+        for epoch in range(2):
+            perm = mod._batch_perms(run, epoch, d.train_x.shape[0])[0]
+            for s in range(0, d.train_x.shape[0], run.batch_size):
+                idx = perm[s : s + run.batch_size]
+                loss = torch.nn.functional.cross_entropy(module(d.train_x[idx])[:, -1], d.train_y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    for k, p in module.named_parameters():
+        assert torch.equal(params[k][0], p.detach()), k
+    module.eval()
+    acc = float((module(d.test_x)[:, -1].argmax(-1) == d.test_y).float().mean())
+    assert log["test_acc"][-1, 0] == pytest.approx(acc, abs=1e-7)
+
+
+def test_scan_matches_hooks_on_paper_models(data):
+    run = mod.GrokRun(n_models=1, architecture="paper")
+    model = mod.to_models(mod.init_stacked(run), run)[0]
+    with torch.no_grad():
+        model.unembed.bias.mul_(50.0)  # make the bias decide: the scan must keep it as the hooks do
+    H = mod.last_position_activations(model, data.test_x)
+    W = readout_matrix(model)
+    res = ace(H, observability_from_readout(W), threshold=0.99)
+    from ace_utils.models import readout_bias
+
+    keep, remove, base = mod.scan_keep_remove(H, res.basis, W, data.test_y, readout_bias(model))
+    y = data.test_y
+    assert base == pytest.approx(float((mod.bridge_last_logits(model, data.test_x).argmax(1) == y).double().mean()))
+    for r in (5, 40):
+        for mode, arr in (("keep", keep), ("remove", remove)):
+            hook = subspace_hook(res.core(r).float(), mode, positions=-1)
+            out = mod.bridge_last_logits(model, data.test_x, [(mod.ACE_HOOK, hook)])
+            assert float((out.argmax(1) == y).double().mean()) == pytest.approx(arr[r], abs=1.5 / len(y))
+
+
+@pytest.mark.parametrize("architecture", ["paper", "pre-ln"])
+def test_resumable_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, architecture):
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    run = _small_run(architecture=architecture, epochs=40, eval_every=10, checkpoint_epochs=(0, 10, 20, 30, 40),
+                     branch_epoch=20)
+    whole = mod.run_experiment(run)
+    path = tmp_path / "long.pt"
+    assert mod.run_experiment_resumable(run, path, segment_epochs=10, max_segments=3) is None  # interrupted
+    assert path.exists()
+    parts = mod.run_experiment_resumable(run, path, segment_epochs=10)  # continued in a later call
+    for stage in ("main", "branch"):
+        a, b = whole[stage], parts[stage]
+        assert a["ckpt_epoch"].tolist() == b["ckpt_epoch"].tolist()
+        for k in mod.LOG_KEYS:
+            assert np.array_equal(a["log"][k], b["log"][k]), (stage, k)
+        for k in a["ckpt"]:
+            assert np.array_equal(a["ckpt"][k], b["ckpt"][k], equal_nan=True), (stage, k)
+    for k in whole["final_params"]:
+        assert torch.equal(whole["final_params"][k], parts["final_params"][k])
+        assert torch.equal(whole["branch_params"][k], parts["branch_params"][k])
+    # the finished file answers at once; another run's file is refused
+    again = mod.run_experiment_resumable(run, path, segment_epochs=10)
+    assert np.array_equal(again["main"]["log"]["test_acc"], parts["main"]["log"]["test_acc"])
+    with pytest.raises(ValueError, match="another run"):
+        mod.run_experiment_resumable(replace(run, seed=1), path, segment_epochs=10)
+    with pytest.raises(ValueError, match="multiple of eval_every"):
+        mod.run_experiment_resumable(run, tmp_path / "x.pt", segment_epochs=15)

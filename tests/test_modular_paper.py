@@ -23,15 +23,19 @@ PREFIX_EPOCHS = 30
 # (float64) differs by <= 7e-16; with AVX2 kernels (ATEN_CPU_CAPABILITY=avx2
 # ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2; bf16 emulated) the logged
 # accuracies differ by <= 0.0050 and the losses by <= 0.019, the checkpoint (epoch 0)
-# analysis by <= 7e-16. Tolerances about twice those:
-ATOL = {"acc": 0.01, "loss": 0.04, "ckpt": 1e-12}
+# analysis by <= 7e-16. On an Intel Xeon with AVX-512 and AMX (PyTorch's AVX512 kernels)
+# the logs differ by <= 0.0057 (accuracy) and 0.019 (loss), and the epoch-0 analysis by
+# <= 6.5e-8: its float32 activations of the untrained models already differ in the last
+# bits there (other matmul kernels), and the operator fit's R^2 carries that. Tolerances
+# about twice the largest:
+ATOL = {"acc": 0.012, "loss": 0.04, "ckpt": 1.5e-7}
 
 
 def test_committed_curves_cover_the_paper_schedule():
     rec = mod.load_curves(RESULTS / "curves.npz")
     meta = json.loads((RESULTS / "meta.json").read_text())
     run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
-                         precision=meta["run"]["precision"])
+                         precision=meta["run"]["precision"], architecture=meta["run"]["architecture"])
     assert meta["run"] == json.loads(json.dumps(asdict(run)))  # the file is the preset's run
     assert rec["main/log/epoch"][-1] == run.epochs == 20_000
     assert rec["wd0/ckpt/epoch"][0] == run.branch_epoch == 900
@@ -42,7 +46,7 @@ def test_first_epochs_of_the_committed_run_reproduce():
     rec = mod.load_curves(RESULTS / "curves.npz")
     meta = json.loads((RESULTS / "meta.json").read_text())
     run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
-                         precision=meta["run"]["precision"])
+                         precision=meta["run"]["precision"], architecture=meta["run"]["architecture"])
     short = replace(run, epochs=PREFIX_EPOCHS, branch_epoch=0,
                     checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e <= PREFIX_EPOCHS))
     # same thread count as the recorded run: float64 reductions in the analyses (ACE's eigh,
@@ -65,3 +69,27 @@ def test_first_epochs_of_the_committed_run_reproduce():
         else:
             kind = "ckpt" if part == "ckpt" else "acc" if key.endswith("_acc") else "loss"
             np.testing.assert_allclose(value, committed, rtol=0, atol=ATOL[kind], err_msg=key)
+
+
+def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
+    """Two short calls of scripts/modular_paper_run.py (one segment each) continue one run."""
+    import importlib.util
+
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("modular_paper_run", RESULTS.parents[1] / "scripts" / "modular_paper_run.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "state.pt"), "--segment-epochs", "10",
+            "--max-segments", "1", "--n-models", "1"]
+    threads = torch.get_num_threads()
+    try:
+        script.main(args)
+        script.main(args)
+    finally:
+        torch.set_num_threads(threads)
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert [c["reached"] for c in meta["calls"]] == ["main epoch 10", "main epoch 20"]
+    assert meta["run"]["architecture"] == "paper" and meta["run"]["epochs"] == 20_000
+    assert not (tmp_path / "out" / "curves.npz").exists()  # written only when the run is complete
+    saved = torch.load(tmp_path / "state.pt", weights_only=False)
+    assert saved["ckpt_epoch"]["main"] == [0] and len(saved["logs"]["main"]) == 2

@@ -25,7 +25,9 @@ from ..ace import ACEResult, ace, observability_from_readout
 from ..activations import collect_activations
 from ..interventions import subspace_hook
 from ..models import SmallModelConfig, build_native_model, native_from_payload, native_to_payload, readout_matrix
-from ..paper_model import PaperModelConfig, PaperTransformer, paper_from_payload, paper_optimizer, paper_to_payload
+from ..paper_model import (
+    ARCHITECTURES, PaperModelConfig, PaperTransformer, paper_from_payload, paper_optimizer, paper_to_payload,
+)
 from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ..training import cached, train
 
@@ -56,7 +58,6 @@ __all__ = [
 ]
 
 ACE_HOOK = "unembed.hook_in"
-ARCHITECTURES = ("paper", "pre-ln")
 CACHE_VERSION = 2
 
 

@@ -31,6 +31,8 @@ Training is float32 unless ``GrokRun.precision`` asks for bfloat16 autocast.
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -43,6 +45,7 @@ from torch import Tensor
 
 from ..ace import ace, observability_from_readout
 from ..models import SmallModelConfig, build_native_model, readout_bias, readout_matrix
+from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer
 from ..operators import fit_operator, rotational_mode_count
 from ..precision import autocast, check_precision
 from ..training import cached
@@ -57,6 +60,8 @@ __all__ = [
     "model_config",
     "init_stacked",
     "forward_last",
+    "ARCHITECTURES",
+    "to_models",
     "to_bridges",
     "bridge_last_logits",
     "train_stacked",
@@ -73,6 +78,7 @@ __all__ = [
     "run_main",
     "run_branch",
     "run_experiment",
+    "run_experiment_resumable",
     "single_runs",
     "run_models",
     "preset_run",
@@ -81,7 +87,7 @@ __all__ = [
     "load_curves",
 ]
 
-ACE_HOOK = "ln_final.hook_out"
+ACE_HOOK = "unembed.hook_in"  # the readout's input (= ln_final.hook_out on the native models)
 ENERGY_THRESHOLD = 0.99  # the reference code (joshseth/cores) uses 0.99 for mod-add
 CACHE_VERSION = 2
 
@@ -169,36 +175,55 @@ class GrokRun:
     checkpoint_epochs: tuple[int, ...] = tuple(range(0, 801, 50))
     branch_epoch: int = 500
     branch_weight_decay: float = 0.0
+    architecture: str = "pre-ln"
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "paper" and self.precision != "fp32":
+            raise ValueError("precision must be 'fp32' with architecture='paper'")
 
     def model_seeds(self) -> list[int]:
         return [self.seed + 1000 * i for i in range(self.n_models)]
 
 
-def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig:
-    """The native model's shape for ``run`` with initial weights from ``model_seed``. Chapter 03."""
-    return SmallModelConfig(
-        n_layers=run.n_layers, d_model=run.d_model, n_heads=run.n_heads, d_mlp=run.d_mlp,
-        n_ctx=2, d_vocab=run.p, act_fn="relu", seed=int(model_seed),
-    )
+def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig | PaperModelConfig:
+    """The model's shape for ``run`` with initial weights from ``model_seed``: the paper's
+    post-LN model (64 learned positions, dropout ``run.dropout``) or the native pre-LN one.
+    Chapter 03."""
+    sizes = dict(n_layers=run.n_layers, d_model=run.d_model, n_heads=run.n_heads, d_mlp=run.d_mlp, seed=int(model_seed))
+    if run.architecture == "paper":
+        return PaperModelConfig(d_vocab=run.p, dropout=run.dropout, **sizes)
+    return SmallModelConfig(n_ctx=2, d_vocab=run.p, act_fn="relu", **sizes)
+
+
+def _build(cfg: SmallModelConfig | PaperModelConfig):
+    """A fresh model of ``cfg`` (the paper's module in train mode, or a native bridge)."""
+    return PaperTransformer(cfg) if isinstance(cfg, PaperModelConfig) else build_native_model(cfg)
+
+
+def _is_paper(params: dict[str, Tensor]) -> bool:
+    """Whether stacked ``params`` are a :class:`~ace_utils.paper_model.PaperTransformer`'s."""
+    return "unembed.bias" in params and "blocks.0.layer.linear1.weight" in params
 
 
 # --------------------------------------------------------------------------- functional model
 
 
 def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
-    """Initial parameters of native models of ``run``'s shape, stacked on a leading axis.
+    """Initial parameters of ``run``'s models, stacked on a leading axis.
 
-    Slice ``i`` is exactly ``build_native_model(model_config(run, seeds[i])).state_dict()``;
-    ``seeds`` defaults to ``run.model_seeds()`` (a seed may repeat: each distinct seed is
-    built once). Returns name -> (len(seeds), ...) float32 leaf tensors (no grad yet).
-    Chapters 03 and 04.
+    Slice ``i`` is exactly the state_dict of the model of ``model_config(run, seeds[i])``
+    (the trained parameters of a native bridge, :func:`param_names`; every parameter of
+    the paper's module, in its own order); ``seeds`` defaults to ``run.model_seeds()`` (a
+    seed may repeat: each distinct seed is built once). Returns name -> (len(seeds), ...)
+    float32 leaf tensors (no grad yet). Chapters 03 and 04.
     """
     seeds = run.model_seeds() if seeds is None else list(seeds)
-    states = {s: build_native_model(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
-    return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in param_names(run.n_layers)}
+    states = {s: _build(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
+    names = list(states[seeds[0]]) if run.architecture == "paper" else param_names(run.n_layers)
+    return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in names}
 
 
 def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
@@ -274,11 +299,12 @@ def forward_last(
     return torch.bmm(h, params["unembed.weight"].transpose(1, 2))
 
 
-def to_bridges(params: dict[str, Tensor], run: GrokRun) -> list:
-    """TransformerBridge models (eval mode) holding each slice of stacked ``params``. Chapter 03."""
+def to_models(params: dict[str, Tensor], run: GrokRun) -> list:
+    """The models (eval mode) holding each slice of stacked ``params``: PaperTransformers for
+    ``run.architecture == "paper"``, TransformerBridges otherwise. Chapters 03 and 06."""
     models = []
     for i, s in enumerate(run.model_seeds()):
-        model = build_native_model(model_config(run, s))
+        model = _build(model_config(run, s))
         state = model.state_dict()
         state.update({k: v[i].detach().clone() for k, v in params.items()})
         model.load_state_dict(state, strict=True)
@@ -287,9 +313,49 @@ def to_bridges(params: dict[str, Tensor], run: GrokRun) -> list:
     return models
 
 
+to_bridges = to_models  # the name from when every model here was a TransformerBridge
+
+
+@functools.lru_cache(maxsize=8)
+def _paper_template(cfg: PaperModelConfig) -> PaperTransformer:
+    """One module per shape: :func:`paper_last_logits` calls it with other parameters."""
+    return PaperTransformer(cfg)
+
+
+def paper_last_logits(
+    params: dict[str, Tensor], x: Tensor, n_heads: int, dropout: float = 0.0, rng_states: list[Tensor] | None = None
+) -> Tensor:
+    """Last-position logits (M, N, n_outputs) of stacked PaperTransformer ``params`` on ``x`` (M, N, pos).
+
+    Model ``i`` is the module's own forward (``torch.func.functional_call`` of a
+    :class:`~ace_utils.paper_model.PaperTransformer` with slice ``i`` of every parameter),
+    so logits and gradients (into the stacked tensors) are the module's. With
+    ``rng_states`` (one CPU RNG state per model, updated in place) the module runs in train
+    mode with dropout ``dropout``, drawing model ``i``'s masks from its own state: a model's
+    numbers do not depend on the other models of the stack. This sets the global CPU RNG;
+    callers restore it (``torch.random.fork_rng``). Without, eval mode. Chapter 03.
+    """
+    layers = sum(1 for k in params if k.endswith(".layer.linear1.weight"))
+    cfg = PaperModelConfig(
+        n_layers=layers, d_model=params["embed.weight"].shape[-1], n_heads=n_heads,
+        d_mlp=params["blocks.0.layer.linear1.weight"].shape[1], d_vocab=params["embed.weight"].shape[1],
+        d_vocab_out=params["unembed.weight"].shape[1], n_positions=params["pos_embed.weight"].shape[1],
+        dropout=float(dropout),
+    )
+    model = _paper_template(cfg).train(rng_states is not None)
+    out = []
+    for i in range(x.shape[0]):
+        if rng_states is not None:
+            torch.set_rng_state(rng_states[i])
+        out.append(torch.func.functional_call(model, {k: v[i] for k, v in params.items()}, (x[i],))[:, -1])
+        if rng_states is not None:
+            rng_states[i] = torch.get_rng_state()
+    return torch.stack(out)
+
+
 @torch.no_grad()
 def bridge_last_logits(model, x: Tensor, fwd_hooks: Sequence = ()) -> Tensor:
-    """(N, p) logits at the last position through the bridge (hooks allowed). Chapter 03."""
+    """(N, p) logits at the last position through the model's hooks (any hooked model). Chapter 03."""
     out = model.run_with_hooks(x, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(x)
     return out[:, -1]
 
@@ -309,7 +375,8 @@ def _batch_perms(run: GrokRun, epoch: int, n: int, offset: int = 0) -> Tensor:
 def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, mean loss) per model, each (M,), at the last position on (x, y). Chapter 03."""
     M = params["embed.weight"].shape[0]
-    logits = forward_last(params, x.expand(M, -1, -1), n_heads)
+    last = paper_last_logits if _is_paper(params) else forward_last
+    logits = last(params, x.expand(M, -1, -1), n_heads)
     acc = (logits.argmax(-1) == y).float().mean(1)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(M), reduction="none").reshape(M, -1).mean(1)
     return acc.numpy().astype(float), loss.numpy().astype(float)
@@ -326,8 +393,15 @@ def train_stacked(
     on_checkpoint=None,
     stream: int = 0,
     progress: bool = False,
+    state: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the stacked models from ``start_epoch`` to ``end_epoch`` (completed epochs), in place.
+
+    ``state`` continues an earlier call: pass a dict, empty for a fresh start; it is filled
+    at the end with the optimizer state and the dropout RNG states, and a later call given
+    that dict (and the same ``params``) from its ``end_epoch`` on continues exactly as one
+    uninterrupted call would (the start epoch, already logged and checkpointed by the
+    earlier call, is not again; segment ends must be multiples of ``run.eval_every``).
 
     AdamW (lr ``run.lr``, default betas, ``weight_decay``), created fresh here; batches of
     ``run.batch_size`` from per-model permutations (seeded by model seed, epoch and
@@ -342,7 +416,22 @@ def train_stacked(
     for v in params.values():
         v.requires_grad_(True)
     opt = torch.optim.AdamW(list(params.values()), lr=run.lr, weight_decay=weight_decay)
+    paper = _is_paper(params)
     gen = torch.Generator().manual_seed(run.seed * 7919 + stream * 104_729 + start_epoch) if run.dropout > 0 else None
+    rng_states: list[Tensor] = []
+    if paper:  # the modules' dropout draws from the global RNG: one state per model, seeded like gen
+        with torch.random.fork_rng(devices=[]):
+            for model_seed in run.model_seeds():
+                torch.manual_seed(model_seed * 7919 + stream * 104_729 + start_epoch)
+                rng_states.append(torch.get_rng_state())
+    resuming = bool(state)
+    if resuming:
+        if start_epoch % run.eval_every:
+            raise ValueError(f"a continued run must start at a multiple of eval_every = {run.eval_every}")
+        opt.load_state_dict(state["optimizer"])
+        if gen is not None:
+            gen.set_state(state["gen"])
+        rng_states = [t.clone() for t in state["rng_states"]]
     n = data.train_x.shape[0]
     log: dict[str, list] = {k: [] for k in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss",
                                              "train_wall_s", "train_cpu_s")}
@@ -364,9 +453,9 @@ def train_stacked(
             log[k].append(v)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    if start_epoch == 0:
+    if start_epoch == 0 and not resuming:
         record(0)
-    if on_checkpoint is not None and start_epoch in ckpts:
+    if on_checkpoint is not None and start_epoch in ckpts and not resuming:
         checkpoint(start_epoch)
     it = range(start_epoch + 1, end_epoch + 1)
     if progress:
@@ -377,8 +466,12 @@ def train_stacked(
         perms = _batch_perms(run, epoch - 1, n, offset=stream * 7_777_777)
         for s in range(0, n, run.batch_size):
             idx = perms[:, s : s + run.batch_size]
-            with autocast(run.precision):
-                logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
+            if paper:
+                with torch.random.fork_rng(devices=[]):
+                    logits = paper_last_logits(params, data.train_x[idx], run.n_heads, run.dropout, rng_states)
+            else:
+                with autocast(run.precision):
+                    logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), data.train_y[idx].reshape(-1))
             # mean over models of each model's mean loss: gradients per model are unchanged up to 1/M
             opt.zero_grad(set_to_none=True)
@@ -390,6 +483,9 @@ def train_stacked(
             checkpoint(epoch)
     for v in params.values():
         v.requires_grad_(False)
+    if state is not None:
+        state.update(optimizer=opt.state_dict(), gen=None if gen is None else gen.get_state(),
+                     rng_states=[t.clone() for t in rng_states])
     out = {k: np.asarray(v, dtype=float) for k, v in log.items()}
     out["wall_s"] = time.perf_counter() - t0
     out["cpu_s"] = time.process_time() - c0
@@ -551,6 +647,10 @@ PRESETS = {
     "default": dict(epochs=800, checkpoint_every=50, branch_epoch=500),
     "paper": dict(epochs=20000, checkpoint_every=100, branch_epoch=900),
 }
+# The paper's models grok later (near epoch 700, as the reference code's do on a CPU), so
+# their default preset runs 1000 epochs with the branch at 800 (the reference code's
+# "quick" preset).
+DEFAULT_PAPER_MODELS = dict(epochs=1000, checkpoint_every=50, branch_epoch=800)
 
 
 def checkpoint_schedule(epochs: int, every: int, sparse_after: int = 2000, sparse_every: int = 500) -> tuple[int, ...]:
@@ -683,6 +783,96 @@ def run_experiment(run: GrokRun, *, progress: bool = False, refresh: bool = Fals
             "train_cpu_s": main["train_cpu_s"] + (branch["train_cpu_s"] if branch else 0.0)}
 
 
+def _concat_logs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Segment logs of :func:`train_stacked` -> one log (cumulative times continued)."""
+    out: dict[str, np.ndarray] = {}
+    for k in parts[0]:
+        if k in ("wall_s", "cpu_s"):
+            out[k] = float(sum(p[k] for p in parts))
+        elif k in ("train_wall_s", "train_cpu_s"):
+            offsets = np.cumsum([0.0] + [p[k][-1] if len(p[k]) else 0.0 for p in parts[:-1]])
+            out[k] = np.concatenate([p[k] + o for p, o in zip(parts, offsets)])
+        else:
+            out[k] = np.concatenate([p[k] for p in parts])
+    return out
+
+
+def run_experiment_resumable(
+    run: GrokRun, path, *, segment_epochs: int = 500, max_segments: int | None = None, progress: bool = False
+) -> dict | None:
+    """:func:`run_experiment` (main run and weight-decay branch), trained in segments of
+    ``segment_epochs`` with the whole state written to ``path`` (a ``.pt`` file) after each.
+
+    A call finds the file and continues from its last segment, so a long run (the paper
+    preset: 20,000 epochs) survives interruptions: rerun the same command. Optimizer
+    moments, dropout RNG states, logs and checkpoint analyses are carried across segments,
+    so the result equals one uninterrupted run's (a test checks this). ``max_segments``
+    stops after that many segments in this call and returns None (the run is unfinished);
+    otherwise returns the dict of :func:`run_experiment` (``train_cpu_s`` summed over
+    calls). ``segment_epochs`` must be a multiple of ``run.eval_every``. Chapter 03.
+    """
+    from pathlib import Path
+
+    from ..training import write_bytes_atomic
+
+    if segment_epochs < 1 or segment_epochs % run.eval_every:
+        raise ValueError(f"segment_epochs must be a positive multiple of eval_every = {run.eval_every}")
+    path = Path(path)
+    key = {"version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        if saved["key"] != key:
+            raise ValueError(f"{path} holds another run ({saved['key']['run']}); remove it or choose another path")
+    else:
+        saved = {"key": key, "stage": "main", "epoch": 0, "params": init_stacked(run), "state": {},
+                 "logs": {"main": [], "branch": []}, "rows": {"main": [], "branch": []},
+                 "ckpt_epoch": {"main": [], "branch": []}, "branch_params": None, "cpu_s": 0.0}
+    data = make_data(run.p, run.train_frac, run.split_seed)
+    models = to_models(saved["params"], run)
+    done = 0
+    while saved["stage"] != "done" and (max_segments is None or done < max_segments):
+        stage, start = saved["stage"], saved["epoch"]
+        end = min(run.epochs, (start // segment_epochs + 1) * segment_epochs)
+        main = stage == "main"
+        seg_run = _branch_run(run) if main else replace(
+            run, checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e >= run.branch_epoch))
+
+        def on_ckpt(epoch: int, p: dict[str, Tensor], stage: str = stage) -> None:
+            if stage == "main" and epoch == run.branch_epoch:
+                saved["branch_params"] = {k: v.detach().clone() for k, v in p.items()}
+            if epoch in run.checkpoint_epochs:
+                saved["rows"][stage].append(_analyse_stacked(models, p, data))
+                saved["ckpt_epoch"][stage].append(epoch)
+
+        c0 = time.process_time()
+        log = train_stacked(seg_run, data, saved["params"], start_epoch=start, end_epoch=end,
+                            weight_decay=run.weight_decay if main else run.branch_weight_decay, on_checkpoint=on_ckpt,
+                            stream=0 if main else 1, progress=progress, state=saved["state"])
+        saved["cpu_s"] += time.process_time() - c0
+        saved["logs"][stage].append(log)
+        saved["epoch"] = end
+        if end == run.epochs:
+            saved["final_params" if main else "branch_final"] = {k: v.clone() for k, v in saved["params"].items()}
+            if main and run.branch_epoch > 0:  # the branch: from the kept parameters, a fresh AdamW
+                saved.update(stage="branch", epoch=run.branch_epoch, state={},
+                             params={k: v.clone() for k, v in saved["branch_params"].items()})
+            else:
+                saved["stage"] = "done"
+        buf = io.BytesIO()
+        torch.save(saved, buf)
+        write_bytes_atomic(path, buf.getvalue())
+        done += 1
+    if saved["stage"] != "done":
+        return None
+
+    def record(stage: str) -> dict:
+        return {"log": _concat_logs(saved["logs"][stage]), "ckpt_epoch": np.array(saved["ckpt_epoch"][stage], dtype=float),
+                "ckpt": _stack_analyses(saved["rows"][stage])}
+
+    return {"main": record("main"), "branch": record("branch") if run.branch_epoch > 0 else None,
+            "final_params": saved["final_params"], "branch_params": saved["branch_params"], "train_cpu_s": saved["cpu_s"]}
+
+
 def single_runs(run: GrokRun) -> list[GrokRun]:
     """``run`` as ``run.n_models`` one-model runs, model ``i`` seeded ``run.seed + 1000 i``. Chapter 03."""
     return [replace(run, seed=s, n_models=1) for s in run.model_seeds()]
@@ -757,12 +947,13 @@ def preset_run(
     dropout: float = 0.1,
     branch_epoch: int = -1,
     precision: str = "fp32",
+    architecture: str = "pre-ln",
 ) -> GrokRun:
     """The :class:`GrokRun` of chapter 03's parameters: ``epochs = 0``, ``checkpoint_every
     = 0`` and ``branch_epoch = -1`` take the preset's values (:data:`PRESETS`); checkpoints
     follow :func:`checkpoint_schedule`. Raises ``ValueError`` if the branch is not before
     the last epoch. Chapter 03."""
-    cfg = dict(PRESETS[preset])
+    cfg = dict(DEFAULT_PAPER_MODELS if (preset, architecture) == ("default", "paper") else PRESETS[preset])
     n_epochs = epochs or cfg["epochs"]
     every = checkpoint_every or cfg["checkpoint_every"]
     branch = cfg["branch_epoch"] if branch_epoch < 0 else branch_epoch
@@ -771,6 +962,7 @@ def preset_run(
     return GrokRun(
         seed=seed, n_models=n_models, p=p, weight_decay=weight_decay, dropout=dropout, epochs=n_epochs,
         checkpoint_epochs=checkpoint_schedule(n_epochs, every), branch_epoch=branch, precision=precision,
+        architecture=architecture,
     )
 
 
