@@ -18,7 +18,7 @@
 #
 # **What this chapter shows.** Five of the paper's Markov-chain transformers trained from
 # different seeds have unrelated weights, and their 3-D cores lie in subspaces whose
-# overlaps fall inside the spread of random subspaces (principal angles of 65-90
+# overlaps fall inside the spread of random subspaces (principal angles of 60-90
 # degrees). Yet on the same inputs their core coordinates are linear images of one
 # another: the top two canonical correlations exceed 0.99 and the third exceeds 0.9,
 # because every core encodes the current state of the chain. **Runtime:** 45-80 s on 2
@@ -105,9 +105,9 @@ claims = Claims("02_core_alignment", P, strict=strict)
 # dimension. To compare cores of equal size, we take the top $k = 3$ directions of
 # every model: $k = n-1$ is the number of non-trivial eigenvalues of the chain, the
 # dimension of its centred state code. At the default settings the energy rule gives
-# 3 for every model of seed 0; over seeds 0-9 the seed table on the
-# {doc}`robustness page <../book/robustness>` shows how often a thin 4th direction
-# passes 99.9%, which is left out of the comparison.
+# exactly 3 for every model, on all ten seeds of the {doc}`robustness page
+# <../book/robustness>`; where a thin 4th direction passes 99.9% (other settings), it is
+# left out of the comparison.
 
 # %%
 data = mk.make_data(T)

@@ -14,22 +14,24 @@
 # ---
 
 # %% [markdown]
-# # Modular addition: at grokking a ~15-D sufficient core appears, but no small necessary one
+# # Modular addition: at grokking a ~15-D core forms that is necessary, sufficient and a rotation
 #
-# **What this chapter shows.** Two independently seeded 2-layer transformers learn
-# $a+b \bmod 53$: they memorise the training pairs by epoch ~40 and grok (test accuracy
-# $\ge 0.99$) at epochs ~350-390. Following the ACE core through training, keeping only the
-# core keeps the accuracy and removing it gives chance after grokking, as in the paper;
-# but in our dropout-trained pre-LN models only the *sufficient* dimension drops to ~15,
-# abruptly at grokking, while the energy dimension stays at ~44 and the *necessary*
-# dimension at $p-1=52$. The "add 1" operator's eigenvalues move onto the unit circle at
-# grokking, yet it does not predict held-out classes ($R^2_h<0.5$, the paper reports ≈1).
-# Over the paper's full 20,000 epochs (a committed run, checked by a test) inflation is
-# reversed: the core inflates in the weight-decay-0 branch (52 → 79-85 dimensions) and not
-# under weight decay, and the rotation comes to generalise only late, without weight
-# decay. Each of these departures is measured and explained below. **Runtime:** about 3.5 minutes on 2 CPU cores
-# with a cold model cache (float32 training and checkpoint analyses; 204 s measured with
-# PyTorch's AVX2 kernels, up to about 5 minutes on a slower AVX2-only CPU), 20 s when cached.
+# **What this chapter shows.** Two independently seeded copies of the paper's 2-layer
+# post-LN transformer learn $a+b \bmod 53$: they memorise the training pairs early and
+# grok (test accuracy $\ge 0.99$) hundreds of epochs later. Following the ACE core through
+# training, the core shrinks as the models generalise: its energy dimension falls from
+# ~43 at initialisation to 12-21 at grokking, and a subspace of that size is then both
+# necessary (removing it gives chance) and sufficient (keeping only it keeps the
+# accuracy). In it the "add 1" map is a rotation: its eigenvalues lie on the unit circle
+# and it predicts held-out classes ($R^2_h$ 0.93-0.99). This is the paper's picture; its
+# later inflation needs the paper's 20,000 epochs, which the book does not train.
+# Beyond the paper: pre-LN TransformerLens-native models of the same size (`architecture="pre-ln"`)
+# grok too, but keep a ~44-D energy core, need $p-1$ directions removed to lose the answer
+# and have no generalising rotation; and over 20,000 epochs their core inflates without
+# weight decay instead of with it (a committed long run). **Runtime:** about 5-8 minutes
+# on 2 CPU cores with a cold model cache (float32 training of the two models in parallel
+# processes, 1000 epochs and a 200-epoch branch, and their checkpoint analyses), 20 s
+# when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
@@ -42,16 +44,17 @@ if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
     sys.path.insert(0, "/content/ace-book")
 
 # %% tags=["parameters"]
-seed = 0  # model i is initialised (and its batches drawn) from seed + 1000 * i
-n_models = 2  # independently seeded models, trained together as one batched computation
+seed = 0  # model i is initialised (and its batches and dropout masks drawn) from seed + 1000 * i
+n_models = 2  # independently seeded models, each trained in its own process
 p = 53  # the modulus (the paper's 53)
-epochs = 0  # training epochs; 0 takes the preset's (default 800, paper 20000)
+architecture = "paper"  # 'paper': the paper's post-LN encoder layers; 'pre-ln': TransformerLens-native pre-LN models
+epochs = 0  # training epochs; 0 takes the preset's (default: 1000 for 'paper' models, 800 for 'pre-ln'; paper 20000)
 checkpoint_every = 0  # epochs between analysed checkpoints; 0 takes the preset's (default 50, paper 100)
 weight_decay = 1.0  # AdamW weight decay of the main run (the paper's 1.0)
-dropout = 0.1  # training-time dropout on embeddings, attention and MLP outputs (the paper's 0.1)
-branch_epoch = -1  # epoch of the weight-decay-0 branch; -1 takes the preset's (default 500, paper 900), 0 = none
-preset = "default"  # 'default' (800 epochs) or 'paper' (the reference 20,000-epoch schedule)
-precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast (fast only on CPUs with native bf16)
+dropout = 0.1  # the paper's 0.1 (PyTorch's sites; for 'pre-ln' a mask on embeddings, attention and MLP outputs)
+branch_epoch = -1  # epoch of the weight-decay-0 branch; -1 takes the preset's (default 800 / 500, paper 900), 0 = none
+preset = "default"  # 'default' (1000 or 800 epochs) or 'paper' (the reference 20,000-epoch schedule)
+precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast for 'pre-ln' models (fast only with native bf16)
 workers = 2  # processes training the models in parallel, one model each (numbers do not depend on it)
 device = "cpu"  # training and analyses run on the CPU; 'cuda'/'auto' are accepted for a uniform interface
 
@@ -75,6 +78,7 @@ P = validate(
         "seed": Int(0, 10**6),
         "n_models": Int(1, 8),
         "p": Int(11, 113),
+        "architecture": Choice(*mod.ARCHITECTURES),
         "epochs": Int(0, 50_000),
         "checkpoint_every": Int(0, 5_000),
         "weight_decay": Float(0.0, 10.0),
@@ -89,11 +93,15 @@ P = validate(
 )
 torch.set_num_threads(1)  # measured: 1 thread is faster than 2 for this small model on 2 shared cores
 t_start = time.perf_counter()
+if architecture == "paper" and precision != "fp32":
+    raise ValueError(f"parameter 'precision' = {precision!r}: allowed 'fp32' with architecture='paper' ('bf16' only with 'pre-ln')")
 run = mod.preset_run(preset, seed=seed, n_models=n_models, p=p, epochs=epochs, checkpoint_every=checkpoint_every,
-                     weight_decay=weight_decay, dropout=dropout, branch_epoch=branch_epoch, precision=precision)
+                     weight_decay=weight_decay, dropout=dropout, branch_epoch=branch_epoch, precision=precision,
+                     architecture=architecture)
 # claims are asserted at the default settings (any seed); elsewhere they are checked and reported
 strict = (n_models == 2 and preset == "default" and p == 53 and epochs == 0 and checkpoint_every == 0
-          and weight_decay == 1.0 and dropout == 0.1 and branch_epoch == -1 and precision == "fp32")
+          and weight_decay == 1.0 and dropout == 0.1 and branch_epoch == -1 and precision == "fp32"
+          and architecture == "paper")
 claims = Claims("03_grokking_core", P, strict=strict)
 chance, chance2 = 1 / p, 2 / p
 print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} analysed checkpoints, "
@@ -107,30 +115,26 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # reads the two tokens $[a, b]$ (no "=" token) and predicts $c = a + b \bmod 53$ at the
 # last position; loss and accuracy use that position only.
 #
-# Our models are TransformerLens-native (`TransformerBridge.boot_native`, see
-# `ace_utils.models`): 2 layers, $d_\text{model}=128$, 4 heads, MLP width 512, ReLU, learned
-# positions, causal attention, trained with AdamW (lr $10^{-3}$, weight decay 1.0, batch
-# 512, 3 steps per epoch) as in the paper. They differ from the paper's PyTorch encoder
-# layers in being **pre-LN** with a final LayerNorm and an **unbiased** unembedding, and in
-# having no dropout module; we add the paper's dropout 0.1 during training as a functional
-# mask on the embeddings and on every attention and MLP output. We chose it by measuring:
-# with it both models grok at epochs 350-390 and stay grokked (apart from brief dips); in
-# probes without it they grokked at epochs 520-800 and then collapsed to chance and
-# recovered several times (details in the core section). Evaluation and every analysis
-# use the plain bridge, without dropout.
+# The models are the paper's ({ref}`sources-reference-models`, `ace_utils.paper_model`): token
+# and learned position embeddings, two PyTorch `TransformerEncoderLayer` blocks (post-LN,
+# $d_\text{model}=128$, 4 heads, feed-forward width 512, ReLU, dropout 0.1 where PyTorch puts
+# it: attention probabilities, attention output, feed-forward hidden and output) under a
+# causal mask, and a linear readout with bias, in PyTorch's default initialisation. They
+# are trained with AdamW on every parameter (lr $10^{-3}$, weight decay 1.0, batch 512, 3
+# steps per epoch), float32, as in the paper. Evaluation and every analysis run the
+# module in eval mode (no dropout), through TransformerLens hooks.
 #
 # **Speed.** A training step is tiny, so the training loop is built for it
-# (`ace_utils.tasks.modular.train_stacked`): the second layer is computed only at the
-# scored position, accuracy is logged every 10 epochs, not every step, and each model
-# trains in its own process (`workers = 2` uses both cores; a model's numbers do not
-# depend on how many run at once). The loop can also stack several models on a leading
-# parameter axis (AdamW is elementwise, so that is exactly one optimiser per model); for
-# these 2-layer models stacking saves nothing per model, so the chapter uses processes. The trained parameters are the bridge's own (a test checks that this
-# forward equals the bridge's logits). `benchmarks/modular_training.py` times it against
-# a plain loop in one run; its last recorded table (with the machine it ran on) is printed
-# below when present. Runs are cached on disk, keyed by the full configuration, and each
-# cache entry holds the per-checkpoint analyses (curves, a few kB each) and the final
-# parameters, not a state_dict per checkpoint: the analyses are what the chapters read.
+# (`ace_utils.tasks.modular.train_stacked`): accuracy is logged every 10 epochs, not every
+# step, and each model trains in its own process (`workers = 2` uses both cores; a model's
+# numbers do not depend on how many run at once). The forward pass is the module's own
+# (`torch.func.functional_call` of the `PaperTransformer` on the trained parameters; tests
+# check that logits, gradients and a whole training run equal training the module
+# directly). `benchmarks/modular_training.py` times it against a plain loop in one run;
+# its last recorded table (with the machine it ran on) is printed below when present. Runs
+# are cached on disk, keyed by the full configuration, and each cache entry holds the
+# per-checkpoint analyses (curves, a few kB each) and the final parameters, not a
+# state_dict per checkpoint: the analyses are what the chapters read.
 
 # %% tags=["hide-input"]
 bench = Path(mod.__file__).resolve().parents[2] / "benchmarks" / "results" / "modular_training.md"
@@ -142,9 +146,19 @@ if bench.exists():  # shown as a table; its '#' title line becomes bold text (no
 else:
     print("no benchmark record (run benchmarks/modular_training.py)")
 
+# %% [markdown]
+# Training is spread over two cells, and the weight-decay branch over a third in its
+# section below: each call continues every model where the last one stopped (its whole
+# state is saved after every 500 epochs), with the same numbers as one uninterrupted run.
+
 # %%
 t0 = time.perf_counter()
-out = mod.run_models(run, "main", workers=workers)  # one model per process, cached per model
+mod.run_models_resumable(run, workers=workers, max_segments=1)  # the first 500 epochs of every model (or nothing, when cached)
+print(f"first part: {time.perf_counter() - t0:.1f} s for this call")
+
+# %%
+t0 = time.perf_counter()
+out = mod.run_models_resumable(run, workers=workers, stop_after_main=True)  # the rest of the main run
 load_s = time.perf_counter() - t0
 data = mod.make_data(run.p, run.train_frac, run.split_seed)
 main = out["main"]
@@ -194,16 +208,14 @@ plt.show()
 # %% [markdown]
 # ## The core through training
 #
-# At every checkpoint ACE runs at `ln_final.hook_out`, position $-1$: the activation that
-# the unembedding reads linearly, so $W_o = W_U^\top W_U$ exactly ({ref}`method-gramians`).
-# The paper's site, the output of its post-LN block 2, is likewise the input of its
-# `lm_head`; the alternative `blocks.1.hook_out` of our pre-LN model would put a nonlinear
-# LayerNorm between the core and the logits. Activations are those of the 1405 test
-# pairs. For every $r$ we keep only the top-$r$ ACE directions ($h\leftarrow Ph$) or
+# At every checkpoint ACE runs at `unembed.hook_in`, position $-1$: the output of block 2,
+# which the readout reads linearly (the paper's site), so $W_o = W_U^\top W_U$ exactly
+# ({ref}`method-gramians`). Activations are those of the 1405 test pairs. For every $r$ we keep only the top-$r$ ACE directions ($h\leftarrow Ph$) or
 # remove them ($h\leftarrow h-Ph$), uncentred as the paper ({ref}`sources-method`), and score
-# test accuracy ({ref}`method-rank-scans`, {ref}`method-interventions`). Because the tail
-# is linear these scans are exact closed forms (a test checks them against hooks on the
-# bridge; one check follows below). From the scans:
+# test accuracy ({ref}`method-rank-scans`, {ref}`method-interventions`), the readout's bias
+# kept as the paper's hooks keep it. Because the tail is affine these scans are exact
+# closed forms (a test checks them against hooks on the model; one check follows below).
+# From the scans:
 #
 # - $r_\text{energy}$: the smallest $r$ holding 99% of the balanced energy ({ref}`sources-method`);
 # - $r_\text{nec}$: the smallest $r\ge1$ whose removal gives accuracy $\le 2/p$
@@ -218,7 +230,7 @@ plt.show()
 # model is well above $2/p$, and we plot it only where test accuracy is $\ge 0.5$.
 
 # %%
-model_chk = mod.to_bridges(out["final_params"], run)[0]  # the final model 1, for a check through hooks
+model_chk = mod.to_models(out["final_params"], run)[0]  # the final model 1, for a check through hooks
 H = mod.last_position_activations(model_chk, data.test_x)
 res = ace(H, observability_from_readout(readout_matrix(model_chk)), threshold=mod.ENERGY_THRESHOLD)
 keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data.test_y,
@@ -230,7 +242,7 @@ for mode in ("keep", "remove"):
     hook_acc[mode] = float((logits.argmax(1) == data.test_y).float().mean())
 print(f"final model 1, r = {r_chk}: keep {hook_acc['keep']:.4f} via hooks vs {keep_fast[r_chk]:.4f} closed form; "
       f"remove {hook_acc['remove']:.4f} vs {remove_fast[r_chk]:.4f}")
-claims.check("closed-form scans equal bridge hook interventions (largest difference)",
+claims.check("closed-form scans equal hook interventions on the model (largest difference)",
              max(abs(hook_acc["keep"] - keep_fast[r_chk]), abs(hook_acc["remove"] - remove_fast[r_chk])) <= 1.5 / len(data.test_y),
              max(abs(hook_acc["keep"] - keep_fast[r_chk]), abs(hook_acc["remove"] - remove_fast[r_chk])), expected="<= 1 test pair")
 
@@ -300,8 +312,8 @@ plt.show()
 # %%
 post = ck_ep >= grok_all
 gap = np.abs(ck["core_only_acc"][post] - ck["test_acc"][post])
-claims.check("after grokking, keeping only the core keeps the full model's accuracy (largest gap)", amax(gap) <= 0.005,
-             amax(gap), expected="<= 0.005")
+claims.check("after grokking, keeping only the core keeps the full model's accuracy within 0.01 (largest gap)",
+             amax(gap) <= 0.01, amax(gap), expected="<= 0.01")
 claims.check("after grokking, core-removed test accuracy <= 2/p (largest)",
              amax(ck["core_removed_acc"][post]) <= chance2, float(amax(ck["core_removed_acc"][post])), expected=f"<= {chance2:.4f}")
 good = post[:, None] & (ck["test_acc"] >= 0.99)
@@ -313,14 +325,12 @@ claims.check("the strict reading: core-only test accuracy >= 0.98 at every check
 print("core dimension r_core after grokking:", ck["r_core"][post].T.astype(int).tolist())
 
 # %% [markdown]
-# Keeping only the core keeps the model's accuracy and removing it drops accuracy below
-# $2/p$ at every checkpoint after grokking, as in the paper. Two things differ. First, the
-# full model's test accuracy does not always stay at 1 after grokking: on some seeds it
-# dips at single checkpoints and recovers; the core-only accuracy follows it, so we assert
-# "core-only $\ge 0.98$" wherever the model itself is at $\ge 0.99$, and report the
-# stricter reading (every checkpoint after grokking) separately. Second, and more important, the core that passes both tests is **not small**:
-# the paper's $r_\text{core}$ is about $p-1=52$ after grokking, not ~15. The next section
-# shows why.
+# Keeping only the core keeps the model's accuracy and removing it drops accuracy to
+# chance (at most $2/p$) at every checkpoint after grokking, as in the paper. The core that
+# passes both tests is small: the paper's $r_\text{core}$ is printed above for every
+# checkpoint after grokking. On the edge of the rule: removal accuracies after grokking
+# come close to $2/p$ at single checkpoints, so the necessity claim is the one to watch
+# over seeds ({doc}`robustness page <../book/robustness>`).
 
 # %% [markdown]
 # ### When does a small subspace become necessary and sufficient?
@@ -355,41 +365,32 @@ print("r_energy at initialisation:", ck["r_energy"][0], " at grokking:", ck["r_e
 print("r_suf before grokking (epochs 50 .. grokking):", ck["r_suf"][pre].T.astype(int).tolist())
 print("r_suf after grokking:", ck["r_suf"][post].T.astype(int).tolist())
 print("r_nec after grokking:", ck["r_nec"][post].T.astype(int).tolist())
-drop_energy = ck["r_energy"][0] - ck["r_energy"][jg]
-claims.check("the energy dimension does NOT fall by grokking (r_energy(init) - r_energy(grokking), per model)",
-             bool((drop_energy <= 5).all()), drop_energy.tolist(), expected="<= 5 (reference code: ~43 -> ~15)")
-suf_pre, suf_post = float(np.median(ck["r_suf"][pre])), float(np.median(ck["r_suf"][post]))
-claims.check("a small sufficient subspace appears at grokking (median r_suf before / after grokking)",
-             suf_pre >= 30 and suf_post <= 20, [suf_pre, suf_post], expected="before >= 30, after <= 20")
-claims.check("no small necessary subspace after grokking: r_nec >= p - 1 at every checkpoint (smallest)",
-             amin(ck["r_nec"][post]) >= p - 1, amin(ck["r_nec"][post]), expected=f">= {p - 1}")
+claims.check("the energy dimension falls from >= 35 at initialisation to <= 25 by grokking, every model",
+             bool((ck["r_energy"][0] >= 35).all() and (ck["r_energy"][jg] <= 25).all()),
+             {"init": ck["r_energy"][0].tolist(), "grokking": ck["r_energy"][jg].tolist()}, expected=">= 35 -> <= 25")
+claims.check("a small necessary subspace after grokking: r_nec <= 25 at every checkpoint (largest)",
+             amax(ck["r_nec"][post]) <= 25, amax(ck["r_nec"][post]), expected="<= 25")
+claims.check("a small sufficient subspace after grokking: r_suf <= 25 at every checkpoint (largest)",
+             amax(ck["r_suf"][post]) <= 25, amax(ck["r_suf"][post]), expected="<= 25")
 
 # %% [markdown]
-# **When does the core form?** Our measurements separate three things that the paper's
-# single "core dimension" combines.
+# **When does the core form?** Gradually, with generalisation. The energy dimension
+# falls from ~43 at initialisation (as in the reference code on a CPU,
+# {ref}`sources-modular`) while test accuracy rises, and reaches the paper's "~15D" around
+# grokking; it keeps shrinking slowly afterwards. A small subspace is causally meaningful
+# only once the model is well above chance: from then on the necessary and sufficient
+# dimensions track the energy dimension from below, and the three agree within a few
+# directions after grokking. The gap between the sufficient and the necessary dimension
+# (directions each of which can go without harm, but not all together) is the paper's
+# "redundancy".
 #
-# - The **energy dimension** does not shrink: it stays at ~40-45 from initialisation to
-#   the end (the reference code on a CPU saw ~43 → ~15 by grokking, {ref}`sources-modular`).
-# - A **small sufficient subspace** appears at grokking, and abruptly: before it, keeping
-#   fewer than 30-48 directions loses accuracy; from the grokking checkpoint on, ~15
-#   directions (the paper's "~15D") carry the whole accuracy.
-# - No **small necessary subspace** appears at all: to bring accuracy down to $2/p$ one
-#   must remove at least $p-1=52$ directions, i.e. everything the unembedding can read
-#   (the logits live in a $(p-1)$-dimensional space once their mean is ignored). Accuracy
-#   is an argmax, so any faint copy of the answer left outside the removed subspace still
-#   wins. The gap between the ~15 sufficient and the 52 necessary directions is exactly
-#   the paper's "redundancy", present here from grokking on rather than growing later.
-#
-# So in our models, "a small subspace becomes necessary and sufficient at grokking" holds
-# only for sufficiency. Probes of the same two models trained *without* dropout (run this
-# notebook with `dropout=0.0`; 1500 epochs, checkpoints every 100) behaved differently:
-# the energy dimension did fall (43 → 7-28 by epochs 1000-1500), the shift operator
-# reached $R^2_h$ 0.8-0.96 at some checkpoints, but training was unstable: test accuracy
-# collapsed to chance and recovered several times after grokking (grokking at epochs 700
-# and never-stably in bfloat16; at 800 and 520 in float32, with collapses to ≤ 0.02 at
-# epochs 1100 and 1500 in float32 too, so the instability is not a bfloat16 artefact).
-# We read this as: dropout spreads the answer over many redundant directions (that is what it is
-# for), and our pre-LN models are far more affected by it than the paper's post-LN ones.
+# With the TransformerLens-native pre-LN models of the same size (run the chapter with
+# `architecture="pre-ln"`; the seed table of that setting is kept on the
+# {doc}`robustness page <../book/robustness>`) only the sufficient dimension falls, to ~15
+# and abruptly at grokking; the energy dimension stays at ~44 and removing fewer than
+# $p-1 = 52$ directions never brings accuracy down to $2/p$. What the architecture changes
+# (LayerNorm placement, dropout sites, initialisation, the readout bias) and which of
+# these decides is left to a one-factor-at-a-time comparison.
 
 # %% [markdown]
 # ## The mechanism is a rotation
@@ -398,37 +399,37 @@ claims.check("no small necessary subspace after grokking: r_nec >= p - 1 at ever
 # activations whose answer is $c$. After centring and an SVD truncation, the operator $A$
 # with $r_c A \approx r_{c+1 \bmod p}$ (the "add 1" map) is fitted by ridge regression
 # (ridge 1) leaving out a contiguous block of $\mathrm{round}(0.075p)=4$ classes, whose
-# pairs give the held-out $R^2_h$ ({ref}`sources-modular`, {ref}`method-operators`). If the
-# network computes with Fourier features, $A$ is a rotation: its eigenvalues lie on the
-# unit circle (within $\sin(\pi/p)$) at angles $2\pi k/p$, one frequency $k$ per
-# rotational mode (`ace_utils.operators.rotational_mode_count`).
+# pairs give the held-out $R^2_h$ ({ref}`sources-modular`, {ref}`method-operators`). Beside it,
+# the reference code's own number: the in-sample $R^2$ of a plain least-squares fit on all
+# $p$ pairs (`modular.in_sample_r2`), which a large enough core can make high without any
+# structure, so the held-out one is the test. If the network computes with Fourier
+# features, $A$ is a rotation: its eigenvalues lie on the unit circle (within
+# $\sin(\pi/p)$) at angles $2\pi k/p$, one frequency $k$ per rotational mode
+# (`ace_utils.operators.rotational_mode_count`).
 
 # %%
-table_at([0, grok_all, run.epochs], ["r2_h", "modes", "k"])
-claims.check("after grokking, the shift operator has rotational modes (smallest count)", amin(ck["modes"][post]) > 0,
-             amin(ck["modes"][post]), expected="> 0")
+table_at([0, grok_all, run.epochs], ["r2_h", "r2_in", "modes", "k"])
+claims.check("after grokking, the shift operator has >= 3 rotational modes (smallest count)", amin(ck["modes"][post]) >= 3,
+             amin(ck["modes"][post]), expected=">= 3")
 claims.check("at initialisation there is no rotation: R²_h < 0.5 and no rotational mode",
              bool((ck["r2_h"][0] < 0.5).all() and (ck["modes"][0] == 0).all()),
              {"r2_h": ck["r2_h"][0].tolist(), "modes": ck["modes"][0].tolist()}, expected="R²_h < 0.5, 0 modes")
-claims.check("the paper's picture: after grokking, held-out R²_h >= 0.9 (largest)", amax(ck["r2_h"][post]) >= 0.9,
-             float(amax(ck["r2_h"][post])), expected=">= 0.9", asserted=False)
-claims.check("what we find: after grokking the operator does not generalise to held-out classes, R²_h < 0.5 (largest)",
-             amax(ck["r2_h"][post]) < 0.5, float(amax(ck["r2_h"][post])), expected="< 0.5")
+claims.check("after grokking the rotation predicts held-out classes: R²_h >= 0.9 at every checkpoint (smallest)",
+             amin(ck["r2_h"][post]) >= 0.9, amin(ck["r2_h"][post]), expected=">= 0.9")
+claims.check("after grokking, the in-sample R² (the reference code's definition) >= 0.95 (smallest)",
+             amin(ck["r2_in"][post]) >= 0.95, amin(ck["r2_in"][post]), expected=">= 0.95")
 
 # %% [markdown]
-# The eigenvalues do move onto the unit circle at grokking (many rotational modes), but
-# the fit does **not** predict the held-out block of classes: $R^2_h$ is negative after
-# grokking (and on some seeds mildly positive while the model is half-way to
-# generalising). With $r_\text{core}\approx 52$ the prototypes span $k=48$ dimensions and the
-# 48 training pairs determine $A$ exactly, so the eigenvalues of an interpolating map say
-# little by themselves. Is it only the large core? Below, the same fit on the final
-# models in the top-$r$ ACE directions for smaller $r$: if the representation were a set
-# of Fourier circles ("clock"), some small $r$ would give $R^2_h\approx 1$.
+# The eigenvalues move onto the unit circle as the models generalise, and the fit in the
+# core predicts the held-out block of classes: the "add 1" map in the core is a rotation
+# by a few frequencies, the paper's cyclic mechanism. Below, the same held-out fit on the
+# final models in the top-$r$ ACE directions for other $r$: how small can the core be
+# and still carry the rotation, and does a larger one still generalise?
 
 # %%
 r_grid = [4, 6, 8, 10, 15, 20, 30, 40, 52]
 r2_vs_r = np.zeros((n_models, len(r_grid)))
-for i, model_i in enumerate(mod.to_bridges(out["final_params"], run)):
+for i, model_i in enumerate(mod.to_models(out["final_params"], run)):
     H_i = mod.last_position_activations(model_i, data.test_x)
     res_i = ace(H_i, observability_from_readout(readout_matrix(model_i)), threshold=mod.ENERGY_THRESHOLD)
     for j, r in enumerate(r_grid):
@@ -438,8 +439,16 @@ print("final models: R²_h of the shift operator in the top-r ACE directions")
 print("r      ", r_grid)
 for i in range(n_models):
     print(f"model {i + 1}", np.round(r2_vs_r[i], 2).tolist())
-claims.check("no core size gives a generalising rotation at the end: R²_h < 0.9 for every r (largest)",
-             r2_vs_r.max() < 0.9, float(r2_vs_r.max()), expected="< 0.9")
+from15 = r2_vs_r[:, r_grid.index(15):]
+claims.check("at the end, the rotation generalises in the top r >= 15 ACE directions: R²_h >= 0.9, every model (smallest)",
+             from15.min() >= 0.9, float(from15.min()), expected=">= 0.9")
+
+# %% [markdown]
+# From about 15 directions up, the rotation predicts the held-out classes in every model;
+# in the first 4-10 ACE directions it does less well: those hold only some of the
+# rotation's frequencies, so the map restricted to them is not closed. Adding directions
+# beyond the core changes nothing, because the fit's SVD truncation drops what the
+# prototypes do not use.
 
 
 # %% [markdown]
@@ -463,17 +472,18 @@ share_E = [top_freq_share(fp["embed.weight"][i].double().numpy()) for i in range
 share_U = [top_freq_share(fp["unembed.weight"][i].double().numpy()) for i in range(n_models)]
 print("top-5 frequency power share, embedding W_E:", np.round(share_E, 3), "  unembedding W_U:", np.round(share_U, 3),
       f"  uniform: {5 / (p // 2):.3f}")
-claims.check("the unembedding is not Fourier-sparse: top-5 frequency share of W_U < 0.4 (largest)", max(share_U) < 0.4,
-             max(share_U), expected="< 0.4")
-claims.check("the embedding is: top-5 frequency share of W_E > 0.4 (smallest)", min(share_E) > 0.4, min(share_E),
-             expected="> 0.4")
+claims.check("the embedding is Fourier-sparse: top-5 frequency share of W_E > 0.4 (smallest)", min(share_E) > 0.4,
+             min(share_E), expected="> 0.4")
+claims.check("the readout is Fourier-sparse: top-5 frequency share of W_U > 0.4 (smallest)", min(share_U) > 0.4,
+             min(share_U), expected="> 0.4")
 
 # %% [markdown]
-# The embedding is concentrated on a few frequencies (the input side computes with
-# waves), while the unembedding is spread almost uniformly: at the site ACE reads, our
-# dropout-trained models write the answer as a dense code for the class, not as a few
-# circles. A dense code for $c$ has no reason to be shift-equivariant, which is what the
-# held-out $R^2_h$ measures.
+# Both the embedding and the readout are concentrated on a few frequencies: the models
+# read the inputs and write the answer as a few waves over the residues, the "clock"
+# representation, and at the site ACE reads the "add 1" map is then a rotation by those
+# frequencies, which is why it predicts held-out classes. (In pre-LN models the embedding
+# is as concentrated but the readout is spread almost uniformly, a top-5 share below 0.4
+# on 9 of 10 seeds: a dense code for the class, which need not be shift-equivariant.)
 
 # %%
 def clock(ax, eig, title):
@@ -532,7 +542,7 @@ plt.show()
 
 # %%
 t0 = time.perf_counter()
-out_branch = mod.run_models(run, "branch", workers=workers)  # starts from the main run's epoch-branch_epoch parameters
+out_branch = mod.run_models_resumable(run, workers=workers)  # the branch, from the main run's epoch-branch_epoch state
 branch = out_branch["branch"] if out_branch is not None else None
 print(f"branch: {time.perf_counter() - t0:.1f} s for this call")
 if branch is not None:
@@ -602,30 +612,28 @@ if branch is not None:
                  expected="WD=1 growth > WD 1->0 growth", asserted=False)
 
 # %% [markdown]
-# **Inflation is not shown in this window.** The default run stops at epoch 800, 300
-# epochs after the branch; the paper's inflation unfolds over 20,000 epochs. In this short
-# window our WD = 1 core stays at ~52, and the WD 1→0 branch is, if anything, *larger*
-# (~60-70) with more rotational modes, the opposite ordering from the paper's late-time
-# result. The next section follows both branches over the paper's full schedule, from a
-# committed run.
+# **Inflation is not shown in this window.** The default run stops at epoch 1000, 200
+# epochs after the branch; the paper's inflation unfolds over 20,000 epochs. In this
+# short window the core keeps its size with and without weight decay (within a
+# direction), and so does the number of rotational modes.
 
 # %% [markdown]
-# ## The long run: 20,000 epochs and the weight-decay-0 branch at epoch 900
+# ## Beyond the paper: the long run of pre-LN models, 20,000 epochs
 #
-# To test inflation on the paper's own schedule we ran the `preset="paper"` configuration
-# once: the same two models (seed 0), 20,000 epochs with weight decay 1, and a branch
-# continued from epoch 900 with weight decay 0, analysed every 100 epochs to 2,000 and
-# every 500 after. It took 76 minutes on one core of a 2-core CPU, too long for the book's
-# build, so its curves are committed as `results/modular_paper/curves.npz` with the exact
-# command, machine and commit (`meta.json`, printed below). This run was trained in
-# bfloat16 autocast, with both models stacked in one process (the defaults at the time);
-# the chapter's default run above is float32, one model per process, so its models are
-# not the long run's first 800 epochs. `tests/test_modular_paper.py` retrains the long
+# Inflation needs the paper's whole schedule: 20,000 epochs with weight decay 1 and a
+# branch continued from epoch 900 with weight decay 0, analysed every 100 epochs to 2,000
+# and every 500 after. That is hours of training on 2 CPU cores, too long for the book's
+# build, so such runs are made by `scripts/modular_paper_run.py` (resumable: it saves its
+# whole state every 500 epochs and continues where it stopped) and their curves are
+# committed under `results/` with the exact command, machine and commit. The run shown
+# here is of the pre-LN TransformerLens-native models (seed 0, trained in bfloat16
+# autocast with both models stacked in one process, `results/modular_paper/`); the same
+# schedule on the paper's models is made by the script's default, `--architecture paper`,
+# into `results/modular_paper_models/`. `tests/test_modular_paper.py` retrains the committed
 # run's first 30 epochs in its own precision and requires every logged number and
 # checkpoint analysis to match the file: exactly on the machine that made it, within the
-# differences measured between CPU kinds elsewhere (accuracy 0.01, loss 0.04), so the
-# file is known to come from this code. Everything in
-# this section is read from that file, whatever the parameters above.
+# differences measured between CPU kinds elsewhere, so the file is known to come from this
+# code. Everything in this section is read from that file, whatever the parameters above.
 
 # %% tags=["hide-input"]
 import json  # noqa: E402
@@ -684,28 +692,29 @@ min_acc = {b: LG[b]["test_acc"][LG[b]["epoch"] > 1000].min(0) for b in ("main", 
 print(f"r_core growth from epoch 900 to 20,000: WD = 1 {grow_wd1.astype(int).tolist()}, WD 1->0 {grow_wd0.astype(int).tolist()}")
 print(f"lowest test accuracy after epoch 1000: WD = 1 {np.round(min_acc['main'], 3).tolist()}, "
       f"WD 1->0 {np.round(min_acc['wd0'], 3).tolist()}")
-claims.check("the paper's inflation over 20,000 epochs: r_core grows more under WD = 1 than under WD 1→0 (per model)",
+claims.check("pre-LN long run, the paper's inflation: r_core grows more under WD = 1 than under WD 1→0 (per model)",
              bool((grow_wd1 > grow_wd0).all()), {"WD=1": grow_wd1.tolist(), "WD 1->0": grow_wd0.tolist()},
              expected="WD=1 growth > WD 1->0 growth (paper: ~60 vs no inflation [TS])", asserted=False)
-claims.check("what we find: the WD 1→0 core inflates (r_core grows by >= 10 from epoch 900) while the WD = 1 core "
+claims.check("pre-LN long run: the WD 1→0 core inflates (r_core grows by >= 10 from epoch 900) while the WD = 1 core "
              "stays within 5 of its size at epoch 900, every model",
              bool((grow_wd0 >= 10).all() and (np.abs(grow_wd1) <= 5).all()),
              {"WD=1": grow_wd1.tolist(), "WD 1->0": grow_wd0.tolist()}, expected="WD 1->0 >= 10, |WD = 1| <= 5")
-claims.check("the rotation generalises late, without weight decay: R²_h >= 0.9 at epoch 20,000 in the WD 1→0 branch, every model",
+claims.check("pre-LN long run: the rotation generalises late, without weight decay (R²_h >= 0.9 at epoch 20,000 "
+             "in the WD 1→0 branch, every model)",
              bool((LC["wd0"]["r2_h"][-1] >= 0.9).all()), np.round(LC["wd0"]["r2_h"][-1], 3).tolist(), expected=">= 0.9")
-claims.check("the energy dimension falls in both branches (epoch 20,000 vs 900, by >= 10, every model)",
+claims.check("pre-LN long run: the energy dimension falls in both branches (epoch 20,000 vs 900, by >= 10, every model)",
              bool(((LC["main"]["r_energy"][jb_long] - LC["main"]["r_energy"][-1]) >= 10).all()
                   and ((LC["wd0"]["r_energy"][0] - LC["wd0"]["r_energy"][-1]) >= 10).all()),
              {"WD=1": (LC["main"]["r_energy"][jb_long] - LC["main"]["r_energy"][-1]).tolist(),
               "WD 1->0": (LC["wd0"]["r_energy"][0] - LC["wd0"]["r_energy"][-1]).tolist()}, expected=">= 10")
-claims.check("weight decay 1 keeps destabilising the grokked models: test accuracy drops below 0.5 after epoch 1000 "
-             "in some model, never below 0.85 without weight decay",
+claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked models (test accuracy below 0.5 after "
+             "epoch 1000 in some model, never below 0.85 without weight decay)",
              bool(min_acc["main"].min() < 0.5 and min_acc["wd0"].min() >= 0.85),
              {"WD=1": np.round(min_acc["main"], 3).tolist(), "WD 1->0": np.round(min_acc["wd0"], 3).tolist()},
              expected="WD=1 min < 0.5; WD 1->0 min >= 0.85")
 
 # %% [markdown]
-# **Inflation runs the other way here.** Over the paper's 20,000 epochs our WD = 1 core
+# **In pre-LN models, inflation runs the other way.** Over the paper's 20,000 epochs their WD = 1 core
 # (the necessary dimension) does not inflate: it ends at 49 and 53 dimensions, against 52 at
 # the branch point, while the models collapse below 0.5 test accuracy and re-grok 14 and 16
 # times after epoch 1000. The weight-decay-0 branch is the one that inflates, from 52 to 79
@@ -717,10 +726,10 @@ claims.check("weight decay 1 keeps destabilising the grokked models: test accura
 # generalising rotation only late, and clearly only without weight decay (R²_h 0.96 and
 # 0.92 at epoch 20,000; with weight decay 0.09 and 0.76). The paper's mechanism, weight
 # decay pushing a grokked network to spread the same computation over more frequency
-# modes, is not what our dropout-trained pre-LN models do. Without weight decay nothing
+# modes, is not what dropout-trained pre-LN models do. Without weight decay nothing
 # pulls the weights back, and dropout keeps rewarding redundant copies: a plausible
-# reason for the reversal (the paper's models also have dropout, but post-LN blocks and a
-# biased readout).
+# reason for the reversal. Whether the paper's models inflate as the paper says is what
+# the same schedule on them, `scripts/modular_paper_run.py --architecture paper`, measures.
 
 # %% [markdown]
 # ## Our numbers beside the paper's
@@ -737,7 +746,8 @@ def rng_(x, fmt="{:.0f}"):
     x = np.asarray(x, float).ravel()
     if not x.size:
         return "n/a"
-    return fmt.format(x.min()) if x.min() == x.max() else f"{fmt.format(x.min())}-{fmt.format(x.max())}"
+    sep = " to " if x.min() < 0 else "-"
+    return fmt.format(x.min()) if x.min() == x.max() else f"{fmt.format(x.min())}{sep}{fmt.format(x.max())}"
 
 
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))
@@ -750,50 +760,43 @@ rows = [
     ("core-only acc. after grokking", rng_(ck["core_only_acc"][post], "{:.3f}"), "≈ full accuracy [C-fig]"),
     ("core-removed acc. after grokking", rng_(ck["core_removed_acc"][post], "{:.3f}") + f" (2/p = {chance2:.3f})", "≈ chance [A][C-fig]"),
     ("R²_h at init / after grokking", f"{rng_(ck['r2_h'][0], '{:.2f}')} / {rng_(ck['r2_h'][post], '{:.2f}')}", "≈0 → ≈1 at grokking [TS]"),
+    ("in-sample R² after grokking (reference definition)", rng_(ck["r2_in"][post], "{:.3f}"), "~0.98 (ref. code)"),
     ("rotational modes at init / after grokking", f"{rng_(ck['modes'][0])} / {rng_(ck['modes'][post])}", "eigenvalues 'snap onto the unit circle' at grokking [TQ]"),
     ("core dim. at the end, WD = 1 / WD 1→0", f"{rng_(ck['r_core'][-1])} / {rng_(b_ck['r_core'][-1]) if branch is not None else 'no branch'} (epoch {run.epochs})", "~60 / no inflation at epoch 20,000 [TS]"),
     ("rotational modes at the end, WD = 1 / WD 1→0", f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", "→ 27 (max) / fewer [TQ][TS]"),
-    ("core dim. at epoch 20,000, WD = 1 / WD 1→0 (committed long run)", f"{rng_(LC['main']['r_core'][-1])} / {rng_(LC['wd0']['r_core'][-1])} (52 at epoch 900)", "~60 / no inflation [TS]"),
-    ("R²_h at epoch 20,000, WD = 1 / WD 1→0 (long run)", f"{rng_(LC['main']['r2_h'][-1], '{:.2f}')} / {rng_(LC['wd0']['r2_h'][-1], '{:.2f}')}", "≈1 from grokking on [TS]"),
+    ("pre-LN models: core dim. at epoch 20,000, WD = 1 / WD 1→0 (committed long run)", f"{rng_(LC['main']['r_core'][-1])} / {rng_(LC['wd0']['r_core'][-1])} (52 at epoch 900)", "~60 / no inflation [TS]"),
+    ("pre-LN models: R²_h at epoch 20,000, WD = 1 / WD 1→0 (long run)", f"{rng_(LC['main']['r2_h'][-1], '{:.2f}')} / {rng_(LC['wd0']['r2_h'][-1], '{:.2f}')}", "≈1 from grokking on [TS]"),
 ]
 Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
 
 # %% [markdown]
 # **What differs and why.**
 #
-# - *Architecture.* TransformerLens-native pre-LN blocks with a final LayerNorm and an
-#   unbiased unembedding, instead of the paper's post-LN PyTorch encoder layers with a
-#   biased `lm_head`. ACE reads `ln_final.hook_out` (the unembedding's input), the
-#   analogue of the paper's block-2 output.
-# - *Dropout.* The native model has none; we add the paper's 0.1 as a training-time mask.
-#   With it our models grok fast (~400 epochs vs the paper's 800) and stably, but keep a
-#   dense, redundant output representation: a ~15-dimensional sufficient core, but no
-#   small necessary core and no generalising rotation. Without it (probes, see above),
-#   the representation becomes lower-dimensional and more rotation-like, but training is
-#   unstable (repeated collapses of test accuracy after grokking, in bfloat16 and float32).
-#   We keep dropout 0.1 because it is the paper's setting and gives stable grokking.
-# - *Schedule.* The default preset trains 800 epochs (not 20,000), analyses every 50th
-#   epoch (the paper: every 100th) and branches at epoch 500 (~100 epochs after our
-#   grokking, as the paper's 900 is after its 800). The grokking, sufficiency and
-#   necessity results need only the first few hundred epochs after grokking, so the
+# - *Models.* The paper's own: PyTorch post-LN encoder layers with dropout 0.1 and a
+#   biased readout, PyTorch's initialisation, AdamW on every parameter, float32. Their
+#   seeds are ours (model $i$ from `seed + 1000 i`), not the reference code's
+#   `seed_all(1031)`, and each model draws its own batch order and dropout masks.
+# - *Schedule.* The default preset trains 1000 epochs (not 20,000), analyses every 50th
+#   epoch (the paper: every 100th) and branches at epoch 800, about 100 epochs after the
+#   first model groks, as the paper's 900 is after its 800 (the reference code's "quick"
+#   preset on a CPU: grokking by epoch 700, the branch at 800). Core formation, necessity,
+#   sufficiency and the rotation need only the epochs up to shortly after grokking, so the
 #   short schedule does not change them; inflation is not tested by it.
-# - *Speed and precision.* Training runs in float32 (as the paper's), one model per
-#   process; the last-position-only second layer changes the arithmetic but not the
-#   model. bfloat16 autocast is available as `precision="bf16"`; it is fast only on CPUs
-#   with native bf16 instructions and is never the default. The committed 20,000-epoch run
-#   was trained in bfloat16 (both models stacked in one process).
+# - *Evaluation.* Accuracy is logged every 10 epochs (the reference code: every epoch), so
+#   grokking epochs are multiples of 10.
 # - *Scans.* $r_\text{nec}$ is scanned from $r=1$ (the reference code starts at
-#   $r_\text{energy}$); the reported core dimension uses the paper's rule.
-#
-# **Not reproduced at the defaults:** the fall of the core dimension to ~15 at grokking
-# (only the sufficient dimension falls) and held-out $R^2_h \ge 0.9$ for the shift operator
-# after grokking. **Reversed over the paper's 20,000 epochs (committed run):** the core
-# inflates without weight decay (52 → 79-85) and not with it (49-53), and the rotation
-# generalises ($R^2_h \ge 0.9$) only late, in the weight-decay-0 branch.
+#   $r_\text{energy}$); the reported core dimension uses the paper's rule. $R^2_h$ holds
+#   out a contiguous block of 4 classes starting at class 0 (the reference code draws the
+#   block's start from a seed).
+# - *Beyond the paper.* TransformerLens-native pre-LN models (`architecture="pre-ln"`) give
+#   another picture at the same settings: a sufficient core of ~15 dimensions, but a
+#   ~44-dimensional energy core, no necessary subspace smaller than $p-1$, and no
+#   generalising rotation; over 20,000 epochs their core inflates without weight decay,
+#   not with it (the committed long run above).
 
 # %%
 claims.record(grok_epochs=grok, memorise_epochs=mem, final_test_acc=final_test.tolist(),
               r_energy=ck["r_energy"].tolist(), r_core=ck["r_core"].tolist(), r_suf=ck["r_suf"].tolist(),
               r_nec=ck["r_nec"].tolist(), checkpoint_epochs=ck_ep.tolist(), r2_h=ck["r2_h"].tolist(),
-              modes=ck["modes"].tolist(), train_cpu_s=out["train_cpu_s"] + (out_branch["train_cpu_s"] if out_branch else 0.0), seconds=time.perf_counter() - t_start)
+              modes=ck["modes"].tolist(), train_cpu_s=out_branch["train_cpu_s"] if out_branch else out["train_cpu_s"], seconds=time.perf_counter() - t_start)
 claims.save()

@@ -306,3 +306,38 @@ def test_resumable_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, archi
         mod.run_experiment_resumable(replace(run, seed=1), path, segment_epochs=10)
     with pytest.raises(ValueError, match="multiple of eval_every"):
         mod.run_experiment_resumable(run, tmp_path / "x.pt", segment_epochs=15)
+
+
+def test_in_sample_r2_known_answers():
+    p = 53
+    c = np.arange(p)[:, None]
+    circles = np.concatenate([np.cos(2 * np.pi * k * c / p) for k in (1, 4, 9)]
+                             + [np.sin(2 * np.pi * k * c / p) for k in (1, 4, 9)], axis=1)
+    assert mod.in_sample_r2(circles @ np.random.default_rng(0).standard_normal((6, 20)) + 3.0, p) == pytest.approx(1.0, abs=1e-9)
+    noise = np.random.default_rng(1).standard_normal((p, 10))
+    assert mod.in_sample_r2(noise, p) < 0.5  # 10 random coordinates: no shift structure
+    # the reference code's pooled definition, computed by hand on a 2-D example
+    X = noise[:, :2] - noise[:, :2].mean(0)
+    _, _, Vt = np.linalg.svd(X, full_matrices=False)
+    Xk, Yk = X @ Vt.T, np.roll(X, -1, axis=0) @ Vt.T
+    A = np.linalg.lstsq(Xk, Yk, rcond=None)[0]
+    want = 1 - ((Yk - Xk @ A) ** 2).sum() / ((Yk - Yk.mean(0)) ** 2).sum()
+    assert mod.in_sample_r2(noise[:, :2], p) == pytest.approx(want, abs=1e-9)
+
+
+def test_run_models_resumable_over_calls_equals_run_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
+    run = _small_run(architecture="paper", epochs=40, eval_every=10, checkpoint_epochs=(0, 20, 40), branch_epoch=20)
+    assert mod.run_models_resumable(run, workers=1, segment_epochs=20, max_segments=1) is None  # epochs 0-20
+    first = mod.run_models_resumable(run, workers=1, segment_epochs=20, stop_after_main=True)  # 20-40: main done
+    assert first["branch"] is None and first["main"]["ckpt_epoch"].tolist() == [0, 20, 40]
+    parts = mod.run_models_resumable(run, workers=1, segment_epochs=20)  # the branch 20-40
+    assert np.array_equal(first["main"]["log"]["test_acc"], parts["main"]["log"]["test_acc"])
+    main, branch = mod.run_models(run, "main", workers=1), mod.run_models(run, "branch", workers=1)
+    for a, b in ((main["main"], parts["main"]), (branch["branch"], parts["branch"])):
+        for k in mod.LOG_KEYS:
+            assert np.array_equal(a["log"][k], b["log"][k]), k
+        for k in a["ckpt"]:
+            assert np.array_equal(a["ckpt"][k], b["ckpt"][k], equal_nan=True), k
+    for k in main["final_params"]:
+        assert torch.equal(main["final_params"][k], parts["final_params"][k])

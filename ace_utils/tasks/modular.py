@@ -1,32 +1,34 @@
-"""Modular addition ``a + b mod p``: data, fast batched training of seeded native models,
-and the per-checkpoint core analyses (core dimension, keep/remove scans, the "add 1"
-shift operator on class prototypes).
+"""Modular addition ``a + b mod p``: data, fast training of seeded models, and the
+per-checkpoint core analyses (core dimension, keep/remove scans, the "add 1" shift operator
+on class prototypes).
 
 Explained in chapter ``03_grokking_core`` (core formation at grokking, the rotation,
 inflation) and shared with ``04_grokking_time``.
 
-Model and site. The models are TransformerLens-native 2-layer transformers
-(:func:`ace_utils.models.build_native_model`: pre-LN, final LayerNorm, unbiased
-unembedding). Inputs are the two tokens ``[a, b]`` (no "=" token, vocabulary ``p``); the
-loss and the accuracy use the last position only. ACE runs at ``ln_final.hook_out``,
-position -1: the activation the unembedding reads *linearly*, so the observability
-Gramian is exactly ``W_U^T W_U``, and a keep/remove projection there changes the
-logits by an exact linear map (the paper's site, the output of its post-LN block 2, is
-likewise the input of its ``lm_head``).
+Models and site. ``GrokRun.architecture`` chooses the model: ``"paper"``, the paper's
+2-layer post-LN PyTorch encoder (:class:`ace_utils.paper_model.PaperTransformer`: dropout
+0.1 at PyTorch's sites, a readout with bias), or ``"pre-ln"``, a TransformerLens-native
+2-layer model (:func:`ace_utils.models.build_native_model`: pre-LN, final LayerNorm,
+unbiased unembedding; dropout added as a training-time mask). Inputs are the two tokens
+``[a, b]`` (no "=" token, vocabulary ``p``); the loss and the accuracy use the last position
+only. ACE runs at ``unembed.hook_in``, position -1: the activation the readout reads
+*linearly* (the paper's site), so the observability Gramian is exactly ``W_U^T W_U``, and a
+keep/remove projection there changes the logits by an exact affine map.
 
-Training speed. Training does not go through the bridge's hook machinery: a functional
-forward (:func:`forward_last`) computes exactly the native model's logits at the last
-position from the bridge's own parameters, stacked over ``n_models`` independently
-seeded models (one leading "model" axis), and skips the work that the loss never sees
-(layer 2's query, MLP, final LN and unembedding at position 0). AdamW is elementwise, so
-one optimizer over the stacked tensors is the same as one optimizer per model. The
-stacked parameters are written back into TransformerBridge models for every analysis
-(:func:`to_bridges`), which runs through the bridge hooks. A test checks that the
-functional forward equals the bridge's logits. For the 2-layer models stacking saves
-nothing per model, so chapter 03 trains each model in its own process instead
-(:func:`run_models`: one-model runs, ``workers`` at a time, each cached); the main run and
-the weight-decay branch are separate cached stages (:func:`run_main`, :func:`run_branch`).
-Training is float32 unless ``GrokRun.precision`` asks for bfloat16 autocast.
+Training speed. Training runs on the models' parameters stacked on a leading "model" axis
+(``n_models`` independently seeded models; AdamW is elementwise, so one optimizer over the
+stacked tensors is one optimizer per model). The paper's models run their own forward
+(:func:`paper_last_logits`: ``torch.func.functional_call`` of the module on each slice,
+with one dropout RNG stream per model). The native models use a functional forward
+(:func:`forward_last`) that computes exactly the native model's logits at the last
+position and skips the work the loss never sees. Tests check both against the modules.
+The stacked parameters are written back into models for every analysis (:func:`to_models`),
+which runs through the TransformerLens hooks. Chapter 03 trains each model in its own
+process (:func:`run_models`: one-model runs, ``workers`` at a time, each cached); the main
+run and the weight-decay branch are separate cached stages (:func:`run_main`,
+:func:`run_branch`), and :func:`run_experiment_resumable` trains a long run in saved
+segments. Training is float32 unless ``GrokRun.precision`` asks for bfloat16 autocast
+(native models only).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ __all__ = [
     "core_dimensions",
     "class_prototypes",
     "shift_operator",
+    "in_sample_r2",
     "checkpoint_schedule",
     "analyse_checkpoint",
     "grok_epoch",
@@ -81,6 +84,8 @@ __all__ = [
     "run_experiment_resumable",
     "single_runs",
     "run_models",
+    "run_models_resumable",
+    "resumable_path",
     "preset_run",
     "curves_record",
     "save_curves",
@@ -89,7 +94,7 @@ __all__ = [
 
 ACE_HOOK = "unembed.hook_in"  # the readout's input (= ln_final.hook_out on the native models)
 ENERGY_THRESHOLD = 0.99  # the reference code (joshseth/cores) uses 0.99 for mod-add
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 # Parameter names of the bridge's canonical state_dict that are trained (the unembedding
 # bias is a constant zero buffer of the native model and is not).
@@ -153,7 +158,9 @@ class GrokRun:
     that epoch with ``branch_weight_decay`` and a fresh AdamW (the paper's WD 1->0).
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for the training
     forward/backward (:mod:`ace_utils.precision`; evaluation and analyses always run in
-    float32). The defaults are the chapter's default preset. Chapter 03.
+    float32). ``architecture``: ``"pre-ln"`` (TransformerLens-native models) or ``"paper"``
+    (the paper's post-LN module; float32 only). Chapter 03 builds its runs with
+    :func:`preset_run`.
     """
 
     seed: int = 0
@@ -496,7 +503,7 @@ def train_stacked(
 
 
 def last_position_activations(model, x: Tensor) -> Tensor:
-    """(N, d_model) float32 activations at ``ln_final.hook_out``, position -1, via the bridge. Chapter 03."""
+    """(N, d_model) float32 activations at :data:`ACE_HOOK`, position -1, through the model's hooks. Chapter 03."""
     from ..activations import collect_activations
 
     return collect_activations(model, x, [ACE_HOOK], positions=-1)[ACE_HOOK].reshape(x.shape[0], -1).float()
@@ -601,14 +608,37 @@ def shift_operator(protos: np.ndarray, p: int, *, holdout: int | None = None, ri
     }
 
 
-def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
-    """Every per-checkpoint quantity of chapter 03 for one bridge model.
+def in_sample_r2(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> float:
+    """In-sample R^2 of the "add 1" map on all ``p`` class prototypes (p, r), the reference
+    code's definition (joshseth/cores, the mode sweep's fit: ridge 0, no held-out classes).
 
-    ACE at ``ln_final.hook_out`` (position -1) on the test pairs with ``W_o = W_U^T W_U``;
-    energy rank at ``threshold``; keep/remove scans for all r; core dimensions
-    (:func:`core_dimensions`); core-only and core-removed accuracy at ``r_core``; the shift
-    operator (:func:`shift_operator`) on prototypes in the ``r_core``-dimensional core.
-    Arrays: ``energies`` (D,), ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
+    Prototypes centred with their mean, projected on the right singular vectors with
+    ``s >= svd_tol s_max`` (at most ``min(p - 1, r)``), least squares ``x_c A ~ x_{c+1}``
+    over all ``p`` pairs, and ``1 - SSE / SST`` pooled over coordinates (SST about the
+    targets' mean). Chapter 03.
+    """
+    X = np.asarray(protos, float)
+    X = X - X.mean(0)
+    Y = np.roll(X, -1, axis=0)  # row c holds the prototype of c + 1 (mod p)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if not s.size or s[0] <= 0:
+        return float("nan")
+    k = max(1, min(int((s >= svd_tol * s[0]).sum()), p - 1, X.shape[1]))
+    Xk, Yk = X @ Vt[:k].T, Y @ Vt[:k].T
+    A, *_ = np.linalg.lstsq(Xk, Yk, rcond=None)
+    return float(1.0 - ((Yk - Xk @ A) ** 2).sum() / (((Yk - Yk.mean(0)) ** 2).sum() + 1e-12))
+
+
+def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
+    """Every per-checkpoint quantity of chapter 03 for one model (bridge or paper's module).
+
+    ACE at :data:`ACE_HOOK` (the readout's input, position -1) on the test pairs with
+    ``W_o = W_U^T W_U``; energy rank at ``threshold``; keep/remove scans for all r, the
+    readout bias kept; core dimensions (:func:`core_dimensions`); core-only and
+    core-removed accuracy at ``r_core``; the shift operator (:func:`shift_operator`, with
+    held-out classes) and its in-sample R^2 (:func:`in_sample_r2`, ``r2_in``) on
+    prototypes in the ``r_core``-dimensional core. Arrays: ``energies`` (D,),
+    ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
     """
     H = last_position_activations(model, data.test_x)
     W = readout_matrix(model)
@@ -617,7 +647,8 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     dims = core_dimensions(keep, remove, base, res.rank, data.p)
     r = min(dims["r_core"], H.shape[1])
     Z = res.coords(H, r).numpy()
-    op = shift_operator(class_prototypes(Z, data.test_y.numpy(), data.p), data.p)
+    protos = class_prototypes(Z, data.test_y.numpy(), data.p)
+    op = shift_operator(protos, data.p)
     return {
         "test_acc": base,
         "energies": res.energies.numpy(),
@@ -627,6 +658,7 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
         "core_only_acc": float(keep[r]),
         "core_removed_acc": float(remove[r]),
         **op,
+        "r2_in": in_sample_r2(protos, data.p),
     }
 
 
@@ -798,7 +830,8 @@ def _concat_logs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def run_experiment_resumable(
-    run: GrokRun, path, *, segment_epochs: int = 500, max_segments: int | None = None, progress: bool = False
+    run: GrokRun, path, *, segment_epochs: int = 500, max_segments: int | None = None, stop_after_main: bool = False,
+    progress: bool = False,
 ) -> dict | None:
     """:func:`run_experiment` (main run and weight-decay branch), trained in segments of
     ``segment_epochs`` with the whole state written to ``path`` (a ``.pt`` file) after each.
@@ -809,7 +842,9 @@ def run_experiment_resumable(
     so the result equals one uninterrupted run's (a test checks this). ``max_segments``
     stops after that many segments in this call and returns None (the run is unfinished);
     otherwise returns the dict of :func:`run_experiment` (``train_cpu_s`` summed over
-    calls). ``segment_epochs`` must be a multiple of ``run.eval_every``. Chapter 03.
+    calls). With ``stop_after_main`` the call stops once the main run is finished and returns
+    its result with ``"branch": None`` (a later call trains the branch). ``segment_epochs``
+    must be a multiple of ``run.eval_every``. Chapter 03.
     """
     from pathlib import Path
 
@@ -830,7 +865,8 @@ def run_experiment_resumable(
     data = make_data(run.p, run.train_frac, run.split_seed)
     models = to_models(saved["params"], run)
     done = 0
-    while saved["stage"] != "done" and (max_segments is None or done < max_segments):
+    while (saved["stage"] != "done" and (max_segments is None or done < max_segments)
+           and not (stop_after_main and saved["stage"] != "main")):
         stage, start = saved["stage"], saved["epoch"]
         end = min(run.epochs, (start // segment_epochs + 1) * segment_epochs)
         main = stage == "main"
@@ -862,14 +898,15 @@ def run_experiment_resumable(
         torch.save(saved, buf)
         write_bytes_atomic(path, buf.getvalue())
         done += 1
-    if saved["stage"] != "done":
+    if saved["stage"] == "main" or (saved["stage"] == "branch" and not stop_after_main):
         return None
 
     def record(stage: str) -> dict:
         return {"log": _concat_logs(saved["logs"][stage]), "ckpt_epoch": np.array(saved["ckpt_epoch"][stage], dtype=float),
                 "ckpt": _stack_analyses(saved["rows"][stage])}
 
-    return {"main": record("main"), "branch": record("branch") if run.branch_epoch > 0 else None,
+    with_branch = saved["stage"] == "done" and run.branch_epoch > 0
+    return {"main": record("main"), "branch": record("branch") if with_branch else None,
             "final_params": saved["final_params"], "branch_params": saved["branch_params"], "train_cpu_s": saved["cpu_s"]}
 
 
@@ -935,6 +972,63 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
     return merged
 
 
+def _resumable_in_worker(run: GrokRun, path: str, segment_epochs: int, max_segments: int | None,
+                         stop_after_main: bool) -> dict | None:
+    torch.set_num_threads(1)
+    return run_experiment_resumable(run, path, segment_epochs=segment_epochs, max_segments=max_segments,
+                                    stop_after_main=stop_after_main)
+
+
+def resumable_path(run: GrokRun):
+    """Where :func:`run_models_resumable` keeps the state of the one-model ``run``: in the
+    ace-book cache, named by the run's configuration. Chapter 03."""
+    from ..training import cache_dir, config_key
+
+    key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    return cache_dir() / "modular" / f"resumable-{config_key(key)[:24]}.pt"
+
+
+def run_models_resumable(
+    run: GrokRun, *, workers: int = 2, segment_epochs: int = 500, max_segments: int | None = None,
+    stop_after_main: bool = False,
+) -> dict | None:
+    """The main run and the weight-decay branch of ``run``, every model on its own (as
+    :func:`run_models`, ``workers`` processes with one torch thread each), each model a
+    resumable run (:func:`run_experiment_resumable`) whose state lives in the cache
+    (:func:`resumable_path`).
+
+    With ``max_segments`` each model trains at most that many segments of ``segment_epochs``
+    in this call, and the call returns None while any model is unfinished: a chapter can
+    spread a long training over several cells, each continuing where the last stopped.
+    ``stop_after_main`` returns as soon as the main runs are finished (``"branch": None``).
+    A finished run is read from its state file. Returns the keys of
+    :func:`run_experiment` with the models stacked on the model axis; the numbers equal
+    :func:`run_models`'s. Chapters 03 and 06.
+    """
+    runs = single_runs(run)
+    paths = [resumable_path(r) for r in runs]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(runs)
+    args = (runs, [str(pth) for pth in paths], [segment_epochs] * n, [max_segments] * n, [stop_after_main] * n)
+    if workers <= 1 or len(runs) == 1:
+        outs = [_resumable_in_worker(*a) for a in zip(*args)]
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=mp.get_context("spawn")) as pool:
+            outs = list(pool.map(_resumable_in_worker, *args))
+    if any(o is None for o in outs):
+        return None
+    merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs)),
+                    "main": _merge_records([o["main"] for o in outs]),
+                    "branch": None if any(o["branch"] is None for o in outs) else _merge_records([o["branch"] for o in outs])}
+    for k in ("final_params", "branch_params"):
+        merged[k] = None if outs[0][k] is None else {n: torch.cat([o[k][n] for o in outs]) for n in outs[0][k]}
+    return merged
+
+
 def preset_run(
     preset: str = "default",
     *,
@@ -968,7 +1062,7 @@ def preset_run(
 
 # per-checkpoint scalars kept in a curves record (the full scans and spectra are dropped)
 CURVE_KEYS = ("test_acc", "r_energy", "r_nec", "r_suf", "r_core", "core_only_acc", "core_removed_acc",
-              "r2_h", "r2_train", "k", "modes")
+              "r2_h", "r2_train", "k", "modes", "r2_in")
 LOG_KEYS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss")
 
 
