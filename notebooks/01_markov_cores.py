@@ -293,7 +293,18 @@ if contrast and chain == "paper":
     other_arch = next(a for a in mk.ARCHITECTURES if a != architecture)
     other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs]
     other_models = [mk.train_markov_model(run, data, progress=False) for run in other_runs]
-    other_dyn = [mk.core_spectrum(*mk.markov_core(m, data), data, r=k) for m in other_models]
+    other_sum = {key: [] for key in ("full", "rank", "top2", "keep", "remove", "random", "dyn")}
+    for i, m in enumerate(other_models):  # the quantities of the closing table, for the other architecture
+        res_o, H_o = mk.markov_core(m, data)
+        Q_rand = random_subspace(res_o.basis.shape[0], k, torch.Generator().manual_seed(seed + 7 + i))
+        for key, v in (("full", mk.next_token_accuracy(m, data.test)), ("rank", res_o.rank),
+                       ("top2", float(res_o.energy_fraction[1])),
+                       ("keep", mk.intervention_accuracy(m, data, res_o.core(k), "keep")),
+                       ("remove", mk.intervention_accuracy(m, data, res_o.core(k), "remove")),
+                       ("random", mk.intervention_accuracy(m, data, Q_rand, "remove")),
+                       ("dyn", mk.core_spectrum(res_o, H_o, data, r=k))):
+            other_sum[key].append(v)
+    other_dyn = other_sum["dyn"]
     by_arch = {architecture: dyn, other_arch: other_dyn}
     other = {a: dict(bias=[float(d.real_bias[0]) for d in ds], third_r2=[float(d.state_r2[-1]) for d in ds])
              for a, ds in by_arch.items()}
@@ -379,30 +390,44 @@ if extra is not None:
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# The table is computed from this run (paper values as collected on the
-# {ref}`sources page <sources-markov>`, with their source tags, {ref}`sources-tags`;
-# [TS] marks unverified third-party summaries, "ref. code" the reference code run
-# unchanged on a CPU).
+# The table is computed from this run: the models of this chapter and, with `contrast`,
+# the same training on pre-LN models. Beside them the reference code (joshseth/cores) run
+# unchanged on a 2-core CPU, and the paper's values as collected on the
+# {ref}`sources page <sources-markov>`, with their source tags ({ref}`sources-tags`; [TS]
+# marks unverified third-party summaries, [Inf] our derivation).
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-real_err = [float(d.errors[~complex_idx].max()) for d in dyn] if (~complex_idx).any() else [float("nan")]
-rows = [
-    ("full-model accuracy", f"{np.min(full_acc):.4f}-{np.max(full_acc):.4f} (Bayes {bayes:.3f})", "≈0.75, just under the Bayes limit (ref. code)"),
-    ("core dimension (0.999 energy)", ", ".join(map(str, ranks)), "3 in every run [A]"),
-    ("energy in top 2 directions", f"{np.min(energy_top2):.4f}-{np.max(energy_top2):.4f}", "99.1-99.3% (ref. code)"),
-    ("core-only accuracy", f"{np.min(abl['keep']):.4f}-{np.max(abl['keep']):.4f}", "equal to full (0.7501 [TS])"),
-    ("core-removed accuracy", f"{np.min(abl['remove']):.3f}-{np.max(abl['remove']):.3f} (chance {chance:.3f})", "near chance [TS]; 0.23-0.26 (ref. code)"),
-    ("random 3-D removed", f"{np.min(abl['random removed']):.4f}-{np.max(abl['random removed']):.4f}", "not reported"),
-    ("eigenvalue error, 0.75±0.25i", f"≤ {max(d.errors[complex_idx].max() for d in dyn):.3f}" if complex_idx.any() else "n/a", "'<1%' [TS]; ~0.02 (ref. code)"),
-    ("eigenvalue error, 0.5", f"{min(real_err):.3f}-{max(real_err):.3f} (state-mean fit ≤ {max(d.errors_state_mean.max() for d in dyn):.4f})", "'<1%' [TS]; ~0.02 (ref. code)"),
-    ("R² / R²_oracle", f"{min(d.r2_ratio for d in dyn):.3f}-{max(d.r2_ratio for d in dyn):.3f}", "> 0.98 [TS]; can exceed 1 (ref. code)"),
-]
+def span(v, fmt="{:.4f}"):
+    v = np.asarray(v, float)
+    sep = " to " if v.min() < 0 else "-"
+    return fmt.format(v.min()) if np.isclose(v.min(), v.max()) else f"{fmt.format(v.min())}{sep}{fmt.format(v.max())}"
+
+
+def column(full, rank, top2, keep, remove, random, dyn):
+    """Our entries of the closing table for one architecture's models."""
+    cpx = [float(d.errors[complex_idx].max()) for d in dyn] if complex_idx.any() else [float("nan")]
+    real = [float(d.errors[~complex_idx].max()) for d in dyn] if (~complex_idx).any() else [float("nan")]
+    return [span(full), ", ".join(map(str, rank)), span(top2), span(keep), span(remove, "{:.3f}"), span(random),
+            f"≤ {max(cpx):.3f}", span(real, "{:.3f}"), span([d.r2_ratio for d in dyn], "{:.3f}")]
+
+
+names = ["full-model accuracy", "core dimension (0.999 energy)", "energy in top 2 directions", "core-only accuracy",
+         "core-removed accuracy", "random 3-D removed", "eigenvalue error, 0.75±0.25i", "eigenvalue error, 0.5",
+         "R² / R²_oracle"]
+ref_code = ["just under the Bayes limit 0.75", "3 in every run", "99.1-99.3%", "equal to full", "0.23-0.26", "not run",
+            "~0.02", "~0.02", "can exceed 1"]
+paper = [f"Bayes limit {bayes:.3f} [Inf]", "3 in every run [A]", "not reported", "equal to full (0.7501 [TS])",
+         "near chance [TS]", "not reported", "'<1%' [TS]", "'<1%' [TS]", "> 0.98 [TS]"]
+ours = {architecture: column(full_acc, ranks, energy_top2, abl["keep"], abl["remove"], abl["random removed"], dyn)}
 if other is not None:
-    rows.append(("fitted 0.5 minus 0.5, pre-LN models", f"{min(other['pre-ln']['bias']):+.3f} to {max(other['pre-ln']['bias']):+.3f}",
-                 "not in the paper"))
-Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+    ours[other_arch] = column(*(other_sum[key] for key in ("full", "rank", "top2", "keep", "remove", "random", "dyn")))
+label = {"paper": "ours, the paper's models", "pre-ln": "ours, pre-LN models"}
+head = ["quantity"] + [label[a] for a in ours] + ["reference code on a CPU", "paper"]
+body = [[n, *(ours[a][i] for a in ours), ref_code[i], paper[i]] for i, n in enumerate(names)]
+Markdown("\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *body])
+         + f"\n\nChance (the most frequent next state): {chance:.3f}.")
 
 # %% [markdown]
 # **What differs and why.** The models are the paper's; the default training is 4x
