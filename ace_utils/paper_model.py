@@ -42,11 +42,13 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from .models import ModelShape
+from .models import ModelShape, SmallModelConfig, build_native_model
 from .training import _move_model, load_model_state, save_model_state
 
 __all__ = [
     "ARCHITECTURES",
+    "build_model",
+    "check_architecture",
     "PaperBlock",
     "PaperModelConfig",
     "PaperTransformer",
@@ -62,6 +64,12 @@ __all__ = [
 # The two model families of the book's tasks: the paper's post-LN PyTorch model (this
 # module) and TransformerLens-native pre-LN models (ace_utils.models.build_native_model).
 ARCHITECTURES = ("paper", "pre-ln")
+
+
+def check_architecture(architecture: str) -> None:
+    """Raise ``ValueError`` unless ``architecture`` is one of :data:`ARCHITECTURES`."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 
 @dataclass(frozen=True)
@@ -262,3 +270,10 @@ def paper_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
     return torch.optim.AdamW(
         list(model.parameters()), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay
     )
+
+
+def build_model(cfg: "PaperModelConfig | SmallModelConfig"):
+    """A fresh model of ``cfg``: a :class:`PaperTransformer` (train mode, as PyTorch builds
+    it) for a :class:`PaperModelConfig`, a TransformerLens-native bridge
+    (:func:`ace_utils.models.build_native_model`) for a ``SmallModelConfig``."""
+    return PaperTransformer(cfg) if isinstance(cfg, PaperModelConfig) else build_native_model(cfg)

@@ -39,7 +39,7 @@ def test_forward_last_equals_bridge():
     params = mod.init_stacked(run)
     g = torch.Generator().manual_seed(0)
     params = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in params.items()}  # non-trivial LN/bias values
-    bridges = mod.to_bridges(params, run)
+    bridges = mod.to_models(params, run)
     d = mod.make_data(11, 0.5, 42)
     logits = mod.forward_last(params, d.test_x.expand(2, -1, -1), run.n_heads)
     for i, m in enumerate(bridges):
@@ -71,15 +71,21 @@ def test_training_is_deterministic_with_dropout(precision):
     assert la["test_acc"].shape == (2, 2) and list(la["epoch"]) == [0, 2]
 
 
-def test_scan_matches_bridge_hooks(data):
-    run = mod.GrokRun(n_models=1)
-    model = mod.to_bridges(mod.init_stacked(run), run)[0]
+@pytest.mark.parametrize("architecture", ["pre-ln", "paper"])
+def test_scan_matches_hooks(data, architecture):
+    from ace_utils.models import readout_bias
+
+    run = mod.GrokRun(n_models=1, architecture=architecture)
+    model = mod.to_models(mod.init_stacked(run), run)[0]
+    if architecture == "paper":
+        with torch.no_grad():
+            model.unembed.bias.mul_(50.0)  # make the bias decide: the scan must keep it as the hooks do
     H = mod.last_position_activations(model, data.test_x)
     W = readout_matrix(model)
     res = ace(H, observability_from_readout(W), threshold=0.99)
-    keep, remove, base = mod.scan_keep_remove(H, res.basis, W, data.test_y)
+    keep, remove, base = mod.scan_keep_remove(H, res.basis, W, data.test_y, readout_bias(model))
     y = data.test_y
-    assert base == pytest.approx(float((mod.bridge_last_logits(model, data.test_x).argmax(1) == y).float().mean()))
+    assert base == pytest.approx(float((mod.bridge_last_logits(model, data.test_x).argmax(1) == y).double().mean()))
     for r in (5, 40):
         for mode, arr in (("keep", keep), ("remove", remove)):
             hook = subspace_hook(res.core(r).float(), mode, positions=-1)
@@ -257,26 +263,6 @@ def test_train_stacked_on_paper_models_is_training_the_module_itself():
     module.eval()
     acc = float((module(d.test_x)[:, -1].argmax(-1) == d.test_y).float().mean())
     assert log["test_acc"][-1, 0] == pytest.approx(acc, abs=1e-7)
-
-
-def test_scan_matches_hooks_on_paper_models(data):
-    run = mod.GrokRun(n_models=1, architecture="paper")
-    model = mod.to_models(mod.init_stacked(run), run)[0]
-    with torch.no_grad():
-        model.unembed.bias.mul_(50.0)  # make the bias decide: the scan must keep it as the hooks do
-    H = mod.last_position_activations(model, data.test_x)
-    W = readout_matrix(model)
-    res = ace(H, observability_from_readout(W), threshold=0.99)
-    from ace_utils.models import readout_bias
-
-    keep, remove, base = mod.scan_keep_remove(H, res.basis, W, data.test_y, readout_bias(model))
-    y = data.test_y
-    assert base == pytest.approx(float((mod.bridge_last_logits(model, data.test_x).argmax(1) == y).double().mean()))
-    for r in (5, 40):
-        for mode, arr in (("keep", keep), ("remove", remove)):
-            hook = subspace_hook(res.core(r).float(), mode, positions=-1)
-            out = mod.bridge_last_logits(model, data.test_x, [(mod.ACE_HOOK, hook)])
-            assert float((out.argmax(1) == y).double().mean()) == pytest.approx(arr[r], abs=1.5 / len(y))
 
 
 @pytest.mark.parametrize("architecture", ["paper", "pre-ln"])

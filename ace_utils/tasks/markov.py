@@ -24,9 +24,10 @@ from torch import Tensor
 from ..ace import ACEResult, ace, observability_from_readout
 from ..activations import collect_activations
 from ..interventions import subspace_hook
-from ..models import SmallModelConfig, build_native_model, native_from_payload, native_to_payload, readout_matrix
+from ..models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
 from ..paper_model import (
-    ARCHITECTURES, PaperModelConfig, PaperTransformer, paper_from_payload, paper_optimizer, paper_to_payload,
+    ARCHITECTURES, PaperModelConfig, build_model, check_architecture, paper_from_payload, paper_optimizer,
+    paper_to_payload,
 )
 from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ..training import cached, train
@@ -165,8 +166,7 @@ class MarkovRun:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        check_architecture(self.architecture)
 
     def model_config(self, n_states: int, length: int) -> SmallModelConfig | PaperModelConfig:
         """The model's shape and seed for ``n_states`` states and sequences of ``length``."""
@@ -189,8 +189,7 @@ def initial_model(run: MarkovRun, n_states: int, length: int):
     """The untrained model of ``run`` for ``n_states`` states and sequences of ``length``:
     a :class:`~ace_utils.paper_model.PaperTransformer` (train mode, as PyTorch builds it)
     or a TransformerBridge, with the initial weights the training starts from. Chapter 02."""
-    cfg = run.model_config(n_states, length)
-    return PaperTransformer(cfg) if run.architecture == "paper" else build_native_model(cfg)
+    return build_model(run.model_config(n_states, length))
 
 
 def _loss(model: torch.nn.Module, batch: Tensor) -> Tensor:

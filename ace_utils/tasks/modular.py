@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ace import ace, observability_from_readout
-from ..models import SmallModelConfig, build_native_model, readout_bias, readout_matrix
-from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer
+from ..models import SmallModelConfig, readout_bias, readout_matrix
+from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer, build_model, check_architecture
 from ..operators import fit_operator, rotational_mode_count
 from ..precision import autocast, check_precision
 from ..training import cached
@@ -64,7 +64,6 @@ __all__ = [
     "forward_last",
     "ARCHITECTURES",
     "to_models",
-    "to_bridges",
     "bridge_last_logits",
     "train_stacked",
     "param_names",
@@ -186,8 +185,7 @@ class GrokRun:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        check_architecture(self.architecture)
         if self.architecture == "paper" and self.precision != "fp32":
             raise ValueError("precision must be 'fp32' with architecture='paper'")
 
@@ -203,11 +201,6 @@ def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig | PaperModel
     if run.architecture == "paper":
         return PaperModelConfig(d_vocab=run.p, dropout=run.dropout, **sizes)
     return SmallModelConfig(n_ctx=2, d_vocab=run.p, act_fn="relu", **sizes)
-
-
-def _build(cfg: SmallModelConfig | PaperModelConfig):
-    """A fresh model of ``cfg`` (the paper's module in train mode, or a native bridge)."""
-    return PaperTransformer(cfg) if isinstance(cfg, PaperModelConfig) else build_native_model(cfg)
 
 
 def _is_paper(params: dict[str, Tensor]) -> bool:
@@ -228,7 +221,7 @@ def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, 
     float32 leaf tensors (no grad yet). Chapters 03 and 04.
     """
     seeds = run.model_seeds() if seeds is None else list(seeds)
-    states = {s: _build(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
+    states = {s: build_model(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
     names = list(states[seeds[0]]) if run.architecture == "paper" else param_names(run.n_layers)
     return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in names}
 
@@ -311,16 +304,13 @@ def to_models(params: dict[str, Tensor], run: GrokRun) -> list:
     ``run.architecture == "paper"``, TransformerBridges otherwise. Chapters 03 and 06."""
     models = []
     for i, s in enumerate(run.model_seeds()):
-        model = _build(model_config(run, s))
+        model = build_model(model_config(run, s))
         state = model.state_dict()
         state.update({k: v[i].detach().clone() for k, v in params.items()})
         model.load_state_dict(state, strict=True)
         model.eval()
         models.append(model)
     return models
-
-
-to_bridges = to_models  # the name from when every model here was a TransformerBridge
 
 
 @functools.lru_cache(maxsize=8)
@@ -722,7 +712,7 @@ def _stack_analyses(rows: list[list[dict]]) -> dict[str, np.ndarray]:
 
 def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: int, end: int, weight_decay: float,
                 stream: int, progress: bool) -> dict:
-    bridges = to_bridges(params, run)
+    bridges = to_models(params, run)
     rows: list[list[dict]] = []
     epochs: list[int] = []
 
@@ -757,7 +747,7 @@ def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> 
         data = make_data(run.p, run.train_frac, run.split_seed)
         params = init_stacked(run)
         keep_epoch = run.branch_epoch if run.branch_epoch > 0 else None
-        bridges = to_bridges(params, run)
+        bridges = to_models(params, run)
         rows: list[list[dict]] = []
         epochs: list[int] = []
         saved: dict[str, dict] = {}
@@ -943,6 +933,24 @@ def _merge_records(records: list[dict]) -> dict:
     return {"log": log, "ckpt_epoch": records[0]["ckpt_epoch"], "ckpt": ckpt}
 
 
+def _map_in_processes(fn, arg_lists: Sequence[Sequence], workers: int) -> list:
+    """``[fn(*args) for args in zip(*arg_lists)]``, ``workers`` at a time in fresh (spawned)
+    processes, or in this process when ``workers <= 1`` or there is one call."""
+    calls = list(zip(*arg_lists))
+    if workers <= 1 or len(calls) == 1:
+        return [fn(*args) for args in calls]
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(fn, *arg_lists))
+
+
+def _cat_params(outs: list[dict], key: str) -> dict[str, Tensor] | None:
+    """One-model runs' stacked parameters ``outs[i][key]`` -> one stack (None if absent)."""
+    return None if outs[0][key] is None else {n: torch.cat([o[key][n] for o in outs]) for n in outs[0][key]}
+
+
 def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
     """One stage (``"main"`` or ``"branch"``) of ``run`` with every model trained on its own,
     ``workers`` models at a time in fresh processes with one torch thread each (cached per
@@ -956,19 +964,12 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
     if stage == "branch" and run.branch_epoch <= 0:
         return None
     runs = single_runs(run)
-    if workers <= 1 or len(runs) == 1:
-        outs = [_stage_in_worker(stage, r) for r in runs]
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=mp.get_context("spawn")) as pool:
-            outs = list(pool.map(_stage_in_worker, [stage] * len(runs), runs))
+    outs = _map_in_processes(_stage_in_worker, ([stage] * len(runs), runs), workers)
     merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs))}
     merged[stage] = _merge_records([o[stage] for o in outs])
     if stage == "main":
         for k in ("final_params", "branch_params"):
-            merged[k] = None if outs[0][k] is None else {n: torch.cat([o[k][n] for o in outs]) for n in outs[0][k]}
+            merged[k] = _cat_params(outs, k)
     return merged
 
 
@@ -1010,22 +1011,15 @@ def run_models_resumable(
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
     n = len(runs)
-    args = (runs, [str(pth) for pth in paths], [segment_epochs] * n, [max_segments] * n, [stop_after_main] * n)
-    if workers <= 1 or len(runs) == 1:
-        outs = [_resumable_in_worker(*a) for a in zip(*args)]
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=mp.get_context("spawn")) as pool:
-            outs = list(pool.map(_resumable_in_worker, *args))
+    outs = _map_in_processes(_resumable_in_worker, (runs, [str(pth) for pth in paths], [segment_epochs] * n,
+                                                    [max_segments] * n, [stop_after_main] * n), workers)
     if any(o is None for o in outs):
         return None
     merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs)),
                     "main": _merge_records([o["main"] for o in outs]),
                     "branch": None if any(o["branch"] is None for o in outs) else _merge_records([o["branch"] for o in outs])}
     for k in ("final_params", "branch_params"):
-        merged[k] = None if outs[0][k] is None else {n: torch.cat([o[k][n] for o in outs]) for n in outs[0][k]}
+        merged[k] = _cat_params(outs, k)
     return merged
 
 
