@@ -34,14 +34,16 @@ Parameter names: ``embed.weight``, ``pos_embed.weight``, ``blocks.{l}.layer.*``
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from . import stacked
 from .models import ModelShape, SmallModelConfig, build_native_model
 from .training import _move_model, load_model_state, save_model_state
 
@@ -58,6 +60,7 @@ __all__ = [
     "paper_to_payload",
     "readout_bias",
     "readout_matrix",
+    "stacked_last_logits",
 ]
 
 
@@ -227,6 +230,55 @@ class PaperTransformer(HookedRootModule):
         for block in self.blocks:
             x = block(x, mask)
         return self.unembed(x)
+
+
+def stacked_last_logits(
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    n_heads: int,
+    dropout: float = 0.0,
+    gen: torch.Generator | Sequence[torch.Generator] | None = None,
+) -> Tensor:
+    """Last-position logits (M, N, n_outputs) of M stacked :class:`PaperTransformer` s, batched.
+
+    ``params``: name -> (M, ...), slice ``i`` a model's ``state_dict()``; ``x`` (M, N, pos)
+    int64 tokens, one batch per model. The module's forward (post-LN
+    ``TransformerEncoderLayer`` blocks, causal attention, ReLU, readout with bias) as one
+    batched computation over the models, in which the last block is evaluated only at the
+    last position (its keys and values still see every position). Without dropout it gives
+    the module's logits and gradients up to float32 round-off (a test checks both). With
+    ``dropout > 0`` and ``gen`` (one generator per model, or one for the stack), dropout
+    acts where PyTorch's layer puts it (attention probabilities, attention output, FFN
+    hidden activation, FFN output) with masks drawn from ``gen``, not from the global RNG
+    as the module's are. The faster path for sweeps of many runs (chapter 04); chapter 03
+    trains the module itself.
+    """
+    M, N, T = x.shape
+    D = params["embed.weight"].shape[-1]
+    H, dh = n_heads, D // n_heads
+    n_layers = sum(1 for k in params if k.endswith(".layer.linear1.weight"))
+    h = torch.gather(params["embed.weight"], 1, x.reshape(M, -1, 1).expand(-1, -1, D)).reshape(M, N, T, D)
+    h = h + params["pos_embed.weight"][:, None, :T]
+    blocked = _causal_mask(T, x.device)
+    for layer in range(n_layers):
+        g = lambda k: params[f"blocks.{layer}.layer.{k}"]  # noqa: E731
+        w_in, b_in = g("self_attn.in_proj_weight"), g("self_attn.in_proj_bias")
+        hq = h[:, :, -1:] if layer == n_layers - 1 else h  # queries: only where the output is read
+        Tq = hq.shape[2]
+        kv = stacked.linear(h.reshape(M, N * T, D), w_in[:, D:], b_in[:, D:]).reshape(M, N, T, 2, H, dh)
+        q = stacked.linear(hq.reshape(M, N * Tq, D), w_in[:, :D], b_in[:, :D]).reshape(M, N, Tq, H, dh)
+        s = torch.einsum("mnqhd,mnkhd->mnhqk", q, kv[:, :, :, 0]) / math.sqrt(dh)
+        s = s.masked_fill(blocked[T - Tq :], float("-inf"))
+        a = stacked.dropout(s.softmax(-1), dropout, gen)
+        z = torch.einsum("mnhqk,mnkhd->mnqhd", a, kv[:, :, :, 1]).reshape(M, N * Tq, D)
+        attn = stacked.linear(z, g("self_attn.out_proj.weight"), g("self_attn.out_proj.bias"))
+        r = stacked.layer_norm(hq.reshape(M, N * Tq, D) + stacked.dropout(attn, dropout, gen),
+                               g("norm1.weight"), g("norm1.bias"))
+        f = stacked.dropout(torch.relu(stacked.linear(r, g("linear1.weight"), g("linear1.bias"))), dropout, gen)
+        f = stacked.linear(f, g("linear2.weight"), g("linear2.bias"))
+        h = stacked.layer_norm(r + stacked.dropout(f, dropout, gen), g("norm2.weight"), g("norm2.bias"))
+        h = h.reshape(M, N, Tq, D)
+    return stacked.linear(h[:, :, -1], params["unembed.weight"], params["unembed.bias"])
 
 
 def readout_matrix(model: PaperTransformer) -> Tensor:

@@ -54,7 +54,8 @@ wd_max_steps = 0  # step budget of each omega-sweep run; 0 takes the preset's (d
 p_max_steps = 0  # step budget of each modulus-sweep run; 0 takes the preset's (default 15000, paper 30000)
 eval_every = 0  # optimizer steps between accuracy evaluations (the resolution of tau); 0 takes the preset's (10, paper 1)
 workers = 2  # processes that train stacks of runs in parallel (one torch thread each)
-precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast (fast only on CPUs with native bf16)
+architecture = "pre-ln"  # 'pre-ln' (TransformerLens-native, pre-LN) or 'paper' (the paper's one-layer post-LN encoder; 3-4x slower to train here)
+precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast (fast only on CPUs with native bf16; 'pre-ln' only)
 device = "cpu"  # training runs on the CPU; 'cuda'/'auto' are accepted for a uniform interface
 
 # %% tags=["hide-input"]
@@ -67,6 +68,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.claims import Claims
 from ace_utils.params import Choice, FloatList, Int, IntList, Float, validate
+from ace_utils.paper_model import ARCHITECTURES
 from ace_utils.tasks import grokking_time as gt
 
 P = validate(
@@ -81,6 +83,7 @@ P = validate(
         "p_max_steps": Int(0, 1_000_000),
         "eval_every": Int(0, 1000),
         "workers": Int(1, 16),
+        "architecture": Choice(*ARCHITECTURES),
         "precision": Choice("fp32", "bf16"),
         "device": Choice("cpu", "cuda", "auto"),
     },
@@ -96,10 +99,12 @@ cfg["modulus_omega"] = modulus_omega or cfg["modulus_omega"]
 cfg["eval_every"] = eval_every or cfg["eval_every"]
 cfg["wd_max_steps"] = wd_max_steps or cfg["wd_max_steps"]
 cfg["p_max_steps"] = p_max_steps or cfg["p_max_steps"]
-specs = gt.sweep_specs(seed=seed, precision=precision, **cfg)
+if architecture == "paper" and precision != "fp32":
+    raise ValueError(f"precision must be 'fp32' with architecture='paper' (allowed with 'pre-ln': 'fp32', 'bf16'), got {precision!r}")
+specs = gt.sweep_specs(seed=seed, precision=precision, architecture=architecture, **cfg)
 LR = specs["wd"][0].lr
 # claims are asserted at the defaults (any seed); elsewhere they are checked and reported
-strict = preset == "default" and precision == "fp32" and not (n_seeds or omegas or moduli or modulus_omega
+strict = preset == "default" and precision == "fp32" and architecture == "pre-ln" and not (n_seeds or omegas or moduli or modulus_omega
                                                                 or eval_every or wd_max_steps or p_max_steps)
 claims = Claims("04_grokking_time", P, strict=strict)
 print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 53 (batch 512); "

@@ -102,3 +102,50 @@ def test_delay_and_units():
     assert gt.delay_steps(None, 350) is None and gt.delay_steps(100, None) is None
     assert gt.harmonics(53) == 27
     assert gt.decay_time_units(np.array([1000]), 1e-3, np.array([2.0]))[0] == pytest.approx(2.0)
+
+
+def test_paper_model_sweep_equals_a_plain_loop_of_the_module():
+    """The stacked sweep on the paper's models (two runs, two weight decays; dropout off,
+    since the batched forward draws its masks from its own generators) equals each module
+    trained alone with torch.optim.AdamW on the same batches."""
+    from ace_utils.paper_model import PaperModelConfig, PaperTransformer
+
+    spec = gt.SweepSpec(p=23, omegas=(0.5, 2.0), seeds=(4, 9), batch_size=100, max_steps=7, eval_every=3,
+                        level=2.0, dropout=0.0, architecture="paper")  # level 2: no run leaves the stack
+    final: dict = {}
+    runs, timing = gt.train_until_grokked(spec, final_params=final)
+    assert timing["model_steps"] == 2 * spec.max_steps and all(r.step_grok is None for r in runs)
+    data = mod.make_data(spec.p, spec.train_frac, spec.split_seed)
+    n = data.train_x.shape[0]
+    for i, (omega, s) in enumerate(zip(spec.omegas, spec.seeds)):
+        cfg = PaperModelConfig(n_layers=1, d_model=128, n_heads=4, d_mlp=512, d_vocab=spec.p, dropout=0.0, seed=s)
+        model = PaperTransformer(cfg).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=omega)
+        batches = torch.Generator().manual_seed(1_000_003 * s + 17)
+        order, cursor = torch.randperm(n, generator=batches), 0
+        for _ in range(spec.max_steps):
+            if cursor >= n:
+                order, cursor = torch.randperm(n, generator=batches), 0
+            idx = order[cursor : cursor + spec.batch_size]
+            cursor += spec.batch_size
+            loss = torch.nn.functional.cross_entropy(model(data.train_x[idx])[:, -1], data.train_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for k, v in model.state_dict().items():
+            got = final[i][k]
+            if k.endswith("in_proj_bias"):
+                # the key bias has zero gradient (softmax ignores a constant per query): Adam
+                # normalises its round-off, so it wanders differently in the two; no logit sees it
+                d = cfg.d_model
+                got, v = torch.cat([got[:d], got[2 * d:]]), torch.cat([v[:d], v[2 * d:]])
+            # two float32 computations of one model: Adam turns gradient round-off into
+            # parameter differences of a small fraction of its largest possible move, lr * steps
+            torch.testing.assert_close(got, v, rtol=0, atol=0.01 * spec.lr * spec.max_steps, msg=f"run {i}, {k}")
+
+
+def test_paper_architecture_needs_float32():
+    with pytest.raises(ValueError, match="precision"):
+        gt.SweepSpec(architecture="paper", precision="bf16")
+    with pytest.raises(ValueError, match="architecture"):
+        gt.SweepSpec(architecture="post-ln")

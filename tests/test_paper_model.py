@@ -303,3 +303,35 @@ def test_payload_round_trip(model):
     bad["state_dict"] = {**bad["state_dict"], "extra": torch.zeros(1)}
     with pytest.raises(RuntimeError, match="extra"):
         P.paper_from_payload(bad)
+
+
+def test_stacked_last_logits_are_the_modules_logits_and_gradients():
+    """The batched forward of stacked paper models (no dropout) gives each module's own
+    last-position logits and parameter gradients, for one and two layers."""
+    for n_layers, T in ((1, 2), (2, 5)):
+        cfgs = [P.PaperModelConfig(n_layers=n_layers, d_model=32, n_heads=4, d_mlp=64, d_vocab=7, seed=s) for s in (1, 2)]
+        models = [P.PaperTransformer(c).eval() for c in cfgs]
+        x = torch.randint(0, 7, (2, 9, T), generator=torch.Generator().manual_seed(0))
+        y = torch.randint(0, 7, (2, 9), generator=torch.Generator().manual_seed(1))
+        params = {k: torch.stack([m.state_dict()[k] for m in models]).requires_grad_(True)
+                  for k in models[0].state_dict()}
+        logits = P.stacked_last_logits(params, x, 4)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 7), y.reshape(-1), reduction="sum").backward()
+        for i, m in enumerate(models):
+            out = m(x[i])[:, -1]
+            torch.testing.assert_close(logits[i], out, rtol=1e-5, atol=1e-5)
+            torch.nn.functional.cross_entropy(out, y[i], reduction="sum").backward()
+            for k, p in m.named_parameters():
+                torch.testing.assert_close(params[k].grad[i], p.grad, rtol=1e-4, atol=1e-5, msg=f"{n_layers} layers, {k}")
+
+
+def test_stacked_last_logits_dropout_masks_do_not_depend_on_stack_mates():
+    models = [P.PaperTransformer(P.PaperModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, d_vocab=7, seed=s))
+              for s in (1, 2)]
+    params = {k: torch.stack([m.state_dict()[k] for m in models]) for k in models[0].state_dict()}
+    x = torch.randint(0, 7, (2, 6, 2), generator=torch.Generator().manual_seed(0))
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
+    both = P.stacked_last_logits(params, x, 4, 0.1, gens())
+    alone = P.stacked_last_logits({k: v[1:] for k, v in params.items()}, x[1:], 4, 0.1, gens()[1:])
+    torch.testing.assert_close(both[1:], alone)
+    assert not torch.allclose(both, P.stacked_last_logits(params, x, 4))  # dropout acted

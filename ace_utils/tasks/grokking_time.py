@@ -2,8 +2,10 @@
 delay ``tau`` of each run, and the fits of the paper's two laws.
 
 Explained in chapter ``04_grokking_time``. The models and data are those of
-:mod:`ace_utils.tasks.modular` (the native pre-LN transformer, here with one layer, the
-paper's split of the ``p^2`` pairs, the loss at the last position); this module adds
+:mod:`ace_utils.tasks.modular` with one layer: ``SweepSpec.architecture = "paper"`` the
+paper's post-LN encoder (:mod:`ace_utils.paper_model`, the chapter's default), ``"pre-ln"``
+the TransformerLens-native pre-LN model; the paper's split of the ``p^2`` pairs, the loss at
+the last position. This module adds
 
 * :func:`train_until_grokked`: many runs (any mix of weight decays and seeds at one
   modulus) trained as one stacked computation, each with its own batch order and dropout
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from scipy import optimize, stats
 from torch import Tensor
 
+from ..paper_model import check_architecture, stacked_last_logits
 from ..precision import autocast, check_precision
 from ..training import cached
 from . import modular as mod
@@ -68,7 +71,9 @@ class SweepSpec:
     ``max_steps``: a run that has not grokked by then is reported as not grokked.
     ``eval_every``: steps between accuracy evaluations (the resolution of ``tau``).
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for training
-    (:mod:`ace_utils.precision`). Chapter 04.
+    (:mod:`ace_utils.precision`; the paper's models train in float32 only).
+    ``architecture``: ``"pre-ln"`` or ``"paper"`` (:data:`ace_utils.paper_model.ARCHITECTURES`).
+    Chapter 04.
     """
 
     p: int = 53
@@ -87,9 +92,13 @@ class SweepSpec:
     eval_every: int = 10
     level: float = 0.99
     precision: str = "fp32"
+    architecture: str = "pre-ln"
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        check_architecture(self.architecture)
+        if self.architecture == "paper" and self.precision != "fp32":
+            raise ValueError("precision must be 'fp32' with architecture='paper'")
         if len(self.omegas) != len(self.seeds):
             raise ValueError(f"omegas ({len(self.omegas)}) and seeds ({len(self.seeds)}) must have the same length")
 
@@ -134,12 +143,12 @@ def decay_time_units(steps: np.ndarray, lr: float, omega: np.ndarray) -> np.ndar
 
 def _run_cfg(spec: SweepSpec) -> mod.GrokRun:
     return mod.GrokRun(p=spec.p, n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
-                       d_mlp=spec.d_mlp, n_models=1)
+                       d_mlp=spec.d_mlp, n_models=1, dropout=spec.dropout, architecture=spec.architecture)
 
 
 def init_params(spec: SweepSpec) -> dict[str, Tensor]:
-    """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the native model of seed
-    ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`). Chapter 04."""
+    """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the state of the model of
+    seed ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`). Chapter 04."""
     return mod.init_stacked(_run_cfg(spec), spec.seeds)
 
 
@@ -178,7 +187,9 @@ class _StackedAdamW:
         self.omega = self.omega[idx]
 
 
-def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[list[RunResult], dict]:
+def train_until_grokked(
+    spec: SweepSpec, *, progress: bool = False, final_params: dict[int, dict[str, Tensor]] | None = None
+) -> tuple[list[RunResult], dict]:
     """Train every run of ``spec`` until it groks (or ``max_steps``); measure its delay.
 
     Each run's batches are drawn from its own permutation generator (seeded by its seed)
@@ -186,7 +197,9 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
     other runs share the stack. Accuracy on the train and the test pairs is evaluated
     every ``eval_every`` steps (and at step 0); a run leaves the stack at its first
     evaluation with test accuracy >= ``level``. Returns the runs' :class:`RunResult` (in the
-    order of ``spec``) and timing ``{"wall_s", "cpu_s", "model_steps"}``. Chapter 04.
+    order of ``spec``) and timing ``{"wall_s", "cpu_s", "model_steps"}``. ``final_params``, if
+    given, is filled with run ``i`` -> its parameters (name -> tensor, one model's shapes) as
+    they were when it left the stack, or after the last step. Chapter 04.
     """
     data = mod.make_data(spec.p, spec.train_frac, spec.split_seed)
     n = data.train_x.shape[0]
@@ -197,6 +210,9 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
     active = list(range(M))
     batch_gens = [torch.Generator().manual_seed(1_000_003 * s + 17) for s in spec.seeds]
     drop_gens = [torch.Generator().manual_seed(1_000_003 * s + 29) for s in spec.seeds]
+    # the paper's models: the modules' batched forward (stacked_last_logits, which a test
+    # checks against the module), dropout masks from the runs' own generators
+    forward = stacked_last_logits if spec.architecture == "paper" else mod.forward_last
     orders = [torch.randperm(n, generator=g) for g in batch_gens]
     cursor = 0  # position in the current epoch (the same for every run)
     mem: list[int | None] = [None] * M
@@ -205,10 +221,14 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
     t0, c0 = time.perf_counter(), time.process_time()
     model_steps = 0
 
+    @torch.no_grad()
+    def accuracy(params: dict[str, Tensor], x: Tensor, y: Tensor) -> np.ndarray:
+        logits = forward(params, x.expand(len(active), -1, -1), spec.n_heads)
+        return (logits.argmax(-1) == y).float().mean(1).numpy().astype(float)
+
     def evaluate(step: int) -> None:
         nonlocal active
-        tr = mod.evaluate_stacked(opt.params, data.train_x, data.train_y, spec.n_heads)[0]
-        te = mod.evaluate_stacked(opt.params, data.test_x, data.test_y, spec.n_heads)[0]
+        tr, te = (accuracy(opt.params, x, y) for x, y in ((data.train_x, data.train_y), (data.test_x, data.test_y)))
         done = []
         for j, i in enumerate(active):
             if mem[i] is None and tr[j] >= spec.level:
@@ -218,6 +238,9 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
                 steps_run[i] = step
                 done.append(j)
         if done:
+            if final_params is not None:
+                for j in done:
+                    final_params[active[j]] = {k: v[j].detach().clone() for k, v in opt.params.items()}
             keep = [j for j in range(len(active)) if j not in done]
             active = [active[j] for j in keep]
             if keep:
@@ -240,13 +263,16 @@ def train_until_grokked(spec: SweepSpec, *, progress: bool = False) -> tuple[lis
         x = data.train_x[idx] if idx is not None else data.train_x.expand(len(active), -1, -1)
         y = data.train_y[idx] if idx is not None else data.train_y.expand(len(active), -1)
         with autocast(spec.precision):
-            logits = mod.forward_last(opt.params, x, spec.n_heads, spec.dropout, [drop_gens[i] for i in active])
+            logits = forward(opt.params, x, spec.n_heads, spec.dropout, [drop_gens[i] for i in active])
         loss = F.cross_entropy(logits.float().reshape(-1, spec.p), y.reshape(-1))
         (loss * len(active)).backward()
         opt.step()
         model_steps += len(active)
         if step % spec.eval_every == 0:
             evaluate(step)
+    if final_params is not None:
+        for j, i in enumerate(active):
+            final_params[i] = {k: v[j].detach().clone() for k, v in opt.params.items()}
     results = [RunResult(spec.p, float(spec.omegas[i]), int(spec.seeds[i]), spec.lr, mem[i], grok[i], steps_run[i])
                for i in range(M)]
     return results, {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "model_steps": model_steps}
@@ -307,7 +333,7 @@ def fit_log_law(p: np.ndarray, tau: np.ndarray) -> dict:
 
 # --------------------------------------------------------------------------- sweeps
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 # The chapter's presets. 'default' fits the budget of a 2-core AVX2 CPU in float32 (no
 # training cell over 300 s): 2 seeds; the paper's weight-decay grid without its slowest
@@ -325,7 +351,8 @@ PRESETS = {
 
 def sweep_specs(*, seed: int, n_seeds: int, omegas: Sequence[float], moduli: Sequence[int], modulus_omega: float,
                 wd_max_steps: int, p_max_steps: int, eval_every: int, wd_p: int = 53, wd_batch: int = 512,
-                lr: float = 1e-3, dropout: float = 0.1, precision: str = "fp32") -> dict[str, list[SweepSpec]]:
+                lr: float = 1e-3, dropout: float = 0.1, precision: str = "fp32",
+                architecture: str = "pre-ln") -> dict[str, list[SweepSpec]]:
     """The stacks of the two sweeps (the reference code's grids: book/sources.md). Seeds ``1000 seed + j``, j < n_seeds.
 
     ``"wd"``: p = ``wd_p``, batch ``wd_batch``, one stack per weight decay, smallest (slowest)
@@ -334,7 +361,7 @@ def sweep_specs(*, seed: int, n_seeds: int, omegas: Sequence[float], moduli: Seq
     """
     seeds = tuple(1000 * seed + j for j in range(n_seeds))
     om = sorted(float(w) for w in omegas)
-    common = dict(lr=lr, dropout=dropout, eval_every=eval_every, precision=precision)
+    common = dict(lr=lr, dropout=dropout, eval_every=eval_every, precision=precision, architecture=architecture)
     wd = [SweepSpec(p=wd_p, omegas=(w,) * len(seeds), seeds=seeds, batch_size=wd_batch, max_steps=wd_max_steps,
                     **common) for w in om]
     mods = [SweepSpec(p=int(p), omegas=(float(modulus_omega),) * len(seeds), seeds=seeds, batch_size=0,

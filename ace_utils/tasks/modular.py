@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ace import ace, observability_from_readout
+from .. import stacked
 from ..models import SmallModelConfig, readout_bias, readout_matrix
 from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer, build_model, check_architecture
 from ..operators import fit_operator, rotational_mode_count
@@ -226,28 +227,6 @@ def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, 
     return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in names}
 
 
-def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
-    # x (M, N, D); w, b (M, D)
-    return F.layer_norm(x, x.shape[-1:], eps=eps) * w[:, None] + b[:, None]
-
-
-def _lin(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    # x (M, N, din); w (M, dout, din); b (M, dout)
-    return torch.baddbmm(b[:, None], x, w.transpose(1, 2))
-
-
-def _drop(x: Tensor, rate: float, gen: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
-    # gen: one generator for the whole stack, or one per model (masks drawn model by model,
-    # so a model's masks do not depend on the other models in the stack)
-    if rate <= 0 or gen is None:
-        return x
-    if isinstance(gen, torch.Generator):
-        keep = torch.rand(x.shape, generator=gen) >= rate
-    else:
-        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= rate for g in gen])
-    return x * keep / (1 - rate)
-
-
 def forward_last(
     params: dict[str, Tensor],
     x: Tensor,
@@ -272,30 +251,30 @@ def forward_last(
     n_layers = sum(1 for k in params if k.endswith(".ln1.weight"))
     emb = torch.gather(params["embed.weight"], 1, x.reshape(M, -1, 1).expand(-1, -1, D)).reshape(M, N, 2, D)
     h = emb + params["pos_embed.weight"][:, None, :2]
-    h = _drop(h, dropout, gen).reshape(M, N * 2, D)
+    h = stacked.dropout(h, dropout, gen).reshape(M, N * 2, D)
     scale = 1.0 / math.sqrt(dh)
     for layer in range(n_layers):
         pre = f"blocks.{layer}."
         g = lambda k: params[pre + k]  # noqa: E731
         last = layer == n_layers - 1
-        a = _ln(h, g("ln1.weight"), g("ln1.bias"))
-        k = _lin(a, g("attn.k.weight"), g("attn.k.bias")).reshape(M, N, 2, H, dh)
-        v = _lin(a, g("attn.v.weight"), g("attn.v.bias")).reshape(M, N, 2, H, dh)
+        a = stacked.layer_norm(h, g("ln1.weight"), g("ln1.bias"))
+        k = stacked.linear(a, g("attn.k.weight"), g("attn.k.bias")).reshape(M, N, 2, H, dh)
+        v = stacked.linear(a, g("attn.v.weight"), g("attn.v.bias")).reshape(M, N, 2, H, dh)
         if last:
             a_q = a.reshape(M, N, 2, D)[:, :, 1]
-            q = _lin(a_q, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, H, dh)
+            q = stacked.linear(a_q, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, H, dh)
             s = torch.einsum("mnhd,mnkhd->mnhk", q, k) * scale  # position 1 sees keys 0, 1
             z = torch.einsum("mnhk,mnkhd->mnhd", s.softmax(-1), v).reshape(M, N, D)
             h = h.reshape(M, N, 2, D)[:, :, 1]
         else:
-            q = _lin(a, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, 2, H, dh)
+            q = stacked.linear(a, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, 2, H, dh)
             s = torch.einsum("mnqhd,mnkhd->mnhqk", q, k) * scale
             s = s.masked_fill(torch.tensor([[False, True], [False, False]]), float("-inf"))
             z = torch.einsum("mnhqk,mnkhd->mnqhd", s.softmax(-1), v).reshape(M, N * 2, D)
-        h = h + _drop(_lin(z, g("attn.o.weight"), g("attn.o.bias")), dropout, gen)
-        m = torch.relu(_lin(_ln(h, g("ln2.weight"), g("ln2.bias")), g("mlp.in.weight"), g("mlp.in.bias")))
-        h = h + _drop(_lin(m, g("mlp.out.weight"), g("mlp.out.bias")), dropout, gen)
-    h = _ln(h, params["ln_final.weight"], params["ln_final.bias"])
+        h = h + stacked.dropout(stacked.linear(z, g("attn.o.weight"), g("attn.o.bias")), dropout, gen)
+        m = torch.relu(stacked.linear(stacked.layer_norm(h, g("ln2.weight"), g("ln2.bias")), g("mlp.in.weight"), g("mlp.in.bias")))
+        h = h + stacked.dropout(stacked.linear(m, g("mlp.out.weight"), g("mlp.out.bias")), dropout, gen)
+    h = stacked.layer_norm(h, params["ln_final.weight"], params["ln_final.bias"])
     return torch.bmm(h, params["unembed.weight"].transpose(1, 2))
 
 
