@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Claims", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES", "seed_support"]
+__all__ = ["Claims", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES", "seed_support", "seed_values"]
 
 MIN_SEEDS = 10  # seeds a claim's table must cover before it can be asserted
 MIN_HELD = 9  # of which it must hold on at least this many
@@ -52,6 +52,19 @@ def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) 
         for name, c in run["checks"].items():
             held[name] = held.get(name, 0) + c["holds"]
     return {name: (h, len(runs)) for name, h in held.items()}
+
+
+def seed_values(chapter: str, claim: str, directory: str | os.PathLike[str] | None = None) -> dict[int, Any]:
+    """``{seed: value}`` of one claim in ``<directory>/<chapter>.csv`` (default
+    :data:`SEED_TABLES`), over the seeds that reached it; ``{}`` if no table or no such claim.
+    For closing tables that set another configuration's seed range beside this run."""
+    from .rerun import read_runs_csv
+
+    path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
+    if not path.exists():
+        return {}
+    return {seed: run["checks"][claim]["value"] for seed, run in sorted(read_runs_csv(path).items())
+            if claim in run["checks"]}
 
 
 def _plain(x: Any) -> Any:

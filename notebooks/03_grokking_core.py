@@ -734,12 +734,19 @@ claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked mo
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# Computed from this run; paper values as collected on the {ref}`sources page <sources-modular>`,
-# with their source tags ({ref}`sources-tags`; [TS]: unverified third-party summaries;
-# "ref. code": the reference code run unchanged on a CPU; "not retrieved": not available to us).
+# Four columns: this run; the pre-LN models (`architecture="pre-ln"`) over seeds 0-9, each
+# entry the range over seeds of what their committed seed table (`results/robustness/pre-ln`)
+# holds (per model, or the extreme over a seed's checkpoints after grokking), and their
+# committed 20,000-epoch run; the author's reference code run unchanged on a 2-core CPU
+# (its "quick" preset: 2 models, 1000 epochs); and the paper's values as collected on the
+# {ref}`sources page <sources-modular>`, with their source tags ({ref}`sources-tags`; [TS]:
+# unverified third-party summaries; "not retrieved": not available to us).
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown  # noqa: E402
+
+from ace_utils.claims import SEED_TABLES, seed_values  # noqa: E402
+from ace_utils.rerun import numbers  # noqa: E402
 
 
 def rng_(x, fmt="{:.0f}"):
@@ -750,24 +757,57 @@ def rng_(x, fmt="{:.0f}"):
     return fmt.format(x.min()) if x.min() == x.max() else f"{fmt.format(x.min())}{sep}{fmt.format(x.max())}"
 
 
+def pre_ln(claim: str, pick=lambda v: v, fmt: str = "{:.0f}") -> str:
+    """Range over seeds 0-9 of (part of) a claim's value on the pre-LN models (their committed seed table)."""
+    vals = seed_values("03_grokking_core", claim, SEED_TABLES / "pre-ln").values()
+    return rng_(numbers([pick(v) for v in vals]), fmt) if vals else "not recorded"
+
+
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))
+na = "not recorded"
 rows = [
-    ("grokking epoch (test acc ≥ 0.99)", ", ".join(str(g) for g in grok), "800 [TQ]; ~700 with the reference code on a CPU"),
-    ("train acc ≥ 0.99 at epoch", ", ".join(str(m) for m in mem), "not retrieved"),
-    ("energy dimension at init / grokking / end", f"{rng_(ck['r_energy'][0])} / {rng_(ck['r_energy'][jg])} / {rng_(ck['r_energy'][-1])}", "~43 / ~15 / 12-14 at epoch 1000 (ref. code)"),
-    ("core dimension r_core at grokking / end", f"{rng_(ck['r_core'][jg])} / {rng_(ck['r_core'][-1])}", "'~15D' at grokking [TS]"),
-    ("sufficient / necessary dim. after grokking", f"{rng_(ck['r_suf'][post])} / {rng_(ck['r_nec'][post])}", "not retrieved"),
-    ("core-only acc. after grokking", rng_(ck["core_only_acc"][post], "{:.3f}"), "≈ full accuracy [C-fig]"),
-    ("core-removed acc. after grokking", rng_(ck["core_removed_acc"][post], "{:.3f}") + f" (2/p = {chance2:.3f})", "≈ chance [A][C-fig]"),
-    ("R²_h at init / after grokking", f"{rng_(ck['r2_h'][0], '{:.2f}')} / {rng_(ck['r2_h'][post], '{:.2f}')}", "≈0 → ≈1 at grokking [TS]"),
-    ("in-sample R² after grokking (reference definition)", rng_(ck["r2_in"][post], "{:.3f}"), "~0.98 (ref. code)"),
-    ("rotational modes at init / after grokking", f"{rng_(ck['modes'][0])} / {rng_(ck['modes'][post])}", "eigenvalues 'snap onto the unit circle' at grokking [TQ]"),
-    ("core dim. at the end, WD = 1 / WD 1→0", f"{rng_(ck['r_core'][-1])} / {rng_(b_ck['r_core'][-1]) if branch is not None else 'no branch'} (epoch {run.epochs})", "~60 / no inflation at epoch 20,000 [TS]"),
-    ("rotational modes at the end, WD = 1 / WD 1→0", f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", "→ 27 (max) / fewer [TQ][TS]"),
-    ("pre-LN models: core dim. at epoch 20,000, WD = 1 / WD 1→0 (committed long run)", f"{rng_(LC['main']['r_core'][-1])} / {rng_(LC['wd0']['r_core'][-1])} (52 at epoch 900)", "~60 / no inflation [TS]"),
-    ("pre-LN models: R²_h at epoch 20,000, WD = 1 / WD 1→0 (long run)", f"{rng_(LC['main']['r2_h'][-1], '{:.2f}')} / {rng_(LC['wd0']['r2_h'][-1], '{:.2f}')}", "≈1 from grokking on [TS]"),
+    ("grokking epoch (test acc ≥ 0.99)", ", ".join(str(g) for g in grok),
+     pre_ln("every model groks: test accuracy reaches >= 0.99"), "~700", "800 [TQ]"),
+    ("train acc ≥ 0.99 at epoch", ", ".join(str(m) for m in mem),
+     pre_ln("every model memorises first: train accuracy >= 0.99 by epoch 100"), na, "not retrieved"),
+    ("energy dimension at init / grokking / end",
+     f"{rng_(ck['r_energy'][0])} / {rng_(ck['r_energy'][jg])} / {rng_(ck['r_energy'][-1])}",
+     "falls by " + pre_ln("the energy dimension does NOT fall by grokking (r_energy(init) - r_energy(grokking), per model)")
+     + " by grokking (~44 throughout)", "~43 / ~15 / 12-14", "not retrieved"),
+    ("core dimension r_core at grokking / end", f"{rng_(ck['r_core'][jg])} / {rng_(ck['r_core'][-1])}", na, na,
+     "'~15D' at grokking [TS]"),
+    ("sufficient / necessary dim. after grokking", f"{rng_(ck['r_suf'][post])} / {rng_(ck['r_nec'][post])}",
+     pre_ln("a small sufficient subspace appears at grokking (median r_suf before / after grokking)", lambda v: v[1])
+     + " (median) / ≥ " + pre_ln("no small necessary subspace after grokking: r_nec >= p - 1 at every checkpoint (smallest)"),
+     "8-10 / 12-14", "not retrieved"),
+    ("core-only acc. after grokking", rng_(ck["core_only_acc"][post], "{:.3f}"),
+     "within " + pre_ln("after grokking, keeping only the core keeps the full model's accuracy (largest gap)", fmt="{:.4f}")
+     + " of full", "≈ full accuracy", "≈ full accuracy [C-fig]"),
+    ("core-removed acc. after grokking", rng_(ck["core_removed_acc"][post], "{:.3f}") + f" (2/p = {chance2:.3f})",
+     "≤ " + pre_ln("after grokking, core-removed test accuracy <= 2/p (largest)", fmt="{:.3f}"), "0.002-0.014",
+     "≈ chance [A][C-fig]"),
+    ("R²_h at init / after grokking", f"{rng_(ck['r2_h'][0], '{:.2f}')} / {rng_(ck['r2_h'][post], '{:.2f}')}",
+     "largest after grokking " + pre_ln("the paper's picture: after grokking, held-out R²_h >= 0.9 (largest)", fmt="{:.2f}"),
+     na, "≈0 → ≈1 at grokking [TS]"),
+    ("in-sample R² after grokking (reference definition)", rng_(ck["r2_in"][post], "{:.3f}"), na, "~0.98", "not retrieved"),
+    ("rotational modes at init / after grokking", f"{rng_(ck['modes'][0])} / {rng_(ck['modes'][post])}",
+     "0 / ≥ " + pre_ln("after grokking, the shift operator has rotational modes (smallest count)"), "5-7 after grokking",
+     "eigenvalues 'snap onto the unit circle' at grokking [TQ]"),
+    ("core dim. at the end, WD = 1 / WD 1→0",
+     f"{rng_(ck['r_core'][-1])} / {rng_(b_ck['r_core'][-1]) if branch is not None else 'no branch'} (epoch {run.epochs})",
+     f"{rng_(LC['main']['r_core'][-1])} / {rng_(LC['wd0']['r_core'][-1])} at epoch 20,000 (52 at 900; one long run)",
+     "not run (20,000 epochs)", "~60 / no inflation at epoch 20,000 [TS]"),
+    ("rotational modes at the end, WD = 1 / WD 1→0",
+     f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", na,
+     "not run", "→ 27 (max) / fewer [TQ][TS]"),
+    ("R²_h at the end, WD = 1 / WD 1→0", f"{rng_(ck['r2_h'][-1], '{:.2f}')} / "
+     f"{rng_(b_ck['r2_h'][-1], '{:.2f}') if branch is not None else 'no branch'}",
+     f"{rng_(LC['main']['r2_h'][-1], '{:.2f}')} / {rng_(LC['wd0']['r2_h'][-1], '{:.2f}')} at epoch 20,000",
+     "not run", "≈1 from grokking on [TS]"),
 ]
-Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+ours = f"ours, the paper's models (seed {seed})" if architecture == "paper" else f"ours, {architecture} models (seed {seed})"
+head = ["quantity", ours, "ours, pre-LN models (seeds 0-9)", "reference code on a CPU", "paper"]
+Markdown("\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]))
 
 # %% [markdown]
 # **What differs and why.**

@@ -68,7 +68,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.claims import Claims
 from ace_utils.params import Choice, FloatList, Int, IntList, Float, validate
-from ace_utils.paper_model import ARCHITECTURES
+from ace_utils import paper_model
 from ace_utils.tasks import grokking_time as gt
 
 P = validate(
@@ -83,7 +83,7 @@ P = validate(
         "p_max_steps": Int(0, 1_000_000),
         "eval_every": Int(0, 1000),
         "workers": Int(1, 16),
-        "architecture": Choice(*ARCHITECTURES),
+        "architecture": Choice(*paper_model.ARCHITECTURES),
         "precision": Choice("fp32", "bf16"),
         "device": Choice("cpu", "cuda", "auto"),
     },
@@ -91,8 +91,9 @@ P = validate(
 )
 torch.set_num_threads(1)
 t_start = time.perf_counter()
-cfg = dict(gt.PRESETS[preset])
-cfg["n_seeds"] = n_seeds or cfg["n_seeds"]
+cfg = gt.preset_config(preset, architecture)
+if n_seeds:
+    cfg["n_seeds"] = cfg["modulus_seeds"] = n_seeds
 cfg["omegas"] = tuple(omegas) or cfg["omegas"]
 cfg["moduli"] = tuple(moduli) or cfg["moduli"]
 cfg["modulus_omega"] = modulus_omega or cfg["modulus_omega"]
@@ -107,8 +108,9 @@ LR = specs["wd"][0].lr
 strict = preset == "default" and precision == "fp32" and architecture == "pre-ln" and not (n_seeds or omegas or moduli or modulus_omega
                                                                 or eval_every or wd_max_steps or p_max_steps)
 claims = Claims("04_grokking_time", P, strict=strict)
-print(f"{cfg['n_seeds']} seeds per setting; omega sweep {cfg['omegas']} at p = 53 (batch 512); "
-      f"modulus sweep {cfg['moduli']} at omega = {cfg['modulus_omega']} (full batch); tau resolved to "
+print(f"{architecture} models; omega sweep {cfg['omegas']} at p = 53 (batch 512), {cfg['n_seeds']} seeds each; "
+      f"modulus sweep {cfg['moduli']} at omega = {cfg['modulus_omega']} (full batch), "
+      f"{cfg.get('modulus_seeds') or cfg['n_seeds']} seed(s) each; tau resolved to "
       f"{cfg['eval_every']} steps")
 
 # %% [markdown]
@@ -394,7 +396,8 @@ def _ci(f: dict) -> str:
 table = [
     ("model, optimizer", "1-layer pre-LN native transformer, dropout 0.1, AdamW lr 1e-3",
      "1-layer post-LN encoder, dropout 0.1, AdamW lr 1e-3 [C]"),
-    ("seeds per setting", f"{cfg['n_seeds']}", "12 (3 in 'quick' mode) [C]"),
+    ("seeds per setting", f"{cfg['n_seeds']} (ω sweep), {cfg.get('modulus_seeds') or cfg['n_seeds']} (modulus sweep)",
+     "12 (3 in 'quick' mode) [C]"),
     ("accuracy evaluated every", f"{cfg['eval_every']} steps", "step [C]"),
     ("ω sweep grid (p = 53, batch 512)", ", ".join(f"{w:g}" for w in W["value"]), "0.3, 0.5, 1, 1.5, 2, 3 [C]"),
     ("exponent of τ in ω [95 % CI]", _ci(fit_w), "-1.02 [TS]; theory -1"),

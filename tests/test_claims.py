@@ -56,3 +56,15 @@ def test_save_uses_env_and_is_a_noop_without(tmp_path, monkeypatch):
     c.check("x", True, 1)
     assert c.save() == tmp_path / "claims" / "zz.json"
     assert json.loads((tmp_path / "claims" / "zz.json").read_text())["all_hold"] is True
+
+
+def test_seed_values_reads_one_claim_over_seeds(tmp_path):
+    from ace_utils.rerun import RunResult, write_tables
+    from ace_utils.claims import seed_values
+
+    runs = [RunResult(seed=s, status="ok", seconds=1.0, error="",
+                      checks={"c": {"holds": True, "value": [s, 2 * s], "expected": "any", "asserted": True}})
+            for s in (0, 1)]
+    write_tables(runs, tmp_path, "ch", {"command": "x"})
+    assert seed_values("ch", "c", tmp_path) == {0: [0, 0], 1: [1, 2]}
+    assert seed_values("ch", "missing", tmp_path) == {} and seed_values("other", "c", tmp_path) == {}

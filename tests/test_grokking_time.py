@@ -149,3 +149,15 @@ def test_paper_architecture_needs_float32():
         gt.SweepSpec(architecture="paper", precision="bf16")
     with pytest.raises(ValueError, match="architecture"):
         gt.SweepSpec(architecture="post-ln")
+
+
+def test_preset_config_and_separate_modulus_seeds():
+    cfg = gt.preset_config("default", "paper")
+    assert cfg == gt.DEFAULT_PAPER_MODELS and gt.preset_config("default", "pre-ln") == gt.PRESETS["default"]
+    assert gt.preset_config("paper", "paper") == gt.PRESETS["paper"]
+    with pytest.raises(ValueError, match="preset"):
+        gt.preset_config("fast", "paper")
+    specs = gt.sweep_specs(seed=1, architecture="paper", **cfg)
+    assert [s.seeds for s in specs["wd"]] == [(1000, 1001)] * len(cfg["omegas"])
+    assert [s.seeds for s in specs["modulus"]] == [(1000,)] * len(cfg["moduli"])
+    assert all(s.architecture == "paper" for v in specs.values() for s in v)
