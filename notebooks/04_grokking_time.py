@@ -394,7 +394,8 @@ def _ci(f: dict) -> str:
 
 
 table = [
-    ("model, optimizer", "1-layer pre-LN native transformer, dropout 0.1, AdamW lr 1e-3",
+    ("model, optimizer", ("1-layer pre-LN native transformer" if architecture == "pre-ln" else
+                          "1-layer post-LN encoder (the paper's module)") + ", dropout 0.1, AdamW lr 1e-3",
      "1-layer post-LN encoder, dropout 0.1, AdamW lr 1e-3 [C]"),
     ("seeds per setting", f"{cfg['n_seeds']} (ω sweep), {cfg.get('modulus_seeds') or cfg['n_seeds']} (modulus sweep)",
      "12 (3 in 'quick' mode) [C]"),
@@ -417,7 +418,17 @@ Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a_} | {
 # - *Architecture.* TransformerLens-native pre-LN blocks (final LayerNorm, unbiased
 #   unembedding) instead of PyTorch post-LN encoder layers; dropout 0.1 is added as a
 #   training-time mask as in chapter 3. Delays are therefore not comparable number for
-#   number with the paper's; the laws' forms are.
+#   number with the paper's; the laws' forms are. `architecture="paper"` trains the
+#   paper's one-layer post-LN model instead (through a batched forward of the module that
+#   a test checks against it), on a smaller grid (weight decays 1-3 with 2 seeds, each
+#   modulus with one seed; `grokking_time.DEFAULT_PAPER_MODELS`), in about 12 minutes on
+#   a 2-core AVX2 CPU. At seed 0 its delays are longer (1630-1780 steps at $\omega=1$),
+#   they fall faster than $1/\omega$ (exponent $-1.29$, 95 % interval $[-1.54,-1.05]$:
+#   the memorisation step itself moves later at large $\omega$, 235 steps at $\omega=1$
+#   against 445 at 3), and the modulus sweep shows the same shape as here (840 steps at
+#   $p=43$ down to 180 at 101; log law $R^2=0.92$, $p_\text{crit}=34$, and again a steeper
+#   fall at large $p$ than the law allows). That is one seed; its claims are reported,
+#   not asserted.
 # - *Grid.* 2 seeds, five of the six weight decays (no $0.3$), five of the seven moduli (no
 #   31 or 89), the modulus sweep at $\omega=3$ and accuracy every 10 steps, to keep every
 #   training cell under 5 minutes on a 2-core AVX2-only CPU (see "Setup and speed");
