@@ -1,8 +1,11 @@
 """ace_utils: helpers for the ace-book chapters.
 
 Modules: ``ace`` (the method), ``interventions``, ``alignment``, ``operators``,
-``activations``, ``synthetic``, ``params``, ``models``, ``training``, ``runtime``
-and ``tasks.*``. Each public function's docstring names the chapter that explains it.
+``activations``, ``synthetic``, ``baselines``; the models (``models``, ``paper_model``,
+``stacked``) and their training (``training``, ``precision``); the tasks
+(``tasks.markov``, ``tasks.modular``, ``tasks.grokking_time``, ``tasks.agreement``,
+``tasks.agreement_corpus``); and the book's tooling (``params``, ``claims``, ``rerun``,
+``machine``). The API page of the book lists them.
 """
 
 import os as _os

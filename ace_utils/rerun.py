@@ -68,8 +68,7 @@ _LINE_RE = re.compile(r"^(holds|DOES NOT HOLD): (.*?)  \(value (.*); expected (.
 
 @dataclass
 class RunResult:
-    """One papermill run: ``status`` is 'ok' or 'failed'; ``checks`` maps claim name -> record.
-    Explained on the book page ``robustness``."""
+    """One papermill run: ``status`` is 'ok' or 'failed'; ``checks`` maps claim name -> record."""
 
     seed: int
     status: str
@@ -79,8 +78,7 @@ class RunResult:
 
 
 def parse_seeds(spec: str) -> list[int]:
-    """'0-9' -> [0..9]; '0,3,5-6' -> [0, 3, 5, 6]. Duplicates removed, order kept.
-    Explained on the book page ``robustness``."""
+    """'0-9' -> [0..9]; '0,3,5-6' -> [0, 3, 5, 6]. Duplicates removed, order kept."""
     seeds: list[int] = []
     for part in spec.split(","):
         part = part.strip()
@@ -110,8 +108,7 @@ def _literal(text: str) -> Any:
 
 
 def claims_from_output(nb: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str]:
-    """(claims printed by the ledger, first line of the error) from an executed notebook dict.
-    Explained on the book page ``robustness``."""
+    """(claims printed by the ledger, first line of the error) from an executed notebook dict."""
     checks: dict[str, dict[str, Any]] = {}
     error = ""
     for cell in nb.get("cells", []):
@@ -164,7 +161,6 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
     ``keep_going`` (the default) the cells after a failing one still run (papermill's
     ``allow_errors``), so a claim that fails does not hide the claims after it; the run is
     still recorded as failed, with the first error.
-    Explained on the book page ``robustness``.
     """
     notebook = Path(notebook).resolve()
     chapter = notebook.stem
@@ -212,8 +208,7 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
 def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, str]] = (), *, jobs: int = 1,
               cache: str | None = None, keep_dir: Path | None = None, timeout: float = 3600,
               keep_going: bool = True, log=print) -> list[RunResult]:
-    """Run every seed (``jobs`` processes at a time); results sorted by seed.
-    Explained on the book page ``robustness``."""
+    """Run every seed (``jobs`` processes at a time); results sorted by seed."""
     seeds = list(seeds)
 
     def one(seed: int) -> RunResult:
@@ -229,8 +224,7 @@ def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, 
 
 
 def numbers(value: Any) -> list[float]:
-    """Every finite real number in a claim value (nested lists; bools excluded).
-    Explained on the book page ``robustness``."""
+    """Every finite real number in a claim value (nested lists; bools excluded)."""
     if isinstance(value, bool) or value is None:
         return []
     if isinstance(value, (int, float)):
@@ -249,8 +243,7 @@ def _median(xs: list[float]) -> float:
 
 
 def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
-    """Per claim (in first-seen order): held / failed / not-reached seeds and the spread of its numbers.
-    Explained on the book page ``robustness``."""
+    """Per claim (in first-seen order): held / failed / not-reached seeds and the spread of its numbers."""
     names: list[str] = []
     expected: dict[str, str] = {}
     asserted: dict[str, bool] = {}
@@ -276,16 +269,14 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
 
 
 def code_hash(notebook: Path) -> str:
-    """sha256 (16 hex digits) of a notebook's code-cell sources: unchanged by edits to its text.
-    Explained on the book page ``robustness``."""
+    """sha256 (16 hex digits) of a notebook's code-cell sources: unchanged by edits to its text."""
     cells = json.loads(Path(notebook).read_text())["cells"]
     code = "\n\x00".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def git_commit(root: Path = ROOT) -> str:
-    """HEAD commit (12 hex digits), with '+dirty' if tracked files differ from it; 'unknown' outside git.
-    Explained on the book page ``robustness``."""
+    """HEAD commit (12 hex digits), with '+dirty' if tracked files differ from it; 'unknown' outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -298,7 +289,7 @@ def git_commit(root: Path = ROOT) -> str:
 
 def machine_info() -> str:
     """CPU model, logical cores, PyTorch's CPU capability, load average, GPU (or none), Python and
-    torch versions, in one line. Explained on the book page ``robustness``."""
+    torch versions, in one line."""
     try:
         load = "load %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
@@ -326,7 +317,6 @@ def write_tables(results: Sequence[RunResult], out: Path, name: str, header: dic
     """Write ``<out>/<name>.csv`` (per seed and claim) and ``<out>/<name>.md`` (summary); return both paths.
 
     ``keep_going`` says how the runs were made (for the text above the list of failed runs).
-    Explained on the book page ``robustness``.
     """
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
@@ -377,8 +367,7 @@ INDEX_NAME = "all_chapters.md"
 
 
 def index_text(out: Path) -> str:
-    """Every table in ``out`` (``*.md`` but the index), sorted by name, each under a ``###`` heading.
-    Explained on the book page ``robustness``."""
+    """Every table in ``out`` (``*.md`` but the index), sorted by name, each under a ``###`` heading."""
     parts = []
     for md in sorted(p for p in Path(out).glob("*.md") if p.name != INDEX_NAME):
         parts += [f"### {md.stem}", "", md.read_text().rstrip(), ""]
@@ -393,8 +382,7 @@ def write_index(out: Path) -> Path:
 
 
 def read_runs_csv(path: Path) -> dict[int, dict[str, Any]]:
-    """Read a ``write_tables`` CSV back: seed -> {'status', 'error', 'checks': {claim: {holds, value}}}.
-    Explained on the book page ``robustness``."""
+    """Read a ``write_tables`` CSV back: seed -> {'status', 'error', 'checks': {claim: {holds, value}}}."""
     runs: dict[int, dict[str, Any]] = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):

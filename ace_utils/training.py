@@ -515,8 +515,7 @@ def train(
     copy goes to ``log.checkpoints[epoch]``. ``seed`` (optional) calls
     :func:`seed_everything` first, which fixes dropout and any global-RNG shuffling.
     No per-step synchronisation: the loss is read once per logged epoch.
-    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core and
-    04_grokking_time.
+    Trains the Markov-chain models of chapters 01 and 02 (:mod:`ace_utils.tasks.markov`).
     """
     from tqdm.auto import tqdm
 

@@ -1,1 +1,1 @@
-"""Task code for the chapters: markov, modular, agreement."""
+"""Task code for the chapters: markov (01-02), modular (03), grokking_time (04), agreement and agreement_corpus (05)."""
