@@ -2,10 +2,10 @@
 delay ``tau`` of each run, and the fits of the paper's two laws.
 
 Explained in chapter ``04_grokking_time``. The models and data are those of
-:mod:`ace_utils.tasks.modular` with one layer: ``SweepSpec.architecture = "paper"`` the
-paper's post-LN encoder (:mod:`ace_utils.paper_model`, the chapter's default), ``"pre-ln"``
-the TransformerLens-native pre-LN model; the paper's split of the ``p^2`` pairs, the loss at
-the last position. This module adds
+:mod:`ace_utils.tasks.modular` with one layer: ``SweepSpec.architecture = "pre-ln"`` (the
+default) the TransformerLens-native pre-LN model, ``"paper"`` the paper's post-LN encoder
+(:mod:`ace_utils.paper_model`); the paper's split of the ``p^2`` pairs, the loss at the last
+position. This module adds
 
 * :func:`train_until_grokked`: many runs (any mix of weight decays and seeds at one
   modulus) trained as one stacked computation, each with its own batch order and dropout
