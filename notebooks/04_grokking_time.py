@@ -184,7 +184,9 @@ print(f"{architecture} models; omega sweep {cfg['omegas']} at p = 53 (batch 512)
 # run's result does not depend on its stack mates; the forward computes only the scored
 # position; training is float32 (`precision="bf16"` is a parameter, fast only on CPUs with
 # native bf16 instructions); a run leaves the stack as soon as it has grokked; two processes
-# train stacks in parallel, one stack per setting, the slowest first.
+# train in parallel, the slowest first: in the weight-decay sweep one run per stack (the two
+# seeds of the smallest weight decay, the longest runs, side by side; a run's result does not
+# depend on its stack mates), in the modulus sweep one stack per modulus.
 
 # %% tags=["hide-input"]
 from pathlib import Path  # noqa: E402
@@ -206,7 +208,16 @@ def train(stacks: list, label: str, slowest: int) -> tuple[list, dict]:
     return out, cost
 
 
-wd_runs, wd_cost = train(specs["wd"], "weight-decay sweep", slowest=0)  # the smallest omega groks last
+# the weight-decay sweep in two cells, one run per stack so that the two processes share
+# the runs of a setting: first the smallest weight decay (whose runs grok last), then the rest
+wd_single = gt.single_runs(specs["wd"])
+w_min = min(s.omegas[0] for s in wd_single)
+wd_slow, wd_cost_a = train([s for s in wd_single if s.omegas[0] == w_min], f"weight-decay sweep, omega = {w_min:g}", slowest=0)
+
+# %%
+wd_rest, wd_cost_b = train([s for s in wd_single if s.omegas[0] != w_min], "weight-decay sweep, the other omegas", slowest=0)
+wd_runs = wd_slow + wd_rest
+wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
 
 # %%
 # the modulus sweep in two cells (smaller, then larger moduli), so that no cell runs for more

@@ -161,3 +161,10 @@ def test_preset_config_and_separate_modulus_seeds():
     assert [s.seeds for s in specs["wd"]] == [(1000, 1001)] * len(cfg["omegas"])
     assert [s.seeds for s in specs["modulus"]] == [(1000,)] * len(cfg["moduli"])
     assert all(s.architecture == "paper" for v in specs.values() for s in v)
+
+
+def test_single_runs_split_stacks_and_keep_settings():
+    specs = gt.sweep_specs(seed=0, **gt.PRESETS["default"])["wd"]
+    single = gt.single_runs(specs)
+    assert [(s.omegas, s.seeds) for s in single] == [((w,), (sd,)) for s in specs for w, sd in zip(s.omegas, s.seeds)]
+    assert all(s.batch_size == 512 and s.max_steps == specs[0].max_steps for s in single)

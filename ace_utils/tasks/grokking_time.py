@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_PAPER_MODELS",
     "preset_config",
     "sweep_specs",
+    "single_runs",
 ]
 
 
@@ -391,6 +392,13 @@ def sweep_specs(*, seed: int, n_seeds: int, modulus_seeds: int | None = None, om
     mods = [SweepSpec(p=int(p), omegas=(float(modulus_omega),) * len(p_seeds), seeds=p_seeds, batch_size=0,
                       max_steps=p_max_steps, **common) for p in sorted(moduli)]
     return {"wd": wd, "modulus": mods}
+
+
+def single_runs(specs: Sequence[SweepSpec]) -> list[SweepSpec]:
+    """Each run of ``specs`` as a stack of its own (same settings, one omega and one seed), in
+    order. A run's numbers do not depend on its stack mates, so this changes no result; it
+    lets worker processes share the runs of one setting. Chapter 04."""
+    return [replace(s, omegas=(w,), seeds=(seed,)) for s in specs for w, seed in zip(s.omegas, s.seeds)]
 
 
 def _result_payload(out: tuple[list[RunResult], dict]) -> dict:
