@@ -75,7 +75,7 @@ class SweepSpec:
     ``eval_every``: steps between accuracy evaluations (the resolution of ``tau``).
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for training
     (:mod:`ace_utils.precision`; the paper's models train in float32 only).
-    ``architecture``: ``"pre-ln"`` or ``"paper"`` (:data:`ace_utils.paper_model.ARCHITECTURES`).
+    ``architecture``: ``"pre-ln"`` or ``"paper"`` (``ace_utils.paper_model.ARCHITECTURES``).
     Chapter 04.
     """
 
