@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make book   build the book, executing notebooks (cached), into _build/html
-#   make test   unit tests + every notebook once (nbval) + the book's structure (-W, no execution)
-#               + the book with outputs opened page by page in headless chromium
+#   make test   unit tests + the book built from an emptied execution cache (every notebook
+#               executed once, -W) + every page of it opened in headless chromium
 # Both bootstrap .venv from requirements.txt first (scripts/setup_venv.sh; a no-op when the
 # stamp .venv/.requirements.sha256 matches requirements.txt and pyproject.toml).
 
@@ -25,8 +25,8 @@ JB := $(VENV)/bin/jupyter-book
 
 help:
 	@echo "make book    build the book (executes notebooks, cached) -> _build/html/index.html"
-	@echo "make test    unit tests, nbval over notebooks/*.ipynb, book build check (-W, no execution),"
-	@echo "             the book with outputs checked page by page in headless chromium"
+	@echo "make test    unit tests, the book built with every notebook executed once (-W),"
+	@echo "             then every page checked in headless chromium"
 	@echo "make browser-test  open every page of _build/html in headless chromium (after make book)"
 	@echo "make venv    create/refresh $(VENV) from requirements.txt"
 	@echo "make clean   remove _build (HTML, execution cache, check build)"

@@ -124,7 +124,7 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # are cached on disk, keyed by their full configuration, and shared with the next chapter.
 
 # %%
-models = [mk.train_markov_model(run, data, progress=False) for run in runs]
+models = mk.train_markov_models(runs, data, workers=2)  # uncached ones two at a time, one process each
 full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
 
@@ -292,7 +292,7 @@ other = None
 if contrast and chain == "paper":
     other_arch = next(a for a in mk.ARCHITECTURES if a != architecture)
     other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs]
-    other_models = [mk.train_markov_model(run, data, progress=False) for run in other_runs]
+    other_models = mk.train_markov_models(other_runs, data, workers=2)
     other_sum = {key: [] for key in ("full", "rank", "top2", "keep", "remove", "random", "dyn")}
     for i, m in enumerate(other_models):  # the quantities of the closing table, for the other architecture
         res_o, H_o = mk.markov_core(m, data)

@@ -112,7 +112,7 @@ claims = Claims("02_core_alignment", P, strict=strict)
 # %%
 data = mk.make_data(T)
 bayes = mk.bayes_accuracy(T)
-models = [mk.train_markov_model(run, data, progress=False) for run in runs]
+models = mk.train_markov_models(runs, data, workers=2)  # uncached ones two at a time, one process each
 acc = [mk.next_token_accuracy(m, data.test) for m in models]
 cores = [mk.markov_core(m, data) for m in models]
 ranks = [res.rank for res, _ in cores]

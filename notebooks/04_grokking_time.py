@@ -220,16 +220,20 @@ wd_runs = wd_slow + wd_rest
 wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
 
 # %%
-# the modulus sweep in two cells (smaller, then larger moduli), so that no cell runs for more
-# than a few minutes on a slow CPU; the larger moduli cost the most per step (full batch)
-half = (len(specs["modulus"]) + 1) // 2
-p_small, cost_small = train(specs["modulus"][:half], "modulus sweep, smaller moduli", slowest=0)
+# the modulus sweep in three cells of about two moduli each, one run per stack so that both
+# processes share every cell's runs; no cell then runs for more than a few minutes on a slow
+# CPU (small moduli grok last, large ones cost the most per step: full batch)
+p_parts = [gt.single_runs(specs["modulus"][i:i + 2]) for i in range(0, len(specs["modulus"]), 2)]
+p_small, cost_small = train(p_parts[0], "modulus sweep, smallest moduli", slowest=0)
 
 # %%
-p_large, cost_large = train(specs["modulus"][half:], "modulus sweep, larger moduli", slowest=len(specs["modulus"]) - half - 1)
-p_runs = p_small + p_large
+p_mid, cost_mid = train([s for part in p_parts[1:2] for s in part], "modulus sweep, middle moduli", slowest=0)
+
+# %%
+p_large, cost_large = train([s for part in p_parts[2:] for s in part], "modulus sweep, largest moduli", slowest=0)
+p_runs = p_small + p_mid + p_large
 runs = wd_runs + p_runs
-timing = {k: wd_cost[k] + cost_small[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
+timing = {k: wd_cost[k] + cost_small[k] + cost_mid[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
 not_grokked = [(r.p, r.omega, r.seed) for r in runs if r.tau is None]
 print("runs that did not grok within their step budget (p, omega, seed):", not_grokked or "none")
 

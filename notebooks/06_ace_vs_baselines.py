@@ -137,7 +137,7 @@ T = mk.lazy_cycle()
 mdata = mk.make_data(T)
 m_runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS["default"] | {"d_model": 64, "architecture": architecture}))
           for i in range(3)]
-m_models = [mk.train_markov_model(r, mdata, progress=False) for r in m_runs]  # cached by chapter 01
+m_models = mk.train_markov_models(m_runs, mdata, workers=2)  # cached by chapter 01 at architecture='paper'
 chance_m = mk.chance_accuracy(mdata.test)
 y_m = mdata.test[:, 1:].reshape(-1)
 markov = []
@@ -260,7 +260,11 @@ claims.check("Markov: removing the least-squares probe (ridge 1e-4) costs < 0.05
 
 # %%
 mrun = mod.preset_run("default", seed=seed, architecture=architecture)
-mout = mod.run_models_resumable(mrun, workers=2, stop_after_main=True)  # as chapter 03 trains them (cached)
+half = mrun.epochs // 2 // mrun.eval_every * mrun.eval_every  # training over two cells: at most half the epochs here
+mod.run_models_resumable(mrun, workers=2, segment_epochs=half, max_segments=1)  # as chapter 03 trains them at this architecture
+
+# %%
+mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=half, stop_after_main=True)  # the rest, continued
 mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed)
 p_mod = mrun.p
 modular = []

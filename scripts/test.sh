@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# The project's test command (`make test`, which .ci/run calls). Four parts, all run even
+# The project's test command (`make test`, which .ci/run calls). Three parts, all run even
 # if an earlier one fails; the script exits non-zero if any part failed.
 #
 #   1. unit tests: pytest over tests/
-#   2. notebooks:  nbval (--nbval-lax) over notebooks/*.ipynb, which executes every chapter
-#                  once on the CPU; the asserting cells are what make it a test, and a cell
-#                  running longer than 300 s fails it (the book's per-cell budget)
-#   3. book:       jupyter-book build -W -n --keep-going with notebook execution switched off
-#                  (a derived config, see below) into _build/check, so Sphinx warnings
-#                  (broken refs, toc, bibliography, autodoc) fail the test without executing
-#                  the notebooks a second time
-#   4. rendered:   the book WITH outputs, as `make book` builds it (jupyter-book build -W -n
-#                  --keep-going --all into _build/html; each chapter executes once more, its
-#                  models already cached by part 2), then tests/test_book_browser.py opens
-#                  every page in headless chromium (scripts/setup_browser.sh installs it where
-#                  missing) and fails on broken images, missing figures, error output and
-#                  dead internal links; a screenshot of every page in _build/screenshots/
+#   2. chapters:   the book built as `make book` builds it (jupyter-book build -W -n
+#                  --keep-going --all into _build/html) from an emptied execution cache, so
+#                  every chapter (notebooks/*.ipynb and the MyST notebooks in book/) executes
+#                  once, from scratch. The asserting cells are what make it a test: a failing
+#                  claim, an error or a cell running longer than 300 s (execute.timeout in
+#                  _config.yml: the book's per-cell budget) fails the build, and so does any
+#                  Sphinx warning (broken refs, toc, bibliography, autodoc). A derived config
+#                  only sets raise_on_error off, so one failing chapter does not stop the
+#                  others from running; every failure is reported. The kernels log every
+#                  cell's time (scripts/ipython_cell_times.py); scripts/cell_times.py prints
+#                  each chapter's total and the slowest cells.
+#   3. rendered:   tests/test_book_browser.py opens every page of that build in headless
+#                  chromium (scripts/setup_browser.sh installs it where missing) and fails on
+#                  broken images, missing figures, error output and dead internal links; a
+#                  screenshot of every page in _build/screenshots/
+#
+# The chapters execute once: the build of part 2 is both their test and the book, and its
+# execution cache makes a later `make book` nearly free.
 #
 # Environment: OMP_WAIT_POLICY=PASSIVE and HF_HUB_OFFLINE=1 unless already set.
 set -uo pipefail
@@ -34,7 +39,6 @@ export ACE_BOOK_CACHE="${ACE_BOOK_CACHE:-$ROOT/_build/model-cache}"
 export PATH="$VENV/bin:$PATH"
 PY="$VENV/bin/python"
 
-CHECK_DIR="_build/check"
 failed=()
 
 step() { echo; echo "=== $* ==="; }
@@ -47,70 +51,46 @@ run_part() {  # run_part NAME CMD...: run, time and record a failure
 }
 
 # 1. unit tests (pytest exit 5 = nothing collected: a failure here, there must be tests)
-step "1/4 unit tests: pytest tests/"
+step "1/3 unit tests: pytest tests/"
 run_part "unit tests" "$PY" -m pytest tests --durations=10
 
-# 2. notebooks, executed once each by nbval
-step "2/4 notebooks: pytest --nbval-lax notebooks/*.ipynb"
-shopt -s nullglob
-notebooks=(notebooks/*.ipynb)
-shopt -u nullglob
-if [[ ${#notebooks[@]} -eq 0 ]]; then
-    echo "no notebooks/*.ipynb found" >&2
-    failed+=("notebooks (none found)")
-else
-    # a cell over 300 s fails: the budget of a 2-core AVX2-only CPU; the slowest cells are listed
-    run_part "notebooks (nbval)" "$PY" -m pytest --nbval-lax --nbval-cell-timeout=300 --durations=12 "${notebooks[@]}"
-fi
-
-# 3. the book's structure, without execution. jupyter-book 1.x has no command-line switch
-#    for Sphinx config values, but `--config` takes an alternative _config.yml: derive one
-#    from _config.yml with execute_notebooks: off (everything else unchanged, so the
-#    repository URL and all settings still live in one file). Without execution the
-#    notebooks have no outputs, so two kinds of reference can only resolve in `make book`:
-#    figures named in cell metadata (`mystnb: figure: name:`) and `{glue}` keys. The derived
-#    config ignores exactly the figure names declared in notebooks/*.ipynb and glue warnings;
-#    every other reference must resolve here.
-step "3/4 book structure: jupyter-book build -W -n --keep-going (execution off) -> $CHECK_DIR"
-build_check() {
-    rm -rf "$CHECK_DIR" && mkdir -p "$CHECK_DIR" || return 1
-    "$PY" - "$CHECK_DIR/_config.yml" <<'PYEOF' || return 1
-import glob, json, re, sys
+# 2. every chapter executed once, in the book build
+step "2/3 chapters: jupyter-book build -W -n --keep-going --all (every notebook executed) -> _build/html"
+TEST_DIR="_build/test"
+chapters() {
+    rm -rf _build/.jupyter_cache _build/html/reports "$TEST_DIR" && mkdir -p "$TEST_DIR/ipython/profile_default/startup" || return 1
+    ln -s "$ROOT/scripts/ipython_cell_times.py" "$TEST_DIR/ipython/profile_default/startup/00-cell-times.py"
+    "$PY" - "$TEST_DIR/_config.yml" <<'PYEOF' || return 1
+import sys
 import yaml
 
 cfg = yaml.safe_load(open("_config.yml", encoding="utf8"))
-cfg.setdefault("execute", {})["execute_notebooks"] = "off"
-sphinx = cfg.setdefault("sphinx", {})
-conf = sphinx.get("config") or {}
-names = set()
-for path in sorted(glob.glob("notebooks/*.ipynb")):
-    for cell in json.load(open(path, encoding="utf8")).get("cells", []):
-        fig = (cell.get("metadata", {}).get("mystnb") or {}).get("figure") or {}
-        if isinstance(fig, dict) and fig.get("name"):
-            names.add(str(fig["name"]).lower())
-conf["nitpick_ignore_regex"] = list(conf.get("nitpick_ignore_regex") or []) + [
-    ["std:(num)?ref", re.escape(name)] for name in sorted(names)
-]
-conf["suppress_warnings"] = list(conf.get("suppress_warnings") or ["myst.domains"]) + [
-    "mystnb.glue", "mystnb.glue_ref"
-]
-sphinx["config"] = conf
+cfg.setdefault("execute", {})["raise_on_error"] = False  # report every failing chapter, not the first
 with open(sys.argv[1], "w", encoding="utf8") as f:
-    f.write("# generated by scripts/test.sh from _config.yml: notebook execution off\n")
+    f.write("# generated by scripts/test.sh from _config.yml: raise_on_error off\n")
     yaml.safe_dump(cfg, f, sort_keys=False)
-print(f"check config: execution off; {len(names)} output figure name(s) exempt from ref checks")
 PYEOF
-    "$VENV/bin/jupyter-book" build . --config "$CHECK_DIR/_config.yml" \
-        --path-output "$CHECK_DIR" -W -n --keep-going
+    local rc=0
+    IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" \
+        "$VENV/bin/jupyter-book" build . --config "$TEST_DIR/_config.yml" -W -n --keep-going --all || rc=$?
+    if [[ -f "$TEST_DIR/cell_times.jsonl" ]]; then
+        "$PY" scripts/cell_times.py "$TEST_DIR/cell_times.jsonl" --limit 300 || rc=1
+    else
+        echo "no cell was executed (no $TEST_DIR/cell_times.jsonl)" >&2; rc=1
+    fi
+    # the traceback of every chapter that failed (myst-nb writes one report per notebook)
+    shopt -s nullglob
+    for log in _build/html/reports/*.err.log; do echo "--- $log"; tail -n 40 "$log"; done
+    shopt -u nullglob
+    return $rc
 }
-run_part "book structure" build_check
+run_part "chapters (book build)" chapters
 
-# 4. the rendered book in a browser. Same build command and output folder as `make book`, so
-#    its execution cache (_build/.jupyter_cache) makes a later `make book` nearly free.
-step "4/4 rendered book: jupyter-book build (with outputs) -> _build/html, then a headless browser"
+# 3. the rendered book in a browser
+step "3/3 rendered book: every page of _build/html in headless chromium"
 rendered_check() {
+    [[ -f _build/html/index.html ]] || { echo "no _build/html/index.html: the build of part 2 failed" >&2; return 1; }
     scripts/setup_browser.sh || return 1
-    "$VENV/bin/jupyter-book" build . -W -n --keep-going --all || return 1
     BOOK_HTML_DIR="$ROOT/_build/html" BOOK_SCREENSHOTS="$ROOT/_build/screenshots" \
         "$PY" -m pytest -q tests/test_book_browser.py
 }

@@ -174,6 +174,40 @@ def test_train_models_fills_the_cache_once(tmp_path, monkeypatch):
     assert tm.run == run and model.cfg.n_layers == 1 and len(tok) == 50257
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_training_in_segments_equals_one_call(tmp_path, monkeypatch, dropout):
+    """Stopping after 2 and 3 more steps and continuing from the saved state gives the model,
+    losses and every parameter of one uninterrupted 7-step call, bit for bit (dropout on:
+    its masks come from the saved torch generator state)."""
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    run = ag.AgreementRun(n_layers=1, d_model=16, n_heads=2, steps=7, batch_size=4, n_sentences=50, dropout=dropout)
+    whole = ag.train_agreement_model(run)
+    state = tmp_path / "partial.pt"
+    assert ag.train_agreement_model(run, state_path=state, max_steps=2) is None and state.exists()
+    assert ag.train_agreement_model(run, state_path=state, max_steps=3) is None
+    parts = ag.train_agreement_model(run, state_path=state, max_steps=10)
+    assert not state.exists()
+    assert parts.losses == whole.losses and len(parts.losses) == 7
+    assert parts.state_dict.keys() == whole.state_dict.keys()
+    for k, v in whole.state_dict.items():
+        assert torch.equal(parts.state_dict[k], v), k
+    with pytest.raises(ValueError, match="state_path"):
+        ag.train_agreement_model(run, max_steps=2)
+
+
+def test_train_models_in_two_calls_fills_the_cache_with_the_one_call_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    run = ag.AgreementRun(n_layers=1, d_model=16, n_heads=2, steps=5, batch_size=4, n_sentences=50)
+    whole = ag.train_agreement_model(run)
+    assert list(ag.train_models([run], workers=1, max_steps=3)) == [run]
+    assert ag.partial_state_path(run).exists()
+    assert list(ag.train_models([run], workers=1, max_steps=3)) == [run]  # finishes: 2 steps left
+    assert not ag.partial_state_path(run).exists() and ag.train_models([run], workers=1) == {}
+    _, _, tm = ag.load_agreement_model("trained", run=run)
+    assert tm.losses == whole.losses
+    assert all(torch.equal(tm.state_dict[k], v) for k, v in whole.state_dict.items())
+
+
 # --------------------------------------------------------------------------- the whole pipeline, hub path
 
 

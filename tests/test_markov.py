@@ -105,6 +105,32 @@ def test_train_markov_model_second_call_loads_from_the_cache(tmp_path, monkeypat
         mk.train_markov_model(mk.MarkovRun(seed=1, d_model=16, n_heads=2, d_mlp=32, epochs=1), data, progress=False)
 
 
+def test_train_markov_models_in_two_processes_equals_training_here(tmp_path, monkeypatch):
+    """Three runs (both architectures) trained two at a time in worker processes give the
+    parameters of training each in this process with one thread, bit for bit; a second
+    call trains nothing."""
+    data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
+    runs = [mk.MarkovRun(seed=s, d_model=16, n_heads=2, d_mlp=32, epochs=1, architecture=a)
+            for s, a in ((0, "paper"), (1, "paper"), (2, "pre-ln"))]
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "here"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = [mk.train_markov_model(r, data, progress=False) for r in runs]
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "workers"))
+    there = mk.train_markov_models(runs, data, workers=2)
+    assert len(list((tmp_path / "workers" / "markov").glob("*.pt"))) == 3
+    for a, b in zip(here, there):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    monkeypatch.setattr(mk, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    mk.train_markov_models(runs, [data] * 3, workers=2)  # all cached: loads, never trains
+    with pytest.raises(ValueError, match="3 runs but 2 data sets"):
+        mk.train_markov_models(runs, [data] * 2)
+
+
 def test_markov_run_architecture_is_validated_and_sets_the_model():
     from ace_utils.paper_model import PaperModelConfig
 

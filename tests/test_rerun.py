@@ -183,7 +183,7 @@ def assert_same_numbers(got, want, atol: float, where: str) -> None:
 
 
 # (chapter, seed): 00 is cheap (~10 s); 01 at seed 0 trains the same models as the chapter at its
-# defaults, so with a shared $ACE_BOOK_CACHE (scripts/test.sh) nbval then finds them cached.
+# defaults, so with a shared $ACE_BOOK_CACHE (scripts/test.sh) the book build then finds them cached.
 @pytest.mark.parametrize("chapter, seed", [("00_ace_in_five_minutes", 3), ("01_markov_cores", 0)])
 def test_committed_table_entry_reruns(chapter, seed):
     """Exactly on the machine that made the table (same fingerprint), within the measured

@@ -39,6 +39,7 @@ from ..ace import ACEResult, ace, observability_from_gradients
 from ..activations import collect_activations_and_gradients
 from ..interventions import apply_subspace
 from ..models import GPT2_EOS_ID, HubUnavailableError, load_gpt2_tokenizer, load_pretrained
+from ..processes import map_in_processes
 from ..training import cache_dir, cached, config_key
 from . import agreement_corpus as ac
 
@@ -213,12 +214,20 @@ def _corpus_ids(run: AgreementRun, tokenizer: Any) -> list[list[int]]:
     return [ids + [GPT2_EOS_ID] for ids in tokenizer(sentences)["input_ids"]]
 
 
-def train_agreement_model(run: AgreementRun, *, progress: bool = False) -> TrainedModel:
+def train_agreement_model(run: AgreementRun, *, progress: bool = False,
+                          state_path: str | os.PathLike[str] | None = None,
+                          max_steps: int | None = None) -> TrainedModel | None:
     """Train one small GPT-2 LM on the corpus with the compact softmax (uncached). Chapter 05.
 
     Each row is one sentence followed by EOS, right-padded; the loss is next-token cross
     entropy over the real tokens and the first EOS. The compact vocabulary holds the ids of
     the corpus, of all test prompts and of the four verbs, plus one "other" class.
+
+    Resumable: with ``state_path`` training continues from the state saved there (model,
+    optimizer, schedule, batch and dropout generators, losses), if any; with ``max_steps``
+    it stops after that many steps of this call, saves the state to ``state_path`` and
+    returns None while the run is unfinished. A finished run deletes its state file. The
+    result equals one uninterrupted call's, bit for bit (``test_agreement`` checks this).
     """
     import time
 
@@ -242,6 +251,7 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False) -> Train
         data[i, : len(r)] = remap[torch.tensor(r)]
     lengths = torch.tensor([len(r) for r in rows])
 
+    saved = torch.load(state_path, weights_only=True) if state_path is not None and Path(state_path).exists() else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.seed)
         model = GPT2LMHeadModel(_gpt2_config(run, len(used) + 1))
@@ -256,9 +266,18 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False) -> Train
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / run.steps)))
         )
+        losses: list[float] = []
+        start, seconds = 0, 0.0
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["schedule"])
+            gen.set_state(saved["batch_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+            losses, start, seconds = list(saved["losses"]), int(saved["step"]), float(saved["seconds"])
+        stop = run.steps if max_steps is None else min(run.steps, start + max_steps)
         model.train()
-        losses = []
-        for step in range(run.steps):
+        for step in range(start, stop):
             idx = torch.randint(0, len(rows), (run.batch_size,), generator=gen)
             T = int(lengths[idx].max())
             batch = data[idx, :T]
@@ -276,9 +295,22 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False) -> Train
             losses.append(float(loss.detach()))
             if progress and step % 100 == 0:
                 print(f"step {step}: loss {losses[-1]:.4f}")
+        seconds += time.perf_counter() - t0
+        if stop < run.steps:
+            if state_path is None:
+                raise ValueError("max_steps short of run.steps needs a state_path to save the unfinished run to")
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(f"{state_path}.tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                        "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "losses": losses,
+                        "step": stop, "seconds": seconds}, tmp)
+            os.replace(tmp, state_path)
+            return None
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
     model.eval()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return TrainedModel(run, used, state, losses, time.perf_counter() - t0)
+    return TrainedModel(run, used, state, losses, seconds)
 
 
 def expand_to_full_vocab(tm: TrainedModel, vocab_size: int = 50257):
@@ -333,40 +365,48 @@ def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None
     return folder
 
 
+def partial_state_path(run: AgreementRun) -> Path:
+    """Where :func:`train_models` keeps the state of an unfinished ``run``. Chapter 05."""
+    return cache_dir() / "agreement-lm" / f"partial-{config_key(asdict(run))}.pt"
+
+
 def _cached_model(run: AgreementRun, progress: bool = False) -> TrainedModel:
-    return cached(asdict(run), lambda: train_agreement_model(run, progress=progress), name="agreement-lm",
-                  save=_tm_save, load=_tm_load)
+    """The trained model of ``run`` from the cache, or trained (continuing a saved partial run)."""
+    return cached(asdict(run), lambda: train_agreement_model(run, progress=progress, state_path=partial_state_path(run)),
+                  name="agreement-lm", save=_tm_save, load=_tm_load)
 
 
-def _train_in_worker(run: AgreementRun) -> float:
-    """Worker of :func:`train_models`: one thread, train into the cache, return CPU seconds."""
+def _train_in_worker(run: AgreementRun, max_steps: int | None = None) -> float:
+    """Worker of :func:`train_models`: one thread, train (at most ``max_steps`` more steps)
+    into the cache or the run's partial state, return CPU seconds."""
     import time
 
     torch.set_num_threads(1)
     c0 = time.process_time()
-    _cached_model(run)
+    if max_steps is None:
+        _cached_model(run)
+    else:
+        tm = train_agreement_model(run, state_path=partial_state_path(run), max_steps=max_steps)
+        if tm is not None:
+            cached(asdict(run), lambda: tm, name="agreement-lm", save=_tm_save, load=_tm_load)
     return time.process_time() - c0
 
 
-def train_models(runs: Sequence[AgreementRun], workers: int = 2) -> dict[AgreementRun, float]:
+def train_models(runs: Sequence[AgreementRun], workers: int = 2,
+                 max_steps: int | None = None) -> dict[AgreementRun, float]:
     """Train the runs that are not cached yet, ``workers`` at a time in fresh processes. Chapter 05.
 
     Each worker trains with one thread (measured faster than two threads per model on two
     cores), writing into the cache that :func:`load_agreement_model` then reads; results
-    are identical to training in the notebook process. Longest runs start first.
-    Returns CPU seconds per trained run (empty when everything was cached).
+    are identical to training in the notebook process. Longest runs start first. With
+    ``max_steps`` each run trains at most that many more steps in this call and an
+    unfinished one keeps its state for the next call (:func:`partial_state_path`), so a
+    chapter can spread training over cells with the same numbers as one call.
+    Returns CPU seconds per run trained in this call (empty when everything was cached).
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
     todo = [r for r in runs if not (cache_dir() / "agreement-lm" / f"{config_key(asdict(r))}.pt").exists()]
-    if not todo:
-        return {}
     todo.sort(key=lambda r: -r.n_layers * r.d_model**2)
-    if workers <= 1 or len(todo) == 1:
-        return {r: _train_in_worker(r) for r in todo}
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        return dict(zip(todo, pool.map(_train_in_worker, todo)))
+    return dict(zip(todo, map_in_processes(_train_in_worker, (todo, [max_steps] * len(todo)), workers)))
 
 
 def load_agreement_model(source: str, name: str | None = None, run: AgreementRun | None = None,

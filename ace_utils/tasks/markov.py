@@ -30,7 +30,8 @@ from ..paper_model import (
     paper_to_payload,
 )
 from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
-from ..training import cached, train
+from ..processes import map_in_processes
+from ..training import cache_dir, cached, config_key, train
 
 __all__ = [
     "ACE_HOOK",
@@ -45,6 +46,7 @@ __all__ = [
     "MarkovRun",
     "initial_model",
     "train_markov_model",
+    "train_markov_models",
     "next_token_accuracy",
     "chance_accuracy",
     "markov_core",
@@ -210,10 +212,7 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
     """
     n_states, length = data.T.shape[0], data.train.shape[1]
     cfg = run.model_config(n_states, length)
-    key = {
-        "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run),
-        "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
-    }
+    key = _model_key(run, data)
 
     paper = run.architecture == "paper"
 
@@ -240,6 +239,38 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
     model = cached(key, build, name="markov", save=save, load=load, refresh=refresh)
     model.eval()
     return model
+
+
+def _model_key(run: MarkovRun, data: MarkovData) -> dict:
+    """The cache key of the model :func:`train_markov_model` trains for ``run`` on ``data``."""
+    cfg = run.model_config(data.T.shape[0], data.train.shape[1])
+    return {
+        "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run),
+        "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
+    }
+
+
+def _is_cached(run: MarkovRun, data: MarkovData) -> bool:
+    return (cache_dir() / "markov" / f"{config_key(_model_key(run, data))}.pt").exists()
+
+
+def _train_in_worker(run: MarkovRun, data: MarkovData) -> None:
+    torch.set_num_threads(1)
+    train_markov_model(run, data, progress=False)
+
+
+def train_markov_models(runs: Sequence[MarkovRun], datas: MarkovData | Sequence[MarkovData], *,
+                        workers: int = 2) -> list:
+    """:func:`train_markov_model` for every run (``datas``: one data set for all, or one per
+    run), the uncached ones trained ``workers`` at a time in fresh processes with one torch
+    thread each, then all loaded from the cache in this process: the same models as
+    training them here one after another with one thread. Chapters 01, 02 and 06."""
+    datas = [datas] * len(runs) if isinstance(datas, MarkovData) else list(datas)
+    if len(datas) != len(runs):
+        raise ValueError(f"{len(runs)} runs but {len(datas)} data sets")
+    todo = [(r, d) for r, d in zip(runs, datas) if not _is_cached(r, d)]
+    map_in_processes(_train_in_worker, ([r for r, _ in todo], [d for _, d in todo]), workers)
+    return [train_markov_model(r, d, progress=False) for r, d in zip(runs, datas)]
 
 
 def _tensor_digest(x: Tensor) -> str:

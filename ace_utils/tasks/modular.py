@@ -50,6 +50,7 @@ from .. import stacked
 from ..models import SmallModelConfig, readout_bias, readout_matrix
 from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer, build_model, check_architecture
 from ..operators import fit_operator, rotational_mode_count
+from ..processes import map_in_processes
 from ..precision import autocast, check_precision
 from ..training import cached
 
@@ -912,19 +913,6 @@ def _merge_records(records: list[dict]) -> dict:
     return {"log": log, "ckpt_epoch": records[0]["ckpt_epoch"], "ckpt": ckpt}
 
 
-def _map_in_processes(fn, arg_lists: Sequence[Sequence], workers: int) -> list:
-    """``[fn(*args) for args in zip(*arg_lists)]``, ``workers`` at a time in fresh (spawned)
-    processes, or in this process when ``workers <= 1`` or there is one call."""
-    calls = list(zip(*arg_lists))
-    if workers <= 1 or len(calls) == 1:
-        return [fn(*args) for args in calls]
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(fn, *arg_lists))
-
-
 def _cat_params(outs: list[dict], key: str) -> dict[str, Tensor] | None:
     """One-model runs' stacked parameters ``outs[i][key]`` -> one stack (None if absent)."""
     return None if outs[0][key] is None else {n: torch.cat([o[key][n] for o in outs]) for n in outs[0][key]}
@@ -943,7 +931,7 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
     if stage == "branch" and run.branch_epoch <= 0:
         return None
     runs = single_runs(run)
-    outs = _map_in_processes(_stage_in_worker, ([stage] * len(runs), runs), workers)
+    outs = map_in_processes(_stage_in_worker, ([stage] * len(runs), runs), workers)
     merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs))}
     merged[stage] = _merge_records([o[stage] for o in outs])
     if stage == "main":
@@ -990,7 +978,7 @@ def run_models_resumable(
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
     n = len(runs)
-    outs = _map_in_processes(_resumable_in_worker, (runs, [str(pth) for pth in paths], [segment_epochs] * n,
+    outs = map_in_processes(_resumable_in_worker, (runs, [str(pth) for pth in paths], [segment_epochs] * n,
                                                     [max_segments] * n, [stop_after_main] * n), workers)
     if any(o is None for o in outs):
         return None
