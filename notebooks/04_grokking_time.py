@@ -220,17 +220,18 @@ wd_runs = wd_slow + wd_rest
 wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
 
 # %%
-# the modulus sweep in three cells of about two moduli each, one run per stack so that both
+# the modulus sweep in three cells of a third of the moduli each, one run per stack so that both
 # processes share every cell's runs; no cell then runs for more than a few minutes on a slow
 # CPU (small moduli grok last, large ones cost the most per step: full batch)
-p_parts = [gt.single_runs(specs["modulus"][i:i + 2]) for i in range(0, len(specs["modulus"]), 2)]
+third = -(-len(specs["modulus"]) // 3)  # moduli per cell (2 of the default 5)
+p_parts = [gt.single_runs(specs["modulus"][i * third:(i + 1) * third]) for i in range(3)]
 p_small, cost_small = train(p_parts[0], "modulus sweep, smallest moduli", slowest=0)
 
 # %%
-p_mid, cost_mid = train([s for part in p_parts[1:2] for s in part], "modulus sweep, middle moduli", slowest=0)
+p_mid, cost_mid = train(p_parts[1], "modulus sweep, middle moduli", slowest=0)
 
 # %%
-p_large, cost_large = train([s for part in p_parts[2:] for s in part], "modulus sweep, largest moduli", slowest=0)
+p_large, cost_large = train(p_parts[2], "modulus sweep, largest moduli", slowest=0)
 p_runs = p_small + p_mid + p_large
 runs = wd_runs + p_runs
 timing = {k: wd_cost[k] + cost_small[k] + cost_mid[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}

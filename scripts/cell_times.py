@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jupytext
 
+
 def report(log: str, notebooks: list[str], limit: float, top: int = 12) -> int:
     """Print the per-chapter totals and the ``top`` slowest cells of ``log``; return the
     number of cells over ``limit`` seconds."""

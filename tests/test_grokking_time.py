@@ -168,3 +168,16 @@ def test_single_runs_split_stacks_and_keep_settings():
     single = gt.single_runs(specs)
     assert [(s.omegas, s.seeds) for s in single] == [((w,), (sd,)) for s in specs for w, sd in zip(s.omegas, s.seeds)]
     assert all(s.batch_size == 512 and s.max_steps == specs[0].max_steps for s in single)
+
+
+def test_run_sweeps_in_two_processes_equals_one_process(tmp_path, monkeypatch):
+    # two single-run stacks of 60 steps (p = 31, full batch), in two processes and in this one
+    specs = gt.single_runs([gt.SweepSpec(p=31, batch_size=0, max_steps=60, eval_every=10, omegas=(8.0, 6.0), seeds=(1, 2))])
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "two"))
+    two, cost_two = gt.run_sweeps(specs, workers=2, first=[1])
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "one"))
+    one, cost_one = gt.run_sweeps(specs, workers=1)
+    key = [(r.omega, r.seed, r.step_mem, r.step_grok, r.steps_run) for r in two]
+    assert key == [(r.omega, r.seed, r.step_mem, r.step_grok, r.steps_run) for r in one]
+    assert [r.omega for r in two] == [8.0, 6.0]  # in the order of the specs, whatever ran first
+    assert cost_two["model_steps"] == cost_one["model_steps"] > 0

@@ -383,12 +383,9 @@ def _train_in_worker(run: AgreementRun, max_steps: int | None = None) -> float:
 
     torch.set_num_threads(1)
     c0 = time.process_time()
-    if max_steps is None:
-        _cached_model(run)
-    else:
-        tm = train_agreement_model(run, state_path=partial_state_path(run), max_steps=max_steps)
-        if tm is not None:
-            cached(asdict(run), lambda: tm, name="agreement-lm", save=_tm_save, load=_tm_load)
+    tm = train_agreement_model(run, state_path=partial_state_path(run), max_steps=max_steps)
+    if tm is not None:  # finished in this call
+        cached(asdict(run), lambda: tm, name="agreement-lm", save=_tm_save, load=_tm_load)
     return time.process_time() - c0
 
 

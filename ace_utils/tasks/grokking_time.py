@@ -39,6 +39,7 @@ from torch import Tensor
 
 from ..paper_model import check_architecture, stacked_last_logits
 from ..precision import autocast, check_precision
+from ..processes import map_in_processes
 from ..training import cached
 from . import modular as mod
 
@@ -432,17 +433,9 @@ def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int
     "model_steps"}`` summed over the stacks (the CPU time the stacks took when they were
     trained, cached or not). Chapter 04.
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
     order = [i for i in first if 0 <= i < len(specs)] + [i for i in range(len(specs)) if i not in first]
     t0 = time.perf_counter()
-    if workers <= 1 or len(specs) == 1:
-        outs = {i: _sweep_in_worker(specs[i]) for i in order}
-    else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {i: pool.submit(_sweep_in_worker, specs[i]) for i in order}
-            outs = {i: f.result() for i, f in futs.items()}
+    outs = dict(zip(order, map_in_processes(_sweep_in_worker, ([specs[i] for i in order],), workers)))
     runs = [r for i in range(len(specs)) for r in outs[i][0]]
     timing = {"wall_s": time.perf_counter() - t0,
               "train_cpu_s": sum(outs[i][1]["cpu_s"] for i in outs),
