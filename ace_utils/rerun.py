@@ -26,6 +26,11 @@ Writes, for chapter ``C`` (``C__name-value`` when ``-p`` is given):
 * ``<out>/all_chapters.md``: every ``.md`` table of ``<out>``, rebuilt after each run (the
   book's robustness page includes it, so a new chapter's table appears there by itself).
 
+A run is resumable: each finished seed is appended to ``<out>/.C.progress.jsonl`` (with the
+notebook's code hash and the parameters), and the same command after an interruption skips
+the seeds recorded there for the same code and parameters; the file is removed once the
+tables are written.
+
 Used by ``book/robustness.md`` (the committed tables under ``results/robustness/``) and by
 ``tests/test_rerun.py`` (which reruns one committed (chapter, seed) entry exactly).
 """
@@ -47,9 +52,10 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -59,7 +65,7 @@ from .machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model:
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
     "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "cpu_model", "machine_info",
-    "git_commit", "code_hash", "main",
+    "git_commit", "code_hash", "progress_path", "load_progress", "main",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,15 +213,20 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
 
 def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, str]] = (), *, jobs: int = 1,
               cache: str | None = None, keep_dir: Path | None = None, timeout: float = 3600,
-              keep_going: bool = True, log=print) -> list[RunResult]:
-    """Run every seed (``jobs`` processes at a time); results sorted by seed."""
+              keep_going: bool = True, log=print, on_result=None) -> list[RunResult]:
+    """Run every seed (``jobs`` processes at a time); results sorted by seed. ``on_result(r)``
+    is called (from a worker thread, one call at a time) as each seed finishes."""
     seeds = list(seeds)
+    lock = threading.Lock()
 
     def one(seed: int) -> RunResult:
         r = run_one(notebook, seed, params, cache=cache, keep_dir=keep_dir, timeout=timeout, keep_going=keep_going)
         n_fail = sum(not c["holds"] for c in r.checks.values())
         log(f"seed {seed}: {r.status} in {r.seconds:.0f} s, {len(r.checks)} claims, {n_fail} failing"
             + (f"; {r.error}" if r.error else ""))
+        if on_result is not None:
+            with lock:
+                on_result(r)
         return r
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -396,6 +407,27 @@ def read_runs_csv(path: Path) -> dict[int, dict[str, Any]]:
     return runs
 
 
+def progress_path(out: Path, name: str) -> Path:
+    """The progress file of table ``name`` in ``out``: one JSON line per finished seed."""
+    return Path(out) / f".{name}.progress.jsonl"
+
+
+def load_progress(path: Path, code: str, params: Sequence[tuple[str, str]]) -> dict[int, RunResult]:
+    """The seeds recorded in progress file ``path`` for code hash ``code`` and ``params``
+    (lines of other code or parameters are ignored; the last line of a seed wins)."""
+    done: dict[int, RunResult] = {}
+    if not Path(path).exists():
+        return done
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut off by the interruption
+            continue
+        if rec.get("code") == code and rec.get("params") == [list(p) for p in params]:
+            done[int(rec["result"]["seed"])] = RunResult(**rec["result"])
+    return done
+
+
 def _table_name(chapter: str, params: Sequence[tuple[str, str]]) -> str:
     return chapter + "".join(f"__{n}-{re.sub(r'[^A-Za-z0-9.]+', '_', v)}" for n, v in params)
 
@@ -434,14 +466,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "cells after an error still run (the run still counts as failed)")}
     if args.keep_notebooks:
         args.keep_notebooks.mkdir(parents=True, exist_ok=True)
-    print(f"{command}: {len(seeds)} runs, {args.jobs} at a time", flush=True)
+    name = _table_name(args.notebook.stem, params)
+    progress = progress_path(args.out, name)
+    code = code_hash(args.notebook)
+    done = {s: r for s, r in load_progress(progress, code, params).items() if s in seeds}
+    todo = [s for s in seeds if s not in done]
+    print(f"{command}: {len(todo)} runs, {args.jobs} at a time"
+          + (f"; seeds {_seeds(sorted(done))} done in an earlier call ({progress})" if done else ""), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def record(r: RunResult) -> None:
+        with open(progress, "a") as f:
+            f.write(json.dumps({"code": code, "params": [list(p) for p in params], "result": asdict(r)}) + "\n")
+
     t0 = time.perf_counter()
-    results = run_seeds(args.notebook, seeds, params, jobs=args.jobs, cache=args.cache,
-                        keep_dir=args.keep_notebooks, timeout=args.timeout, keep_going=not args.stop_at_error,
-                        log=lambda s: print(s, flush=True))
-    header["wall time"] = f"{time.perf_counter() - t0:.0f} s for all runs"
-    csv_path, md_path = write_tables(results, args.out, _table_name(args.notebook.stem, params), header,
-                                     keep_going=not args.stop_at_error)
+    fresh = run_seeds(args.notebook, todo, params, jobs=args.jobs, cache=args.cache,
+                      keep_dir=args.keep_notebooks, timeout=args.timeout, keep_going=not args.stop_at_error,
+                      log=lambda s: print(s, flush=True), on_result=record)
+    results = sorted(list(done.values()) + fresh, key=lambda r: r.seed)
+    header["wall time"] = (f"{time.perf_counter() - t0:.0f} s for all runs" if not done else
+                           f"{time.perf_counter() - t0:.0f} s for seeds {_seeds(todo)} in the last call; seeds "
+                           f"{_seeds(sorted(done))} ran in earlier calls ({sum(r.seconds for r in done.values()):.0f} s "
+                           "of run time)")
+    csv_path, md_path = write_tables(results, args.out, name, header, keep_going=not args.stop_at_error)
+    progress.unlink(missing_ok=True)
     index = write_index(args.out)
     print(md_path.read_text())
     print(f"wrote {csv_path}, {md_path} and {index}")

@@ -204,3 +204,35 @@ def test_committed_table_entry_reruns(chapter, seed):
             assert json.loads(json.dumps(c["value"])) == w["value"], f"{where}: rerun {c['value']} != committed {w['value']}"
         else:
             assert_same_numbers(c["value"], w["value"], atol, where)
+
+
+def test_interrupted_rerun_resumes_with_the_seeds_it_has(tmp_path, monkeypatch):
+    """A call cut off after some seeds leaves them in the progress file; the same command runs only the rest."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = seed")]
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(nb, path)
+    calls = []
+
+    def fake_run_one(notebook, seed, params=(), **kw):
+        calls.append(seed)
+        if seed == 2 and calls.count(2) == 1:
+            raise KeyboardInterrupt  # the first call is cut off here
+        return RunResult(seed, "ok", 1.0, {"c": {"holds": seed != 1, "value": seed, "expected": "", "asserted": True}})
+
+    monkeypatch.setattr(rerun, "run_one", fake_run_one)
+    argv = [str(path), "--seeds", "0-3", "--jobs", "1", "--out", str(tmp_path / "out"), "-p", "n", "4"]
+    with pytest.raises(KeyboardInterrupt):
+        rerun.main(argv)
+    progress = rerun.progress_path(tmp_path / "out", "toy__n-4")
+    # the pool still finished the seed queued after the interrupted one
+    assert sorted(rerun.load_progress(progress, rerun.code_hash(path), [("n", "4")])) == [0, 1, 3]
+    assert rerun.load_progress(progress, rerun.code_hash(path), [("n", "5")]) == {}  # other parameters: not theirs
+    assert rerun.main(argv) == 0
+    assert calls == [0, 1, 2, 3, 2]  # seeds 0, 1 and 3 were not run again
+    assert not progress.exists()
+    runs = rerun.read_runs_csv(tmp_path / "out" / "toy__n-4.csv")
+    assert sorted(runs) == [0, 1, 2, 3] and [runs[s]["checks"]["c"]["holds"] for s in range(4)] == [True, False, True, True]
+    assert "seeds 0, 1, 3 ran in earlier calls" in (tmp_path / "out" / "toy__n-4.md").read_text()
