@@ -29,7 +29,8 @@ Writes, for chapter ``C`` (``C__name-value`` when ``-p`` is given):
 A run is resumable: each finished seed is appended to ``<out>/.C.progress.jsonl`` (with the
 notebook's code hash and the parameters), and the same command after an interruption skips
 the seeds recorded there for the same code and parameters; the file is removed once the
-tables are written.
+tables are written. In the same way a call extends an existing table of the same code and
+parameters in ``<out>`` (``--seeds 0-9`` after a table of seeds 0-4 runs seeds 5-9 only).
 
 Used by ``book/robustness.md`` (the committed tables under ``results/robustness/``) and by
 ``tests/test_rerun.py`` (which reruns one committed (chapter, seed) entry exactly).
@@ -65,7 +66,7 @@ from .machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model:
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
     "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "cpu_model", "machine_info",
-    "git_commit", "code_hash", "progress_path", "load_progress", "main",
+    "git_commit", "code_hash", "progress_path", "load_progress", "results_from_csv", "table_header", "main",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -428,6 +429,33 @@ def load_progress(path: Path, code: str, params: Sequence[tuple[str, str]]) -> d
     return done
 
 
+def results_from_csv(path: Path) -> list[RunResult]:
+    """The runs of a :func:`write_tables` CSV as :class:`RunResult` objects (sorted by seed)."""
+    runs: dict[int, RunResult] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            seed = int(row["seed"])
+            if row["claim"] == "<run>":
+                runs[seed] = RunResult(seed, row["status"], float(row["seconds"] or 0), {}, row["error"])
+            else:
+                runs[seed].checks[row["claim"]] = {"holds": row["holds"] == "True", "value": json.loads(row["value"]),
+                                                   "expected": row["expected"],
+                                                   "asserted": row.get("asserted", "True") != "False"}
+    return sorted(runs.values(), key=lambda r: r.seed)
+
+
+def table_header(md_path: Path) -> dict[str, str]:
+    """The ``- key: value`` lines of a table's Markdown header."""
+    out = {}
+    for line in Path(md_path).read_text().splitlines():
+        if line.startswith("- ") and ": " in line:
+            k, v = line[2:].split(": ", 1)
+            out.setdefault(k, v)
+        elif line.startswith("|"):
+            break
+    return out
+
+
 def _table_name(chapter: str, params: Sequence[tuple[str, str]]) -> str:
     return chapter + "".join(f"__{n}-{re.sub(r'[^A-Za-z0-9.]+', '_', v)}" for n, v in params)
 
@@ -470,6 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = progress_path(args.out, name)
     code = code_hash(args.notebook)
     done = {s: r for s, r in load_progress(progress, code, params).items() if s in seeds}
+    old_md, old_csv = args.out / f"{name}.md", args.out / f"{name}.csv"
+    earlier = {}
+    if old_md.exists() and old_csv.exists():  # an existing table of the same code: extend it
+        earlier = table_header(old_md)
+        if earlier.get("code sha256", "").split(" ")[0] == code:
+            done = {r.seed: r for r in results_from_csv(old_csv) if r.seed in seeds} | done
+        else:
+            earlier = {}
     todo = [s for s in seeds if s not in done]
     print(f"{command}: {len(todo)} runs, {args.jobs} at a time"
           + (f"; seeds {_seeds(sorted(done))} done in an earlier call ({progress})" if done else ""), flush=True)
@@ -488,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            f"{time.perf_counter() - t0:.0f} s for seeds {_seeds(todo)} in the last call; seeds "
                            f"{_seeds(sorted(done))} ran in earlier calls ({sum(r.seconds for r in done.values()):.0f} s "
                            "of run time)")
+    if earlier:
+        header["earlier seeds"] = (f"from the table this one extends: {earlier.get('command', '?')} on "
+                                   f"{earlier.get('date', '?')}, {earlier.get('machine', '?')}")
     csv_path, md_path = write_tables(results, args.out, name, header, keep_going=not args.stop_at_error)
     progress.unlink(missing_ok=True)
     index = write_index(args.out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -236,3 +237,15 @@ def test_interrupted_rerun_resumes_with_the_seeds_it_has(tmp_path, monkeypatch):
     runs = rerun.read_runs_csv(tmp_path / "out" / "toy__n-4.csv")
     assert sorted(runs) == [0, 1, 2, 3] and [runs[s]["checks"]["c"]["holds"] for s in range(4)] == [True, False, True, True]
     assert "seeds 0, 1, 3 ran in earlier calls" in (tmp_path / "out" / "toy__n-4.md").read_text()
+    # a later call for more seeds extends the table of the same code: only the new seeds run
+    assert [asdict(r) for r in rerun.results_from_csv(tmp_path / "out" / "toy__n-4.csv")] == \
+        [asdict(fake_run_one(path, s)) for s in range(4)]
+    calls.clear()
+    assert rerun.main(argv[:2] + ["0-5"] + argv[3:]) == 0
+    assert calls == [4, 5] and sorted(rerun.read_runs_csv(tmp_path / "out" / "toy__n-4.csv")) == list(range(6))
+    assert "- earlier seeds: from the table this one extends" in (tmp_path / "out" / "toy__n-4.md").read_text()
+    # other code: the table is made anew
+    nb.cells[1].source = "x = 2 * seed"
+    nbformat.write(nb, path)
+    calls.clear()
+    assert rerun.main(argv[:2] + ["0-1"] + argv[3:]) == 0 and calls == [0, 1]
