@@ -523,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             earlier = {}
     todo = [s for s in seeds if s not in done]
     print(f"{command}: {len(todo)} runs, {args.jobs} at a time"
-          + (f"; seeds {_seeds(sorted(done))} done in an earlier call ({progress})" if done else ""), flush=True)
+          + (f"; seeds {_seeds(sorted(done))} done in earlier calls (the existing table or {progress})" if done else ""),
+          flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
     def record(r: RunResult) -> None:
