@@ -3,9 +3,12 @@
 Command line (from the repository root)::
 
     python -m ace_utils.rerun notebooks/01_markov_cores.ipynb --seeds 0-9 --jobs 2 \\
-        [-p n_models 3 ...] [--out results/robustness] [--cache DIR]
+        [-p n_models 3 ...] [--out results/robustness] [--cache DIR] [--scheduler ADDRESS]
 
-Each seed runs the notebook in its own process (papermill with ``seed=S``), with its
+The seeds are Dask tasks (:mod:`ace_utils.cluster`): ``--jobs N`` runs N at a time on a local
+cluster of N worker processes (``--jobs 1``: one after another, no cluster), ``--scheduler``
+sends them to an existing Dask cluster instead. Each seed runs the notebook in its own
+process (papermill with ``seed=S``), with its
 own ``$ACE_BOOK_CLAIMS`` folder, ``OMP_WAIT_POLICY=PASSIVE`` and one BLAS/OpenMP thread
 (``OMP_NUM_THREADS=1``, so the numbers do not depend on ``--jobs``); the chapter's
 :class:`ace_utils.claims.Claims` ledger writes ``<chapter>.json`` there. A run whose
@@ -53,14 +56,13 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .claims import MIN_HELD, MIN_SEEDS
+from .cluster import as_finished, open_client
 from .machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
 
 __all__ = [
@@ -213,25 +215,35 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
 
 
 def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, str]] = (), *, jobs: int = 1,
-              cache: str | None = None, keep_dir: Path | None = None, timeout: float = 3600,
-              keep_going: bool = True, log=print, on_result=None) -> list[RunResult]:
-    """Run every seed (``jobs`` processes at a time); results sorted by seed. ``on_result(r)``
-    is called (from a worker thread, one call at a time) as each seed finishes."""
-    seeds = list(seeds)
-    lock = threading.Lock()
+              scheduler: str | None = None, cache: str | None = None, keep_dir: Path | None = None,
+              timeout: float = 3600, keep_going: bool = True, log=print, on_result=None) -> list[RunResult]:
+    """Run every seed; results sorted by seed. ``on_result(r)`` is called as each seed finishes.
 
-    def one(seed: int) -> RunResult:
-        r = run_one(notebook, seed, params, cache=cache, keep_dir=keep_dir, timeout=timeout, keep_going=keep_going)
+    With ``jobs`` = 1 and no ``scheduler`` the seeds run one after another from this process;
+    otherwise each seed is a Dask task (:mod:`ace_utils.cluster`), on a local cluster of
+    ``jobs`` worker processes or on the cluster at ``scheduler``. A task that raises (or whose
+    worker dies) is recorded as a failed run with its error; the other seeds are kept.
+    """
+    seeds = list(seeds)
+    kw = dict(cache=cache, keep_dir=keep_dir, timeout=timeout, keep_going=keep_going)
+    results = []
+
+    def finished(r: RunResult) -> None:
         n_fail = sum(not c["holds"] for c in r.checks.values())
-        log(f"seed {seed}: {r.status} in {r.seconds:.0f} s, {len(r.checks)} claims, {n_fail} failing"
+        log(f"seed {r.seed}: {r.status} in {r.seconds:.0f} s, {len(r.checks)} claims, {n_fail} failing"
             + (f"; {r.error}" if r.error else ""))
         if on_result is not None:
-            with lock:
-                on_result(r)
-        return r
+            on_result(r)
+        results.append(r)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, seeds))
+    if jobs <= 1 and not scheduler:
+        for seed in seeds:
+            finished(run_one(notebook, seed, params, **kw))
+    else:
+        with open_client(jobs, scheduler) as client:
+            for i, r, exc in as_finished(client, run_one, [(notebook, seed, params) for seed in seeds],
+                                         name=f"rerun-{Path(notebook).stem}", **kw):
+                finished(r if exc is None else RunResult(seeds[i], "failed", 0.0, {}, f"{type(exc).__name__}: {exc}"))
     return sorted(results, key=lambda r: r.seed)
 
 
@@ -464,7 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ace_utils.rerun", description=__doc__.split("\n\n")[0])
     ap.add_argument("notebook", type=Path, help="the chapter's .ipynb")
     ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5-6 (default 0-9)")
-    ap.add_argument("--jobs", type=int, default=2, help="papermill processes at a time (default 2)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="runs at a time: Dask worker processes on this machine (default 2; 1: one after another)")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run on the existing Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of local workers")
     ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter, fixed for all seeds (repeatable)")
     ap.add_argument("--out", type=Path, default=Path("results/robustness"), help="folder of the tables")
@@ -508,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             earlier = {}
     todo = [s for s in seeds if s not in done]
     print(f"{command}: {len(todo)} runs, {args.jobs} at a time"
-          + (f"; seeds {_seeds(sorted(done))} done in an earlier call ({progress})" if done else ""), flush=True)
+          + (f"; seeds {_seeds(sorted(done))} done in earlier calls (the existing table or {progress})" if done else ""),
+          flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
     def record(r: RunResult) -> None:
@@ -516,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f.write(json.dumps({"code": code, "params": [list(p) for p in params], "result": asdict(r)}) + "\n")
 
     t0 = time.perf_counter()
-    fresh = run_seeds(args.notebook, todo, params, jobs=args.jobs, cache=args.cache,
+    fresh = run_seeds(args.notebook, todo, params, jobs=args.jobs, scheduler=args.scheduler, cache=args.cache,
                       keep_dir=args.keep_notebooks, timeout=args.timeout, keep_going=not args.stop_at_error,
                       log=lambda s: print(s, flush=True), on_result=record)
     results = sorted(list(done.values()) + fresh, key=lambda r: r.seed)
