@@ -406,18 +406,10 @@ def write_index(out: Path) -> Path:
 
 
 def read_runs_csv(path: Path) -> dict[int, dict[str, Any]]:
-    """Read a ``write_tables`` CSV back: seed -> {'status', 'error', 'checks': {claim: {holds, value}}}."""
-    runs: dict[int, dict[str, Any]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            seed = int(row["seed"])
-            if row["claim"] == "<run>":
-                runs[seed] = {"status": row["status"], "error": row["error"], "checks": {}}
-            else:
-                runs[seed]["checks"][row["claim"]] = {"holds": row["holds"] == "True",
-                                                      "value": json.loads(row["value"]),
-                                                      "asserted": row.get("asserted", "True") != "False"}
-    return runs
+    """Read a ``write_tables`` CSV back: seed -> {'status', 'error', 'checks': {claim: {holds, value, asserted}}}."""
+    return {r.seed: {"status": r.status, "error": r.error,
+                     "checks": {n: {k: c[k] for k in ("holds", "value", "asserted")} for n, c in r.checks.items()}}
+            for r in results_from_csv(path)}
 
 
 def progress_path(out: Path, name: str) -> Path:

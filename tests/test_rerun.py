@@ -170,10 +170,8 @@ CROSS_MACHINE_ATOL = {"00_ace_in_five_minutes": 1e-10, "01_markov_cores": 0.01}
 
 def recorded_fingerprint(md_path: Path) -> str | None:
     """The machine fingerprint in a table's header, or None for a table made before it was recorded."""
-    for line in md_path.read_text().splitlines():
-        if line.startswith("- machine fingerprint: "):
-            return line.split(": ", 1)[1].split()[0]
-    return None
+    value = rerun.table_header(md_path).get("machine fingerprint")
+    return value.split()[0] if value else None
 
 
 def assert_same_numbers(got, want, atol: float, where: str) -> None:
