@@ -211,7 +211,11 @@ def readout_bias(model: torch.nn.Module) -> Tensor:
     the paper's models (:class:`ace_utils.paper_model.PaperTransformer`)."""
     unembed = model.unembed
     b_U = getattr(unembed, "b_U", None)
-    return b_U.detach() if b_U is not None else unembed.bias.detach()
+    if b_U is not None:
+        return b_U.detach()
+    if unembed.bias is None:  # a PaperTransformer variant without readout bias
+        return unembed.weight.new_zeros(unembed.weight.shape[0])
+    return unembed.bias.detach()
 
 
 # --------------------------------------------------------------------------- hub / pretrained

@@ -18,6 +18,17 @@ embedding, blocks, readout). Float32.
 Differences from :func:`ace_utils.models.build_native_model`: post-LN instead of pre-LN,
 no final LayerNorm, dropout, a learned readout bias, N(0, 1) embeddings.
 
+Variants. :class:`ModelVariant` changes one or more of those four design choices while
+keeping everything else (sizes, seed, training): ``norm="pre"`` (PyTorch's
+``norm_first=True`` blocks and a final LayerNorm ``ln_final`` before the readout),
+``dropout_sites="embed-resid"`` (dropout on the summed embeddings and on the two residual
+writes of every block, none on the attention probabilities or the FFN hidden activation:
+where the TransformerLens-native models of this book drop), ``init="small"`` (every weight
+matrix N(0, 0.8/sqrt(d_model)), the output projections divided by sqrt(2 n_layers), biases
+zero: TransformerLens's ``init_mode="gpt2"``), ``readout_bias=False``. No dropout at all is
+``dropout=0.0``. The default variant is the paper's model, and a config with it has the same
+dict (and cache key) as before variants existed.
+
 Hook names (the same names as the TransformerLens bridges use for the same places):
 ``hook_embed`` and ``hook_pos_embed`` (batch, pos, d_model); ``blocks.{l}.hook_in``
 (residual stream entering block l; for l = 0 it is ``hook_embed + hook_pos_embed``) and
@@ -35,7 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
@@ -49,6 +60,11 @@ from .training import _move_model, load_model_state, save_model_state
 
 __all__ = [
     "ARCHITECTURES",
+    "DROPOUT_SITES",
+    "INITS",
+    "NORMS",
+    "ModelVariant",
+    "without_default_variant",
     "build_model",
     "check_architecture",
     "PaperBlock",
@@ -75,6 +91,56 @@ def check_architecture(architecture: str) -> None:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 
+NORMS = ("post", "pre")
+DROPOUT_SITES = ("paper", "embed-resid")
+INITS = ("pytorch", "small")
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """Which of the paper's four design choices a model keeps; the default is the paper's.
+
+    ``norm``: ``"post"`` (the paper's post-LN blocks, no final LayerNorm) or ``"pre"``
+    (pre-LN blocks and a final LayerNorm). ``dropout_sites``: ``"paper"`` (PyTorch's sites:
+    attention probabilities, attention output, FFN hidden activation, FFN output) or
+    ``"embed-resid"`` (the summed embeddings, the attention output and the FFN output).
+    ``init``: ``"pytorch"`` (PyTorch's default initialisation, N(0, 1) embeddings) or
+    ``"small"`` (TransformerLens's GPT-2-style N(0, 0.8/sqrt(d_model))). ``readout_bias``:
+    whether the readout has a learned bias.
+    """
+
+    norm: str = "post"
+    dropout_sites: str = "paper"
+    init: str = "pytorch"
+    readout_bias: bool = True
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("norm", NORMS), ("dropout_sites", DROPOUT_SITES), ("init", INITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.readout_bias, bool):
+            raise ValueError(f"readout_bias must be True or False, got {self.readout_bias!r}")
+
+    @property
+    def is_paper(self) -> bool:
+        """Whether this is the paper's model (every choice at its default)."""
+        return self == ModelVariant()
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from the paper's model, name -> value."""
+        paper = ModelVariant()
+        return {k: v for k, v in asdict(self).items() if v != getattr(paper, k)}
+
+
+def without_default_variant(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` (a dataclass's ``asdict``) without its ``"variant"`` entry when that is the
+    paper's: configs and runs of the paper's model keep the dicts (and cache keys) they had
+    before variants existed."""
+    if fields.get("variant") == asdict(ModelVariant()):
+        fields = {k: v for k, v in fields.items() if k != "variant"}
+    return fields
+
+
 @dataclass(frozen=True)
 class PaperModelConfig(ModelShape):
     """Shape and seed of the paper's transformer; hashable and usable as a cache key.
@@ -82,8 +148,9 @@ class PaperModelConfig(ModelShape):
     ``d_mlp`` is the feed-forward width (PyTorch's ``dim_feedforward``); ``d_vocab``
     input tokens, ``d_vocab_out`` output classes (default: ``d_vocab``);
     ``n_positions`` rows of the learned position embedding (the maximum sequence
-    length; 64 in the reference code); ``dropout`` PyTorch's dropout probability in
-    every block; ``seed`` fixes the initial weights. Sizes in the paper: Markov chain
+    length; 64 in the reference code); ``dropout`` the dropout probability at every site
+    of ``variant.dropout_sites``; ``seed`` fixes the initial weights; ``variant`` the
+    design choices (:class:`ModelVariant`, default: the paper's). Sizes in the paper: Markov chain
     1 layer, d_model 64, 4 heads, d_mlp 256, d_vocab 4; modular addition 2 layers,
     d_model 128, 4 heads, d_mlp 512, d_vocab p = 53; grokking-time sweep 1 layer,
     d_model 128, 4 heads, d_mlp 512.
@@ -98,9 +165,12 @@ class PaperModelConfig(ModelShape):
     n_positions: int = 64
     dropout: float = 0.1
     seed: int = 0
+    variant: ModelVariant = ModelVariant()
 
     def __post_init__(self) -> None:
         self._check_sizes(("n_layers", "d_model", "n_heads", "d_mlp", "d_vocab", "n_positions"))
+        if not isinstance(self.variant, ModelVariant):
+            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
         if self.d_vocab_out is not None and (
             not isinstance(self.d_vocab_out, int) or isinstance(self.d_vocab_out, bool) or self.d_vocab_out < 1
         ):
@@ -111,6 +181,18 @@ class PaperModelConfig(ModelShape):
             or not 0.0 <= self.dropout < 1.0
         ):
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (``variant`` nested, and left out when it is the paper's)."""
+        return without_default_variant(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PaperModelConfig":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        if "variant" in d:
+            d["variant"] = ModelVariant(**d["variant"])
+        return cls(**d)
 
 
 @contextlib.contextmanager
@@ -139,11 +221,13 @@ def _causal_mask(n_pos: int, device: torch.device) -> Tensor:
 
 
 class PaperBlock(nn.Module):
-    """One post-LN block: a PyTorch ``TransformerEncoderLayer`` between two hook points.
+    """One block: a PyTorch ``TransformerEncoderLayer`` between two hook points.
 
-    ``layer`` keeps PyTorch's module (its parameter names and initialisation);
-    ``hook_in`` sees the residual stream entering the block, ``hook_out`` the block's
-    output (after ``norm2``), both (batch, pos, d_model).
+    ``layer`` keeps PyTorch's module (its parameter names and initialisation): post-LN
+    for the paper's model, ``norm_first`` for ``variant.norm == "pre"``; with
+    ``variant.dropout_sites == "embed-resid"`` its attention-probability and FFN-hidden
+    dropout are off. ``hook_in`` sees the residual stream entering the block, ``hook_out``
+    the block's output (after ``norm2`` when post-LN), both (batch, pos, d_model).
     """
 
     def __init__(self, cfg: PaperModelConfig) -> None:
@@ -154,7 +238,11 @@ class PaperBlock(nn.Module):
             dim_feedforward=cfg.d_mlp,
             dropout=cfg.dropout,
             batch_first=True,
+            norm_first=cfg.variant.norm == "pre",
         )
+        if cfg.variant.dropout_sites == "embed-resid":
+            self.layer.dropout.p = 0.0  # FFN hidden activation
+            self.layer.self_attn.dropout = 0.0  # attention probabilities
         self.hook_in = HookPoint()
         self.hook_out = HookPoint()
 
@@ -168,14 +256,15 @@ class PaperBlock(nn.Module):
 
 
 class PaperUnembed(nn.Linear):
-    """The readout ``nn.Linear(d_model, n_outputs)`` with bias, between two hook points.
+    """The readout ``nn.Linear(d_model, n_outputs)`` (with bias unless ``bias=False``),
+    between two hook points.
 
     ``hook_in`` (batch, pos, d_model) is what the readout reads; ``hook_out``
     (batch, pos, n_outputs) are the logits ``h @ weight.T + bias``.
     """
 
-    def __init__(self, d_model: int, n_outputs: int) -> None:
-        super().__init__(d_model, n_outputs, bias=True)
+    def __init__(self, d_model: int, n_outputs: int, bias: bool = True) -> None:
+        super().__init__(d_model, n_outputs, bias=bias)
         self.hook_in = HookPoint()
         self.hook_out = HookPoint()
 
@@ -193,19 +282,28 @@ class PaperTransformer(HookedRootModule):
     the reference model (joshseth/cores) built right after ``torch.manual_seed(seed)``,
     and the global RNG is left untouched. Then moved to ``device``. Dropout is active in
     train mode (PyTorch's default mode after construction); call ``.eval()`` to read
-    activations.
+    activations. A non-default ``cfg.variant`` changes the model as :class:`ModelVariant`
+    says; the pre-LN variant's final LayerNorm is ``ln_final``, and ``unembed.hook_in``
+    is then its output (what the readout reads).
     """
 
     def __init__(self, cfg: PaperModelConfig, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.cfg = cfg
+        variant = cfg.variant
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             # Construction order = the reference code's: token, position, blocks, readout.
             self.embed = nn.Embedding(cfg.d_vocab, cfg.d_model)
             self.pos_embed = nn.Embedding(cfg.n_positions, cfg.d_model)
             self.blocks = nn.ModuleList([PaperBlock(cfg) for _ in range(cfg.n_layers)])
-            self.unembed = PaperUnembed(cfg.d_model, cfg.n_outputs)
+            if variant.norm == "pre":
+                self.ln_final = nn.LayerNorm(cfg.d_model)
+            self.unembed = PaperUnembed(cfg.d_model, cfg.n_outputs, bias=variant.readout_bias)
+            if variant.init == "small":
+                _small_init_(self, cfg)
+        embed_dropout = variant.dropout_sites == "embed-resid" and cfg.dropout > 0
+        self.embed_dropout = nn.Dropout(cfg.dropout) if embed_dropout else nn.Identity()
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
         self.setup()
@@ -225,11 +323,33 @@ class PaperTransformer(HookedRootModule):
         # so the gradients (and training runs, on the CPU) match it bit for bit.
         pos_embed = self.pos_embed(torch.arange(n_pos, device=device)[None])
         pos_embed = pos_embed.expand(batch, n_pos, self.cfg.d_model).contiguous()
-        x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(pos_embed)
+        x = self.embed_dropout(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(pos_embed))
         mask = _causal_mask(n_pos, device)
         for block in self.blocks:
             x = block(x, mask)
+        if self.cfg.variant.norm == "pre":
+            x = self.ln_final(x)
         return self.unembed(x)
+
+
+@torch.no_grad()
+def _small_init_(model: nn.Module, cfg: PaperModelConfig) -> None:
+    """TransformerLens's ``init_mode="gpt2"`` on a PaperTransformer's parameters, in place.
+
+    Every weight matrix (embeddings, attention in/out projections, FFN, readout) drawn
+    from N(0, 0.8/sqrt(d_model)), the residual writes (``out_proj`` and ``linear2``) with
+    that std divided by sqrt(2 n_layers); biases zero; LayerNorms left at (1, 0). Draws
+    from the global RNG, which the caller has seeded.
+    """
+    std = 0.8 / math.sqrt(cfg.d_model)
+    for name, param in model.named_parameters():
+        if ".norm" in name or name.startswith("ln_final"):
+            continue
+        if param.ndim >= 2:
+            writes = name.endswith("out_proj.weight") or name.endswith("linear2.weight")
+            param.normal_(0.0, std / math.sqrt(2 * cfg.n_layers) if writes else std)
+        else:
+            param.zero_()
 
 
 def stacked_last_logits(
@@ -251,8 +371,11 @@ def stacked_last_logits(
     acts where PyTorch's layer puts it (attention probabilities, attention output, FFN
     hidden activation, FFN output) with masks drawn from ``gen``, not from the global RNG
     as the module's are. The faster path for sweeps of many runs (chapter 04); chapter 03
-    trains the module itself.
+    trains the module itself. The paper's model only: a :class:`ModelVariant` other than the
+    default is refused where its parameters show it (a final LayerNorm, no readout bias).
     """
+    if "ln_final.weight" in params or "unembed.bias" not in params:
+        raise ValueError("stacked_last_logits computes the paper's model only (no ModelVariant)")
     M, N, T = x.shape
     D = params["embed.weight"].shape[-1]
     H, dh = n_heads, D // n_heads
@@ -284,16 +407,17 @@ def stacked_last_logits(
 def readout_matrix(model: PaperTransformer) -> Tensor:
     """The readout as a (n_outputs, d_model) matrix ``W``: logits = h @ W.T + b.
 
-    ``h`` is the activation at ``unembed.hook_in`` (the last block's output; there is no
-    final LayerNorm), ``b`` is :func:`readout_bias`. Returned detached; it shares
+    ``h`` is the activation at ``unembed.hook_in`` (the last block's output; the final
+    LayerNorm's output for the pre-LN variant), ``b`` is :func:`readout_bias`. Returned detached; it shares
     storage with the model's weight (training the model changes it).
     """
     return model.unembed.weight.detach()
 
 
 def readout_bias(model: PaperTransformer) -> Tensor:
-    """The readout's learned bias, shape (n_outputs,), detached."""
-    return model.unembed.bias.detach()
+    """The readout's learned bias, shape (n_outputs,), detached (zeros without one)."""
+    bias = model.unembed.bias
+    return bias.detach() if bias is not None else model.unembed.weight.new_zeros(model.cfg.n_outputs)
 
 
 def paper_to_payload(model: PaperTransformer) -> dict[str, Any]:

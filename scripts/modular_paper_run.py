@@ -30,7 +30,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     state.parent.mkdir(parents=True, exist_ok=True)
     meta_path = out / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if meta.get("run") not in (None, json.loads(json.dumps(asdict(run)))):
+    if meta.get("run") not in (None, json.loads(json.dumps(run.to_dict()))):
         raise SystemExit(f"{meta_path} describes another run; choose another --out")
     started = dt.datetime.now(dt.timezone.utc)
     commit = _git_commit()  # the code that runs is the code at the start (modules are imported by now)
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": cmd.strip(),
         "note": "resumable run: one entry in 'calls' per invocation of the command",
         "calls": meta.get("calls", []) + [call],
-        "run": asdict(run),
+        "run": run.to_dict(),
     }
     if result is not None:
         mod.save_curves(out / "curves.npz", mod.curves_record(result))

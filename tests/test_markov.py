@@ -142,6 +142,17 @@ def test_markov_run_architecture_is_validated_and_sets_the_model():
     assert (cfg.d_vocab, cfg.n_outputs, cfg.n_positions, cfg.dropout, cfg.seed) == (4, 4, 64, 0.1, 3)
     native = mk.MarkovRun(seed=3, architecture="pre-ln").model_config(4, 32)
     assert not isinstance(native, PaperModelConfig) and native.n_ctx == 31
+    # dropout and variant: the paper's values stay out of the dict (cache keys unchanged)
+    from ace_utils.paper_model import ModelVariant
+
+    assert set(mk.MarkovRun(seed=3).to_dict()) == {"seed", "architecture", "n_layers", "d_model", "n_heads", "d_mlp",
+                                                   "lr", "batch_size", "epochs", "weight_decay"}
+    pre = mk.MarkovRun(seed=3, dropout=0.0, variant=ModelVariant(norm="pre"))
+    assert pre.to_dict()["dropout"] == 0.0 and pre.to_dict()["variant"]["norm"] == "pre"
+    cfg = pre.model_config(4, 32)
+    assert cfg.dropout == 0.0 and cfg.variant == ModelVariant(norm="pre")
+    with pytest.raises(ValueError, match="architecture='paper' only"):
+        mk.MarkovRun(seed=3, architecture="pre-ln", dropout=0.0)
 
 
 @pytest.mark.parametrize("architecture", mk.ARCHITECTURES)

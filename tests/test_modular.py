@@ -327,3 +327,30 @@ def test_run_models_resumable_over_calls_equals_run_models(tmp_path, monkeypatch
             assert np.array_equal(a["ckpt"][k], b["ckpt"][k], equal_nan=True), k
     for k in main["final_params"]:
         assert torch.equal(main["final_params"][k], parts["final_params"][k])
+
+
+def test_model_variants_train_through_the_modules_own_forward():
+    from ace_utils.paper_model import ModelVariant
+
+    variant = ModelVariant(norm="pre", dropout_sites="embed-resid", init="small", readout_bias=False)
+    run = _small_run(architecture="paper", variant=variant)
+    assert "variant" not in _small_run(architecture="paper").to_dict()  # the paper's runs keep their cache keys
+    assert run.to_dict()["variant"]["norm"] == "pre"
+    with pytest.raises(ValueError, match="architecture='paper' only"):
+        _small_run(variant=variant)
+    params = {k: v.clone().requires_grad_(True) for k, v in mod.init_stacked(run).items()}
+    assert "ln_final.weight" in params and "unembed.bias" not in params
+    models = mod.to_models({k: v.detach() for k, v in params.items()}, run)
+    assert all(m.cfg.variant == variant for m in models)
+    d = mod.make_data(11, 0.5, 42)
+    x = d.train_x[:20].expand(2, -1, -1)
+    logits = mod.paper_last_logits(params, x, run.n_heads, variant=variant)
+    for i, m in enumerate(models):
+        torch.testing.assert_close(logits[i], m(x[i])[:, -1], rtol=0, atol=0)
+    with pytest.raises(RuntimeError):  # the paper's module with these parameters: the names do not match
+        mod.paper_last_logits(params, x, run.n_heads)
+    acc, _ = mod.evaluate_stacked({k: v.detach() for k, v in params.items()}, d.test_x, d.test_y, run.n_heads, variant)
+    assert acc.shape == (2,)
+    log = mod.train_stacked(replace(run, epochs=2, checkpoint_epochs=(0,)), d, params, start_epoch=0, end_epoch=2,
+                            weight_decay=1.0)
+    assert log["train_loss"][-1].max() < log["train_loss"][0].min()

@@ -335,3 +335,97 @@ def test_stacked_last_logits_dropout_masks_do_not_depend_on_stack_mates():
     alone = P.stacked_last_logits({k: v[1:] for k, v in params.items()}, x[1:], 4, 0.1, gens()[1:])
     torch.testing.assert_close(both[1:], alone)
     assert not torch.allclose(both, P.stacked_last_logits(params, x, 4))  # dropout acted
+
+
+# --------------------------------------------------------------------------- variants
+
+def _variant_cfg(**changes) -> P.PaperModelConfig:
+    return P.PaperModelConfig(**{**CFG.to_dict(), "variant": P.ModelVariant(**changes)})
+
+
+def test_variant_validation_and_dicts():
+    assert "variant" not in CFG.to_dict()  # the paper's configs keep their dicts and cache keys
+    assert P.ModelVariant().is_paper and P.ModelVariant().changes() == {}
+    pre = _variant_cfg(norm="pre", readout_bias=False)
+    assert pre.to_dict()["variant"] == {"norm": "pre", "dropout_sites": "paper", "init": "pytorch",
+                                        "readout_bias": False}
+    assert P.PaperModelConfig.from_dict(pre.to_dict()) == pre and hash(pre) != hash(CFG)
+    assert pre.variant.changes() == {"norm": "pre", "readout_bias": False}
+    for bad, field in [(dict(norm="sandwich"), "norm"), (dict(dropout_sites="all"), "dropout_sites"),
+                       (dict(init="xavier"), "init"), (dict(readout_bias=1), "readout_bias")]:
+        with pytest.raises(ValueError, match=field):
+            P.ModelVariant(**bad)
+    with pytest.raises(ValueError, match="variant"):
+        P.PaperModelConfig(**{**CFG.to_dict(), "variant": {"norm": "pre"}})
+
+
+def test_pre_ln_variant_has_norm_first_blocks_and_a_final_layernorm():
+    paper, pre = P.PaperTransformer(CFG).eval(), P.PaperTransformer(_variant_cfg(norm="pre")).eval()
+    assert pre.blocks[0].layer.norm_first and isinstance(pre.ln_final, torch.nn.LayerNorm)
+    sp, sq = paper.state_dict(), pre.state_dict()
+    assert set(sq) - set(sp) == {"ln_final.weight", "ln_final.bias"}
+    assert all(torch.equal(sp[k], sq[k]) for k in sp)  # same seed, same draws (LayerNorms draw nothing)
+    tokens = _tokens()
+    logits, cache = pre.run_with_cache(tokens)
+    h = cache["blocks.1.hook_out"]
+    # pre-LN block by hand: x + attn(norm1 x), then + ffn(norm2 x); the readout reads ln_final's output
+    layer = pre.blocks[1].layer
+    x = cache["blocks.1.hook_in"]
+    mask = torch.triu(torch.ones(9, 9, dtype=torch.bool), 1)
+    a = layer.norm1(x)
+    x = x + layer.self_attn(a, a, a, attn_mask=mask, need_weights=False)[0]
+    x = x + layer.linear2(torch.relu(layer.linear1(layer.norm2(x))))
+    torch.testing.assert_close(h, x, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(cache["unembed.hook_in"], pre.ln_final(h), rtol=0, atol=0)
+    torch.testing.assert_close(logits, pre.ln_final(h) @ pre.unembed.weight.T + pre.unembed.bias, rtol=1e-6, atol=1e-6)
+
+
+def test_embed_resid_dropout_sites():
+    m = P.PaperTransformer(_variant_cfg(dropout_sites="embed-resid"))
+    layer = m.blocks[0].layer
+    assert layer.dropout.p == 0.0 and layer.self_attn.dropout == 0.0
+    assert layer.dropout1.p == layer.dropout2.p == m.embed_dropout.p == 0.1
+    tokens = _tokens()
+    torch.manual_seed(0)
+    _, cache = m.run_with_cache(tokens)
+    summed = cache["hook_embed"] + cache["hook_pos_embed"]
+    dropped = cache["blocks.0.hook_in"]
+    zero = dropped == 0
+    assert zero.any() and torch.allclose(dropped[~zero], summed[~zero] / 0.9)  # inverted dropout on the embeddings
+    # in eval mode the sites do not matter: the paper's model with the same weights
+    paper = P.PaperTransformer(CFG).eval()
+    assert torch.equal(m.eval()(tokens), paper(tokens))
+    no_dropout = P.PaperTransformer(P.PaperModelConfig(**{**CFG.to_dict(), "dropout": 0.0,
+                                                          "variant": P.ModelVariant(dropout_sites="embed-resid")}))
+    assert isinstance(no_dropout.embed_dropout, torch.nn.Identity)
+
+
+def test_small_init_is_transformerlens_gpt2_scale_and_seeded():
+    rng_before = torch.random.get_rng_state()
+    cfg = P.PaperModelConfig(n_layers=2, d_model=128, n_heads=4, d_mlp=512, d_vocab=53,
+                             variant=P.ModelVariant(init="small"))
+    a, b = P.PaperTransformer(cfg), P.PaperTransformer(cfg)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    std = 0.8 / math.sqrt(128)
+    for name in ("embed.weight", "pos_embed.weight", "blocks.0.layer.self_attn.in_proj_weight",
+                 "blocks.1.layer.linear1.weight", "unembed.weight"):
+        assert abs(a.get_parameter(name).std().item() / std - 1) < 0.05, name
+    for name in ("blocks.0.layer.self_attn.out_proj.weight", "blocks.1.layer.linear2.weight"):
+        assert abs(a.get_parameter(name).std().item() / (std / 2) - 1) < 0.05, name  # / sqrt(2 n_layers)
+    for name in ("blocks.0.layer.self_attn.in_proj_bias", "blocks.0.layer.linear1.bias", "unembed.bias",
+                 "blocks.0.layer.norm1.bias"):
+        assert torch.count_nonzero(a.get_parameter(name)) == 0, name
+    assert torch.equal(a.blocks[0].layer.norm2.weight, torch.ones(128))
+
+
+def test_no_readout_bias_variant():
+    paper, m = P.PaperTransformer(CFG), P.PaperTransformer(_variant_cfg(readout_bias=False))
+    assert m.unembed.bias is None and "unembed.bias" not in m.state_dict()
+    assert torch.equal(m.unembed.weight, paper.unembed.weight)  # the bias is drawn after the weight
+    assert torch.equal(P.readout_bias(m), torch.zeros(7))
+    from ace_utils.models import readout_bias
+
+    assert torch.equal(readout_bias(m), torch.zeros(7))
+    with pytest.raises(ValueError, match="paper's model only"):
+        P.stacked_last_logits({k: v[None] for k, v in m.state_dict().items()}, _tokens()[None], CFG.n_heads)

@@ -26,8 +26,8 @@ from ..activations import collect_activations
 from ..interventions import subspace_hook
 from ..models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
 from ..paper_model import (
-    ARCHITECTURES, PaperModelConfig, build_model, check_architecture, paper_from_payload, paper_optimizer,
-    paper_to_payload,
+    ARCHITECTURES, ModelVariant, PaperModelConfig, build_model, check_architecture, paper_from_payload,
+    paper_optimizer, paper_to_payload, without_default_variant,
 )
 from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ..processes import map_in_processes
@@ -153,7 +153,9 @@ class MarkovRun:
     encoder layer with dropout 0.1 and a biased readout; 1 layer, d_model 64, 4 heads,
     d_mlp 256) and optimiser (AdamW on every parameter, batch 64, weight decay 0);
     ``architecture="pre-ln"`` is the TransformerLens-native pre-LN model of the same
-    sizes. ``lr`` and ``epochs`` come from a preset (see :data:`PRESETS`).
+    sizes. ``lr`` and ``epochs`` come from a preset (see :data:`PRESETS`). ``dropout``
+    and ``variant`` (:class:`~ace_utils.paper_model.ModelVariant`) change the paper's
+    model (``architecture="paper"`` only).
     """
 
     seed: int
@@ -166,15 +168,30 @@ class MarkovRun:
     batch_size: int = 64
     epochs: int = 40
     weight_decay: float = 0.0
+    dropout: float = 0.1
+    variant: ModelVariant = ModelVariant()
 
     def __post_init__(self) -> None:
         check_architecture(self.architecture)
+        if not isinstance(self.variant, ModelVariant):
+            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
+        if self.architecture != "paper" and (not self.variant.is_paper or self.dropout != 0.1):
+            raise ValueError("dropout and variant apply to architecture='paper' only")
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict; ``dropout`` and ``variant`` left out at the paper's
+        values, so the paper's runs keep the cache keys they had before these fields."""
+        d = without_default_variant(asdict(self))
+        if d["dropout"] == 0.1:
+            del d["dropout"]
+        return d
 
     def model_config(self, n_states: int, length: int) -> SmallModelConfig | PaperModelConfig:
         """The model's shape and seed for ``n_states`` states and sequences of ``length``."""
         sizes = dict(n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp, seed=self.seed)
         if self.architecture == "paper":
-            return PaperModelConfig(d_vocab=n_states, n_positions=max(64, length - 1), **sizes)
+            return PaperModelConfig(d_vocab=n_states, n_positions=max(64, length - 1), dropout=self.dropout,
+                                    variant=self.variant, **sizes)
         return SmallModelConfig(n_ctx=length - 1, d_vocab=n_states, act_fn="relu", **sizes)
 
 
@@ -245,7 +262,7 @@ def _model_key(run: MarkovRun, data: MarkovData) -> dict:
     """The cache key of the model :func:`train_markov_model` trains for ``run`` on ``data``."""
     cfg = run.model_config(data.T.shape[0], data.train.shape[1])
     return {
-        "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run),
+        "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(),
         "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
     }
 

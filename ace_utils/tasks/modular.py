@@ -48,7 +48,10 @@ from torch import Tensor
 from ..ace import ace, observability_from_readout
 from .. import stacked
 from ..models import SmallModelConfig, readout_bias, readout_matrix
-from ..paper_model import ARCHITECTURES, PaperModelConfig, PaperTransformer, build_model, check_architecture
+from ..paper_model import (
+    ARCHITECTURES, ModelVariant, PaperModelConfig, PaperTransformer, build_model, check_architecture,
+    without_default_variant,
+)
 from ..operators import fit_operator, rotational_mode_count
 from ..processes import map_in_processes
 from ..precision import autocast, check_precision
@@ -160,8 +163,9 @@ class GrokRun:
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for the training
     forward/backward (:mod:`ace_utils.precision`; evaluation and analyses always run in
     float32). ``architecture``: ``"pre-ln"`` (TransformerLens-native models) or ``"paper"``
-    (the paper's post-LN module; float32 only). Chapter 03 builds its runs with
-    :func:`preset_run`.
+    (the paper's post-LN module; float32 only). ``variant``: the paper's model with some
+    of its design choices changed (:class:`~ace_utils.paper_model.ModelVariant`;
+    ``architecture="paper"`` only). Chapter 03 builds its runs with :func:`preset_run`.
     """
 
     seed: int = 0
@@ -184,12 +188,21 @@ class GrokRun:
     branch_epoch: int = 500
     branch_weight_decay: float = 0.0
     architecture: str = "pre-ln"
+    variant: ModelVariant = ModelVariant()
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
         check_architecture(self.architecture)
         if self.architecture == "paper" and self.precision != "fp32":
             raise ValueError("precision must be 'fp32' with architecture='paper'")
+        if not isinstance(self.variant, ModelVariant):
+            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
+        if not self.variant.is_paper and self.architecture != "paper":
+            raise ValueError("variant applies to architecture='paper' only")
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict, ``variant`` left out when it is the paper's (cache keys)."""
+        return without_default_variant(asdict(self))
 
     def model_seeds(self) -> list[int]:
         return [self.seed + 1000 * i for i in range(self.n_models)]
@@ -201,13 +214,13 @@ def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig | PaperModel
     Chapter 03."""
     sizes = dict(n_layers=run.n_layers, d_model=run.d_model, n_heads=run.n_heads, d_mlp=run.d_mlp, seed=int(model_seed))
     if run.architecture == "paper":
-        return PaperModelConfig(d_vocab=run.p, dropout=run.dropout, **sizes)
+        return PaperModelConfig(d_vocab=run.p, dropout=run.dropout, variant=run.variant, **sizes)
     return SmallModelConfig(n_ctx=2, d_vocab=run.p, act_fn="relu", **sizes)
 
 
 def _is_paper(params: dict[str, Tensor]) -> bool:
-    """Whether stacked ``params`` are a :class:`~ace_utils.paper_model.PaperTransformer`'s."""
-    return "unembed.bias" in params and "blocks.0.layer.linear1.weight" in params
+    """Whether stacked ``params`` are a :class:`~ace_utils.paper_model.PaperTransformer`'s (any variant)."""
+    return "blocks.0.layer.linear1.weight" in params
 
 
 # --------------------------------------------------------------------------- functional model
@@ -300,7 +313,8 @@ def _paper_template(cfg: PaperModelConfig) -> PaperTransformer:
 
 
 def paper_last_logits(
-    params: dict[str, Tensor], x: Tensor, n_heads: int, dropout: float = 0.0, rng_states: list[Tensor] | None = None
+    params: dict[str, Tensor], x: Tensor, n_heads: int, dropout: float = 0.0, rng_states: list[Tensor] | None = None,
+    variant: ModelVariant = ModelVariant(),
 ) -> Tensor:
     """Last-position logits (M, N, n_outputs) of stacked PaperTransformer ``params`` on ``x`` (M, N, pos).
 
@@ -310,21 +324,23 @@ def paper_last_logits(
     ``rng_states`` (one CPU RNG state per model, updated in place) the module runs in train
     mode with dropout ``dropout``, drawing model ``i``'s masks from its own state: a model's
     numbers do not depend on the other models of the stack. This sets the global CPU RNG;
-    callers restore it (``torch.random.fork_rng``). Without, eval mode. Chapter 03.
+    callers restore it (``torch.random.fork_rng``). Without, eval mode. ``variant``: the
+    models' :class:`~ace_utils.paper_model.ModelVariant` (its parameter names must be
+    those of ``params``). Chapter 03.
     """
     layers = sum(1 for k in params if k.endswith(".layer.linear1.weight"))
     cfg = PaperModelConfig(
         n_layers=layers, d_model=params["embed.weight"].shape[-1], n_heads=n_heads,
         d_mlp=params["blocks.0.layer.linear1.weight"].shape[1], d_vocab=params["embed.weight"].shape[1],
         d_vocab_out=params["unembed.weight"].shape[1], n_positions=params["pos_embed.weight"].shape[1],
-        dropout=float(dropout),
+        dropout=float(dropout), variant=variant,
     )
     model = _paper_template(cfg).train(rng_states is not None)
     out = []
     for i in range(x.shape[0]):
         if rng_states is not None:
             torch.set_rng_state(rng_states[i])
-        out.append(torch.func.functional_call(model, {k: v[i] for k, v in params.items()}, (x[i],))[:, -1])
+        out.append(torch.func.functional_call(model, {k: v[i] for k, v in params.items()}, (x[i],), strict=True)[:, -1])
         if rng_states is not None:
             rng_states[i] = torch.get_rng_state()
     return torch.stack(out)
@@ -349,11 +365,15 @@ def _batch_perms(run: GrokRun, epoch: int, n: int, offset: int = 0) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int) -> tuple[np.ndarray, np.ndarray]:
-    """(accuracy, mean loss) per model, each (M,), at the last position on (x, y). Chapter 03."""
+def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int,
+                     variant: ModelVariant = ModelVariant()) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, mean loss) per model, each (M,), at the last position on (x, y); ``variant``
+    for the paper's models' variants. Chapter 03."""
     M = params["embed.weight"].shape[0]
-    last = paper_last_logits if _is_paper(params) else forward_last
-    logits = last(params, x.expand(M, -1, -1), n_heads)
+    if _is_paper(params):
+        logits = paper_last_logits(params, x.expand(M, -1, -1), n_heads, variant=variant)
+    else:
+        logits = forward_last(params, x.expand(M, -1, -1), n_heads)
     acc = (logits.argmax(-1) == y).float().mean(1)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(M), reduction="none").reshape(M, -1).mean(1)
     return acc.numpy().astype(float), loss.numpy().astype(float)
@@ -424,8 +444,8 @@ def train_stacked(
     def record(epoch: int) -> None:
         log["train_wall_s"].append(time.perf_counter() - t0 - spent[0])
         log["train_cpu_s"].append(time.process_time() - c0 - spent[1])
-        tr_acc, tr_loss = evaluate_stacked(params, data.train_x, data.train_y, run.n_heads)
-        te_acc, te_loss = evaluate_stacked(params, data.test_x, data.test_y, run.n_heads)
+        tr_acc, tr_loss = evaluate_stacked(params, data.train_x, data.train_y, run.n_heads, run.variant)
+        te_acc, te_loss = evaluate_stacked(params, data.test_x, data.test_y, run.n_heads, run.variant)
         for k, v in zip(("epoch", "train_acc", "test_acc", "train_loss", "test_loss"), (epoch, tr_acc, te_acc, tr_loss, te_loss)):
             log[k].append(v)
 
@@ -445,7 +465,8 @@ def train_stacked(
             idx = perms[:, s : s + run.batch_size]
             if paper:
                 with torch.random.fork_rng(devices=[]):
-                    logits = paper_last_logits(params, data.train_x[idx], run.n_heads, run.dropout, rng_states)
+                    logits = paper_last_logits(params, data.train_x[idx], run.n_heads, run.dropout, rng_states,
+                                               run.variant)
             else:
                 with autocast(run.precision):
                     logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
@@ -719,7 +740,7 @@ def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> 
     train_stacked's log, "ckpt_epoch": (C,), "ckpt": {name: (C, M, ...)}}`` with the keys of
     :func:`analyse_checkpoint`. Cached under ``modular`` keyed by ``run`` and the torch version.
     """
-    key = {"task": "modular-main", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    key = {"task": "modular-main", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
 
     def build() -> dict:
         torch.manual_seed(run.seed)
@@ -761,7 +782,7 @@ def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -
     """
     if run.branch_epoch <= 0:
         return None
-    key = {"task": "modular-branch", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    key = {"task": "modular-branch", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
 
     def build() -> dict:
         start = run_main(run, progress=progress)["branch_params"]
@@ -823,7 +844,7 @@ def run_experiment_resumable(
     if segment_epochs < 1 or segment_epochs % run.eval_every:
         raise ValueError(f"segment_epochs must be a positive multiple of eval_every = {run.eval_every}")
     path = Path(path)
-    key = {"version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    key = {"version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
     if path.exists():
         saved = torch.load(path, weights_only=False)
         if saved["key"] != key:
@@ -952,7 +973,7 @@ def resumable_path(run: GrokRun):
     ace-book cache, named by the run's configuration. Chapter 03."""
     from ..training import cache_dir, config_key
 
-    key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": asdict(run)}
+    key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
     return cache_dir() / "modular" / f"resumable-{config_key(key)[:24]}.pt"
 
 
