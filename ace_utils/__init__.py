@@ -4,7 +4,7 @@ Modules: ``ace`` (the method), ``interventions``, ``alignment``, ``operators``,
 ``activations``, ``synthetic``, ``baselines``; the models (``models``, ``paper_model``,
 ``stacked``) and their training (``training``, ``precision``); the tasks
 (``tasks.markov``, ``tasks.modular``, ``tasks.grokking_time``, ``tasks.agreement``,
-``tasks.agreement_corpus``); independent runs as Dask tasks (``cluster``,
+``tasks.agreement_corpus``, ``tasks.architecture``); independent runs as Dask tasks (``cluster``,
 ``processes``); and the book's tooling (``params``, ``claims``, ``rerun``, ``machine``).
 The API page of the book lists them.
 """
