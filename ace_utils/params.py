@@ -15,14 +15,12 @@ __all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "Float
 
 
 class ParameterError(ValueError):
-    """A notebook parameter is unknown, of the wrong type, or out of range.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """A notebook parameter is unknown, of the wrong type, or out of range."""
 
 
 @dataclass(frozen=True)
 class Int:
-    """An integer in ``[lo, hi]``.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """An integer in ``[lo, hi]``."""
 
     lo: int
     hi: int
@@ -37,8 +35,7 @@ class Int:
 
 @dataclass(frozen=True)
 class Float:
-    """A real number in ``[lo, hi]`` (ints accepted).
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """A real number in ``[lo, hi]`` (ints accepted)."""
 
     lo: float
     hi: float
@@ -53,8 +50,7 @@ class Float:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a fixed set of values.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """One of a fixed set of values."""
 
     values: tuple
 
@@ -70,7 +66,7 @@ class Choice:
 
 @dataclass(frozen=True)
 class Bool:
-    """True or False. Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """True or False."""
 
     def check(self, name: str, v: Any) -> bool:
         if not isinstance(v, bool):
@@ -91,8 +87,7 @@ def _check_list(name: str, v: Any, lo: float, hi: float, min_len: int, max_len: 
 
 @dataclass(frozen=True)
 class IntList:
-    """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    """A non-empty list of ints, each in ``[lo, hi]``, of length in ``[min_len, max_len]``."""
 
     lo: int
     hi: int
@@ -106,8 +101,7 @@ class IntList:
 @dataclass(frozen=True)
 class FloatList:
     """A non-empty list of numbers (ints accepted), each in ``[lo, hi]``, of length in
-    ``[min_len, max_len]``; returned as floats.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``)."""
+    ``[min_len, max_len]``; returned as floats."""
 
     lo: float
     hi: float
@@ -139,7 +133,6 @@ def validate(
     (non-module, non-function, non-private) value in the namespace is an
     unknown parameter, e.g. a misspelt ``papermill -p`` name. Returns the
     validated values by name. Raises :class:`ParameterError` with one line.
-    Used by every chapter's parameters cell (chapter ``00_ace_in_five_minutes``).
     """
     unknown = sorted(
         n for n, v in namespace.items() if n not in spec and n not in ignore and _is_user_value(n, v)
