@@ -5,7 +5,7 @@ made it (same fingerprint), within measured tolerances elsewhere."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ def test_committed_curves_cover_the_paper_schedule():
     meta = json.loads((RESULTS / "meta.json").read_text())
     run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
                          precision=meta["run"]["precision"], architecture=meta["run"]["architecture"])
-    assert meta["run"] == json.loads(json.dumps(asdict(run)))  # the file is the preset's run
+    assert meta["run"] == json.loads(json.dumps(run.to_dict()))  # the file is the preset's run
     assert rec["main/log/epoch"][-1] == run.epochs == 20_000
     assert rec["wd0/ckpt/epoch"][0] == run.branch_epoch == 900
     assert rec["main/ckpt/epoch"].tolist() == list(run.checkpoint_epochs)
