@@ -89,7 +89,10 @@ def test_markov_run_and_summary_on_two_tiny_models(tmp_path, monkeypatch):
     models = [mk.train_markov_model(r, data, progress=False) for r in tiny]
     s = arch.markov_summary(models, data)
     assert {k: v.shape for k, v in s.items()} == {"acc": (2,), "rank": (2,), "real_error": (2,),
-                                                    "complex_error": (2,), "overlap": (1,), "cca": (1,)}
+                                                    "complex_error": (2,), "overlap": (1,), "cca": (1,),
+                                                    "eigenvalues": (2, 3)}
+    true = mk.nontrivial_eigenvalues(data.T)
+    np.testing.assert_allclose(np.abs(s["eigenvalues"] - true).max(1), np.maximum(s["real_error"], s["complex_error"]))
     assert 0 <= s["overlap"][0] <= 1 and 0 <= s["cca"][0] <= 1
     # a model compared with itself: overlap 1, canonical correlations 1
     same = arch.markov_summary([models[0], models[0]], data)

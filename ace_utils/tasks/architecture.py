@@ -140,7 +140,9 @@ def markov_summary(models: Sequence[torch.nn.Module], data: mk.MarkovData, k: in
     Per model (M,): ``acc`` (next-token test accuracy), ``rank`` (ACE's energy rank at the
     chapter-01 threshold), ``real_error`` (distance of the fitted real eigenvalue from the
     chain's 0.5, in the ``k``-dimensional core), ``complex_error`` (the largest distance
-    for the complex pair). Per pair of models (P,), in ``itertools.combinations`` order:
+    for the complex pair); ``eigenvalues`` (M, n_states - 1) complex, the fitted ones matched
+    to the chain's (:func:`ace_utils.tasks.markov.nontrivial_eigenvalues` order). Per pair of
+    models (P,), in ``itertools.combinations`` order:
     ``overlap`` (projector overlap of the ``k``-dimensional cores in activation space) and
     ``cca`` (the mean of the top ``k`` canonical correlations of the core coordinates on
     the same test sequences).
@@ -149,9 +151,10 @@ def markov_summary(models: Sequence[torch.nn.Module], data: mk.MarkovData, k: in
     true = mk.nontrivial_eigenvalues(data.T)
     real = np.abs(true.imag) <= 1e-9
     out: dict[str, list] = {k_: [] for k_ in ("acc", "rank", "real_error", "complex_error")}
-    Zs = []
+    Zs, eigenvalues = [], []
     for m, (res, H) in zip(models, cores):
         spec = mk.core_spectrum(res, H, data, r=k)
+        eigenvalues.append(spec.eigenvalues)
         out["acc"].append(mk.next_token_accuracy(m, data.test))
         out["rank"].append(res.rank)
         out["real_error"].append(float(spec.errors[real].max()))
@@ -165,4 +168,5 @@ def markov_summary(models: Sequence[torch.nn.Module], data: mk.MarkovData, k: in
     summary = {k_: np.asarray(v, dtype=float) for k_, v in out.items()}
     summary["overlap"] = np.asarray(overlap, dtype=float)
     summary["cca"] = np.asarray(cca, dtype=float)
+    summary["eigenvalues"] = np.asarray(eigenvalues, dtype=complex)
     return summary
