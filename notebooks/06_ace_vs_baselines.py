@@ -36,10 +36,10 @@
 # the tilt on a planted system, but each fails in another way. On the real tasks the tilt is
 # small: two halves of the data give the same core within 4° (Markov, agreement). On
 # modular addition a larger indeterminacy swamps it: 1405 test pairs pin the core down only
-# to 15-31°, as far as the finders are from each other. **Runtime:** 2-4 minutes on 2 CPU
+# to 15-31°, as far as the finders are from each other. **Runtime:** about 3 minutes on 2 CPU
 # cores in the book's order (chapters 01, 03 and 05 have trained and cached every model it
-# uses); about 12 minutes with a cold cache, which trains them all (more on a CPU without
-# AVX-512).
+# uses: 247 s with AVX-512 kernels, 161 s with AVX2 only); with a cold cache it first
+# trains them all, which takes about as long as those three chapters.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
