@@ -15,11 +15,18 @@ from pathlib import Path
 import jupytext
 
 
-def report(log: str, notebooks: list[str], limit: float, top: int = 12) -> int:
-    """Print the per-chapter totals and the ``top`` slowest cells of ``log``; return the
-    number of cells over ``limit`` seconds."""
+def book_pages(root: Path = Path(".")) -> list[str]:
+    """The pages the book executes: ``notebooks/*.ipynb`` and the MyST text notebooks
+    (``book/*.md`` with a kernelspec)."""
+    text = [p for p in sorted(glob.glob(str(root / "book" / "*.md"))) if "kernelspec:" in Path(p).read_text(encoding="utf8")[:400]]
+    return sorted(glob.glob(str(root / "notebooks" / "*.ipynb"))) + text
+
+
+def cell_rows(log: str | Path, notebooks: list[str]) -> list[tuple[float, str, int, str]]:
+    """The logged cells as ``(seconds, page stem, code cell number, first source line)``, the
+    sources matched to the code cells of ``notebooks`` (``"(unmatched)"``, 0 where none fits)."""
     where: dict[str, tuple[str, int]] = {}
-    for nb in notebooks:  # .ipynb chapters and MyST text notebooks (book/*.md with a kernelspec)
+    for nb in notebooks:
         doc = jupytext.read(nb, fmt="md:myst" if nb.endswith(".md") else None)
         code = [c for c in doc.cells if c.cell_type == "code"]
         for i, c in enumerate(code):
@@ -29,6 +36,13 @@ def report(log: str, notebooks: list[str], limit: float, top: int = 12) -> int:
         r = json.loads(line)
         nb, i = where.get(r["source"], ("(unmatched)", 0))
         rows.append((r["seconds"], nb, i, r["source"].strip().splitlines()[0][:70] if r["source"].strip() else ""))
+    return rows
+
+
+def report(log: str, notebooks: list[str], limit: float, top: int = 12) -> int:
+    """Print the per-chapter totals and the ``top`` slowest cells of ``log``; return the
+    number of cells over ``limit`` seconds."""
+    rows = cell_rows(log, notebooks)
     totals: dict[str, float] = {}
     for s, nb, _, _ in rows:
         totals[nb] = totals.get(nb, 0.0) + s
@@ -48,7 +62,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Report the cell times of a book build.")
     ap.add_argument("log", help="the JSON-lines file the kernels wrote ($ACE_CELL_TIMES)")
     ap.add_argument("--limit", type=float, default=300.0, help="seconds a cell may run (default 300)")
-    text_notebooks = [p for p in sorted(glob.glob("book/*.md")) if "kernelspec:" in Path(p).read_text(encoding="utf8")[:400]]
-    ap.add_argument("--notebooks", nargs="*", default=sorted(glob.glob("notebooks/*.ipynb")) + text_notebooks)
+    ap.add_argument("--notebooks", nargs="*", default=book_pages())
     a = ap.parse_args()
     raise SystemExit(1 if report(a.log, a.notebooks, a.limit) else 0)
