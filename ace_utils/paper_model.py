@@ -56,6 +56,7 @@ from transformer_lens.hook_points import HookPoint
 
 from . import stacked
 from .models import ModelShape, SmallModelConfig, build_native_model
+from .models import readout_bias as models_readout_bias
 from .training import _move_model, load_model_state, save_model_state
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "INITS",
     "NORMS",
     "ModelVariant",
+    "check_variant",
     "without_default_variant",
     "build_model",
     "check_architecture",
@@ -132,6 +134,15 @@ class ModelVariant:
         return {k: v for k, v in asdict(self).items() if v != getattr(paper, k)}
 
 
+def check_variant(variant: Any, architecture: str) -> None:
+    """Raise ``ValueError`` unless ``variant`` is a :class:`ModelVariant`, and the paper's one
+    unless ``architecture`` is ``"paper"`` (the only architecture it changes)."""
+    if not isinstance(variant, ModelVariant):
+        raise ValueError(f"variant must be a ModelVariant, got {variant!r}")
+    if not variant.is_paper and architecture != "paper":
+        raise ValueError("variant applies to architecture='paper' only")
+
+
 def without_default_variant(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` (a dataclass's ``asdict``) without its ``"variant"`` entry when that is the
     paper's: configs and runs of the paper's model keep the dicts (and cache keys) they had
@@ -169,8 +180,7 @@ class PaperModelConfig(ModelShape):
 
     def __post_init__(self) -> None:
         self._check_sizes(("n_layers", "d_model", "n_heads", "d_mlp", "d_vocab", "n_positions"))
-        if not isinstance(self.variant, ModelVariant):
-            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
+        check_variant(self.variant, "paper")
         if self.d_vocab_out is not None and (
             not isinstance(self.d_vocab_out, int) or isinstance(self.d_vocab_out, bool) or self.d_vocab_out < 1
         ):
@@ -415,9 +425,9 @@ def readout_matrix(model: PaperTransformer) -> Tensor:
 
 
 def readout_bias(model: PaperTransformer) -> Tensor:
-    """The readout's learned bias, shape (n_outputs,), detached (zeros without one)."""
-    bias = model.unembed.bias
-    return bias.detach() if bias is not None else model.unembed.weight.new_zeros(model.cfg.n_outputs)
+    """The readout's learned bias, shape (n_outputs,), detached (zeros without one):
+    :func:`ace_utils.models.readout_bias`."""
+    return models_readout_bias(model)
 
 
 def paper_to_payload(model: PaperTransformer) -> dict[str, Any]:

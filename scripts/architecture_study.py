@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         result = mod.run_models_resumable(run, workers=args.jobs, segment_epochs=args.segment_epochs,
                                           stop_after_main=True)
-        mod.save_curves(npz, mod.curves_record(result))
+        curves = mod.curves_record(result)
+        mod.save_curves(npz, curves)
         meta["settings"][key] = {
             "label": setting.label,
             "factor": setting.factor,
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             "run": run_dict,
         }
         write_bytes_atomic(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
-        summary = arch.modadd_summary(mod.curves_record(result))
+        summary = arch.modadd_summary(curves)
         print(f"{key}: " + "  ".join(f"{k} {v}" for k, v in summary.items()), flush=True)
 
 

@@ -26,8 +26,8 @@ from ..activations import collect_activations
 from ..interventions import subspace_hook
 from ..models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
 from ..paper_model import (
-    ARCHITECTURES, ModelVariant, PaperModelConfig, build_model, check_architecture, paper_from_payload,
-    paper_optimizer, paper_to_payload, without_default_variant,
+    ARCHITECTURES, ModelVariant, PaperModelConfig, build_model, check_architecture, check_variant,
+    paper_from_payload, paper_optimizer, paper_to_payload, without_default_variant,
 )
 from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ..processes import map_in_processes
@@ -173,10 +173,9 @@ class MarkovRun:
 
     def __post_init__(self) -> None:
         check_architecture(self.architecture)
-        if not isinstance(self.variant, ModelVariant):
-            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
-        if self.architecture != "paper" and (not self.variant.is_paper or self.dropout != 0.1):
-            raise ValueError("dropout and variant apply to architecture='paper' only")
+        check_variant(self.variant, self.architecture)
+        if self.architecture != "paper" and self.dropout != 0.1:
+            raise ValueError("dropout applies to architecture='paper' only")
 
     def to_dict(self) -> dict:
         """The fields as a plain dict; ``dropout`` and ``variant`` left out at the paper's

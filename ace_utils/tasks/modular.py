@@ -50,7 +50,7 @@ from .. import stacked
 from ..models import SmallModelConfig, readout_bias, readout_matrix
 from ..paper_model import (
     ARCHITECTURES, ModelVariant, PaperModelConfig, PaperTransformer, build_model, check_architecture,
-    without_default_variant,
+    check_variant, without_default_variant,
 )
 from ..operators import fit_operator, rotational_mode_count
 from ..processes import map_in_processes
@@ -195,10 +195,7 @@ class GrokRun:
         check_architecture(self.architecture)
         if self.architecture == "paper" and self.precision != "fp32":
             raise ValueError("precision must be 'fp32' with architecture='paper'")
-        if not isinstance(self.variant, ModelVariant):
-            raise ValueError(f"variant must be a ModelVariant, got {self.variant!r}")
-        if not self.variant.is_paper and self.architecture != "paper":
-            raise ValueError("variant applies to architecture='paper' only")
+        check_variant(self.variant, self.architecture)
 
     def to_dict(self) -> dict:
         """The fields as a plain dict, ``variant`` left out when it is the paper's (cache keys)."""
