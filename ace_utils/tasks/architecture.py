@@ -86,16 +86,13 @@ def modadd_run(setting: Setting, *, seed: int = 0, n_models: int = 2, epochs: in
     """Chapter 03's default run on the paper's models (``seed``: models ``seed + 1000 i``),
     with ``setting``'s change. ``epochs`` > 0 trains only the first ``epochs`` (no
     weight-decay branch): the same numbers as the full run up to there."""
-    if epochs:
-        run = mod.preset_run("default", seed=seed, n_models=n_models, architecture="paper", epochs=epochs,
-                             branch_epoch=0)
-    else:
-        run = mod.preset_run("default", seed=seed, n_models=n_models, architecture="paper")
+    run = mod.preset_run("default", seed=seed, n_models=n_models, architecture="paper", epochs=epochs,
+                         branch_epoch=0 if epochs else -1)  # 0 / -1: the preset's epochs / branch
     return replace(run, variant=setting.variant, dropout=setting.dropout)
 
 
-SUMMARY_KEYS = ("grok_epoch", "r_energy_init", "r_energy_grok", "r_energy_end", "r_suf", "r_nec", "r_core",
-                "core_only_acc", "core_removed_acc", "modes", "r2_in", "r2_h", "test_acc")
+_AT_END = ("r_suf", "r_nec", "r_core", "core_only_acc", "core_removed_acc", "modes", "r2_in", "r2_h", "test_acc")
+SUMMARY_KEYS = ("grok_epoch", "r_energy_init", "r_energy_grok", "r_energy_end") + _AT_END
 
 
 def modadd_summary(curves: dict[str, np.ndarray], level: float = 0.99) -> dict[str, np.ndarray]:
@@ -120,7 +117,7 @@ def modadd_summary(curves: dict[str, np.ndarray], level: float = 0.99) -> dict[s
                 out["r_energy_grok"][m] = r_energy[at[0], m]
     out["r_energy_init"] = r_energy[0].astype(float)
     out["r_energy_end"] = r_energy[-1].astype(float)
-    for k in ("r_suf", "r_nec", "r_core", "core_only_acc", "core_removed_acc", "modes", "r2_in", "r2_h", "test_acc"):
+    for k in _AT_END:
         out[k] = curves[f"main/ckpt/{k}"][-1].astype(float)
     return out
 
