@@ -5,7 +5,8 @@ Modules: ``ace`` (the method), ``interventions``, ``alignment``, ``operators``,
 ``stacked``) and their training (``training``, ``precision``); the tasks
 (``tasks.markov``, ``tasks.modular``, ``tasks.grokking_time``, ``tasks.agreement``,
 ``tasks.agreement_corpus``, ``tasks.architecture``); independent runs as Dask tasks (``cluster``,
-``processes``); and the book's tooling (``params``, ``claims``, ``rerun``, ``machine``).
+``processes``); and the book's tooling (``params``, ``claims``, ``tables``, ``rerun``,
+``machine``).
 The API page of the book lists them.
 """
 

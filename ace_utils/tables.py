@@ -1,0 +1,45 @@
+"""Markdown tables for the chapters: value ranges and the table text itself.
+
+:func:`span` writes the range of a set of values the way the closing tables do ("12-14",
+"-0.20 to 0.10", one value when they agree); :func:`markdown_table` writes a header and
+rows as a Markdown table, which a notebook shows with ``IPython.display.Markdown``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["span", "per_model", "markdown_table"]
+
+
+def span(values: Iterable[float] | float, fmt: str = "{:.3f}", missing: str = "never") -> str:
+    """The range of the finite ``values`` formatted with ``fmt``: ``"lo-hi"``, ``"lo to hi"``
+    when ``lo`` is negative (a minus sign would read as a dash), one value when all agree
+    after formatting; ``missing`` when none is finite (e.g. a model that never groks)."""
+    v = np.asarray(list(np.ravel(values)), dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return missing
+    lo, hi = fmt.format(v.min()), fmt.format(v.max())
+    if lo == hi:
+        return lo
+    return f"{lo}{' to ' if v.min() < 0 else '-'}{hi}"
+
+
+def per_model(values: Iterable[float], fmt: str = "{:.0f}", missing: str = "–") -> str:
+    """Each value formatted with ``fmt``, joined by " / " (one entry per model); ``missing`` for NaN."""
+    return " / ".join(missing if not np.isfinite(x) else fmt.format(x) for x in np.asarray(list(values), float))
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table of ``head`` and ``rows`` (each as long as ``head``; cells as ``str``).
+    ``ValueError`` if a row has another length."""
+    lines = ["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        row = list(row)
+        if len(row) != len(head):
+            raise ValueError(f"a row has {len(row)} cells, the header {len(head)}: {row}")
+        lines.append("| " + " | ".join(map(str, row)) + " |")
+    return "\n".join(lines)

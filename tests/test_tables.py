@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from ace_utils.tables import markdown_table, per_model, span
+
+
+def test_span_writes_ranges_single_values_and_missing_ones():
+    assert span([12, 14, 13], "{:.0f}") == "12-14"
+    assert span([0.1, -0.2], "{:.2f}") == "-0.20 to 0.10"
+    assert span([3.0, 3.0004], "{:.2f}") == "3.00"  # equal once formatted
+    assert span([np.nan, 5, np.nan], "{:.0f}") == "5"
+    assert span([np.nan, np.nan]) == "never"
+    assert span(7, "{:.0f}") == "7"
+    assert span([[1, 2], [3, 4]], "{:.0f}") == "1-4"  # any shape
+
+
+def test_per_model_joins_one_entry_per_model():
+    assert per_model([720, np.nan]) == "720 / –"
+    assert per_model([0.03131, 0.0121], "{:.3f}") == "0.031 / 0.012"
+
+
+def test_markdown_table_has_a_header_rule_and_refuses_ragged_rows():
+    assert markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]]).splitlines() == [
+        "| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
+    with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+        markdown_table(["a", "b"], [[1]])
