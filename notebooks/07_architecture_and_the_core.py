@@ -1,0 +1,393 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # No single design choice inflates the modular-addition core; the native model's four together do, and the Markov core barely changes
+#
+# **What this chapter shows.** The paper finds cores invariant across training runs. Chapter 03 found that
+# they are not invariant across architectures: on modular addition the TransformerLens-native
+# pre-LN models keep a ~44-D core that stops being necessary only at 52 dimensions, where the
+# paper's post-LN models form a ~15-D core that is both necessary and sufficient. The native
+# models differ from the paper's in four design choices. Changed one at a time on the paper's
+# model (two models per setting), none reproduces the inflation: every model still forms a
+# compact core (energy dimension 10-22 at epoch 1000) with a rotation that predicts held-out
+# classes. LayerNorm placement matters most (pre-LN alone raises the necessary dimension to
+# 31-33, against 11-17), the small initialisation less (16-23), the dropout sites and the
+# readout bias hardly at all, and without dropout the core is smaller still (8-9). Only the
+# four changes together give the native picture: grokking in about half the epochs, an energy
+# dimension that stays at 41-44, all 52 directions necessary and no rotation that generalises.
+# The inflation is an interaction of the four, not the work of one. On the Markov chain none
+# of the settings tried (post-LN or pre-LN, with or without dropout) changes anything: every
+# model has a 3-D core with the chain's spectrum, and the cores of different runs are as
+# near-orthogonal and as linearly equivalent as in chapters 01 and 02. Over ten seeds the few
+# exceptions all lie in the changed settings, never in the paper's: one model (seed 107) has a
+# 4-D core in all three, and two models without dropout miss the eigenvalue 0.5 by 0.033 and
+# 0.036 (the robustness page). **Runtime:** about 3
+# minutes on 2 CPU cores at the defaults: the mod-add study (about 8 minutes per setting on 2
+# cores) is read from committed files, one setting is retrained here for 200 epochs, and 9 of
+# the 12 Markov models are trained (the other 3 are chapter 01's). `preset="full"` trains the
+# whole study, about an hour.
+
+# %% tags=["remove-cell"]
+# Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+    subprocess.run(["git", "clone", "-q", "https://github.com/ace-book/ace-book", "/content/ace-book"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ace-book"], check=True)
+    sys.path.insert(0, "/content/ace-book")
+
+# %% tags=["parameters"]
+seed = 0  # the Markov models' seeds are seed, seed + 100, ...; with preset 'full' also the mod-add models' (seed, seed + 1000)
+preset = "default"  # 'default': the committed mod-add study, one setting retrained here; 'full': every setting trained here
+live_setting = "pre-ln"  # the mod-add setting retrained here (a name of the settings table)
+live_epochs = 200  # epochs of that retrain, compared with the committed study's first epochs (a multiple of 50)
+markov_models = 3  # Markov models per setting (at least 2: the overlap is measured between runs)
+workers = 2  # models trained at once, one process each (numbers do not depend on it)
+
+# %% tags=["hide-input"]
+import json
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from ace_utils.claims import Claims
+from ace_utils.machine import fingerprint
+from ace_utils.params import Choice, Int, validate
+from ace_utils.tables import markdown_table, per_model, span
+from ace_utils.tasks import architecture as arch
+from ace_utils.tasks import markov as mk
+from ace_utils.tasks import modular as mod
+
+P = validate({"seed": Int(0, 10**6), "preset": Choice("default", "full"),
+              "live_setting": Choice(*(s.name for s in arch.MODADD_SETTINGS)),
+              "live_epochs": Choice(*range(50, 1001, 50)), "markov_models": Int(2, 10), "workers": Int(1, 16)},
+             globals())
+torch.set_num_threads(1)
+t_start = time.perf_counter()
+RESULTS = Path(arch.__file__).resolve().parents[2] / "results" / "architecture"
+claims = Claims("07_architecture_and_the_core", P, strict=(preset, live_setting, live_epochs, markov_models)
+                == ("default", "pre-ln", 200, 3))
+
+# %% [markdown]
+# ## Seven versions of the paper's model
+#
+# The baseline is the paper's model as chapters 01 and 03 train it
+# ({ref}`sources-reference-models`): PyTorch `TransformerEncoderLayer` blocks, post-LN with no
+# final LayerNorm, dropout 0.1 where PyTorch puts it (the attention probabilities, the
+# attention output, the FFN hidden activation and the FFN output), PyTorch's initialisation
+# (token and position embeddings drawn from $\mathcal N(0,1)$) and a readout with a learned
+# bias. The TransformerLens-native models of this book (`architecture="pre-ln"` in chapters
+# 01-06) differ from it in four ways at once: pre-LN blocks with a final LayerNorm, dropout on
+# the embeddings and on every residual write instead of PyTorch's sites, GPT-2-style weights
+# $\mathcal N(0, 0.8/\sqrt{d})$ (embeddings about 14 times smaller), and no readout bias. Each
+# setting below changes one of these (`ace_utils.paper_model.ModelVariant`); the last changes
+# all four, which makes the model close to the native one. Everything else is chapter 03's
+# run: $p = 53$, half of the pairs for training, 1000 epochs of AdamW with weight decay 1, two
+# models per setting (seeds 0 and 1000), analysed every 50 epochs at the readout's input
+# (`unembed.hook_in`; in the pre-LN settings, the final LayerNorm's output).
+
+# %% tags=["hide-input"]
+def settings_row(s: arch.Setting) -> list[str]:
+    v = s.variant
+    sites = ("none" if s.dropout == 0 else "attention probabilities, attention output, FFN hidden, FFN output"
+             if v.dropout_sites == "paper" else "embeddings, attention output, FFN output")
+    return [f"`{s.name}`", s.factor, "post-LN" if v.norm == "post" else "pre-LN + final LN",
+            sites + (f" (p = {s.dropout})" if s.dropout else ""),
+            "PyTorch default" if v.init == "pytorch" else "N(0, 0.8/√d)", "yes" if v.readout_bias else "no"]
+
+
+Markdown(markdown_table(["setting", "design choice changed", "LayerNorm", "dropout sites", "initialisation", "readout bias"],
+                        [settings_row(s) for s in arch.MODADD_SETTINGS]))
+
+# %% [markdown]
+# ## Modular addition: which choice inflates the core?
+#
+# Each setting's two models are trained for chapter 03's 1000 epochs by
+# `scripts/architecture_study.py`, about 8 minutes per setting on 2 CPU cores and so too long
+# for the book; the chapter reads the committed curves (`results/architecture/`) and retrains
+# one setting below. The figure follows test accuracy, the energy dimension and the necessary
+# dimension through training; the table gives each model's numbers at grokking and at epoch
+# 1000 (both models of a setting, seed 0 / seed 1000).
+
+# %%
+if preset == "full":  # every setting trained here, as scripts/architecture_study.py does
+    curves = {s.name: mod.curves_record(mod.run_models_resumable(arch.modadd_run(s, seed=seed), workers=workers,
+                                                                 segment_epochs=250, stop_after_main=True))
+              for s in arch.MODADD_SETTINGS}
+else:  # the committed study
+    curves = {s.name: mod.load_curves(RESULTS / f"modadd-{s.name}-seed0.npz") for s in arch.MODADD_SETTINGS}
+summary = {name: arch.modadd_summary(c) for name, c in curves.items()}
+p_mod = arch.modadd_run(arch.MODADD_SETTINGS[0]).p
+for name, s in summary.items():
+    print(f"{name:>20}: grokking epoch {per_model(s['grok_epoch'])}, energy dimension at init / grokking / end "
+          f"{per_model(s['r_energy_init'])}, {per_model(s['r_energy_grok'])}, {per_model(s['r_energy_end'])}; "
+          f"r_suf {per_model(s['r_suf'])}, r_nec {per_model(s['r_nec'])}")
+
+# %% mystnb={"figure": {"caption": "Seven versions of the paper's mod-add model, two models each (solid: seed 0, dashed: seed 1000). Left: test accuracy; every model groks. Middle: the energy dimension of the ACE core falls from about 43 to 10-22 under any single change and stays at 41-44 only with all four. Right: the necessary dimension (the smallest r whose removal leaves at most 2/p accuracy); pre-LN blocks alone raise it to about 30, all four changes together to p - 1 = 52.", "name": "fig-arch-modadd"}}
+colors = dict(zip([s.name for s in arch.MODADD_SETTINGS], plt.cm.tab10.colors))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+for s in arch.MODADD_SETTINGS:
+    c = curves[s.name]
+    for m in range(c["main/log/test_acc"].shape[1]):
+        kw = dict(color=colors[s.name], lw=1.3, alpha=0.9, ls="-" if m == 0 else "--", label=s.label if m == 0 else None)
+        axes[0].plot(c["main/log/epoch"], c["main/log/test_acc"][:, m], **kw)
+        axes[1].plot(c["main/ckpt/epoch"], c["main/ckpt/r_energy"][:, m], **kw)
+        axes[2].plot(c["main/ckpt/epoch"], c["main/ckpt/r_nec"][:, m], **kw)
+axes[0].set(xlabel="epoch", ylabel="test accuracy", title="grokking")
+axes[1].set(xlabel="epoch", ylabel="dimensions", title="energy dimension (99 % of ACE's energy)")
+axes[2].set(xlabel="epoch", ylabel="dimensions", title=f"necessary dimension (removal ≤ 2/p)")
+axes[0].legend(fontsize=7, loc="lower right")
+fig.tight_layout()
+
+# %% tags=["hide-input"]
+def study_row(s: arch.Setting) -> list[str]:
+    v = summary[s.name]
+    return [s.label, per_model(v["grok_epoch"]),
+            " → ".join(per_model(v[k]) for k in ("r_energy_init", "r_energy_grok", "r_energy_end")),
+            per_model(v["r_suf"]), per_model(v["r_nec"]), per_model(v["core_removed_acc"], "{:.3f}"),
+            per_model(v["modes"]), per_model(v["r2_in"], "{:.2f}"), per_model(v["r2_h"], "{:.2f}")]
+
+
+display(Markdown(markdown_table(["setting", "grokking epoch", "energy dimension: init → grokking → end", "r_suf", "r_nec",
+                                 "core removed (at r_core)", "rotational modes", "R² in-sample", "R²_h held-out"],
+                                [study_row(s) for s in arch.MODADD_SETTINGS])))
+
+# %% [markdown]
+# Read from the paper's model down. Pre-LN blocks delay grokking a little (840 / 740
+# against 720 / 560) and inflate the core in part: the energy dimension ends at 19-22 instead
+# of 12-16 and the necessary dimension at 31-33 instead of 11-17, while the rotation still
+# generalises ($R^2_h$ 0.94). Without dropout the models grok later (920-930) into the
+# smallest cores of the study (energy 10-11, $r_\text{nec}$ 8-9, 5 rotational modes). Moving
+# dropout to the embeddings and residual writes, or dropping the readout bias, leaves the core
+# as it is: without the bias no dimension moves by more than one, and the grokking epochs not
+# at all. The small initialisation raises one model's necessary dimension to 23. The four
+# changes together are another regime: the models grok at 350-380, the energy dimension never
+# falls (43 / 41 at the end), the whole 52-dimensional space is necessary, the sufficient
+# dimension is 18-24, and the "add 1" operator fitted on class prototypes is exact in sample
+# (52 dimensions fit 53 points) but fails on held-out classes ($R^2_h < 0$). The claims below
+# are checked on these committed curves; they rest on the two models of each setting, not on
+# the ten seeds behind the other chapters' claims.
+
+# %%
+single = [s.name for s in arch.MODADD_SETTINGS if s.name not in ("paper", "all-four")]
+S = summary
+claims.check("study (2 models per setting): every model of every setting groks within 1000 epochs",
+             all(np.isfinite(S[n]["grok_epoch"]).all() for n in S), {n: S[n]["grok_epoch"].tolist() for n in S},
+             expected="test accuracy >= 0.99 for every model")
+claims.check("study: on the paper's model the energy dimension falls from >= 35 at initialisation to <= 25 by grokking",
+             bool((S["paper"]["r_energy_init"] >= 35).all() and (S["paper"]["r_energy_grok"] <= 25).all()),
+             [S["paper"]["r_energy_init"].tolist(), S["paper"]["r_energy_grok"].tolist()], expected=">= 35, then <= 25")
+claims.check("study: any one change leaves a compact core, energy dimension <= 25 at the end (largest, five settings)",
+             max(S[n]["r_energy_end"].max() for n in single) <= 25, max(S[n]["r_energy_end"].max() for n in single),
+             expected="<= 25")
+claims.check("study: all four changes together keep the energy dimension >= 35 at the end (smallest)",
+             S["all-four"]["r_energy_end"].min() >= 35, S["all-four"]["r_energy_end"].min(), expected=">= 35")
+claims.check("study: with all four changes the whole space is necessary, r_nec = p - 1 (both models)",
+             bool((S["all-four"]["r_nec"] == p_mod - 1).all()), S["all-four"]["r_nec"].tolist(), expected=f"== {p_mod - 1}")
+claims.check("study: with all four changes the rotation does not generalise, R²_h < 0.5 (largest)",
+             S["all-four"]["r2_h"].max() < 0.5, S["all-four"]["r2_h"].max(), expected="< 0.5")
+claims.check("study: pre-LN alone raises r_nec above every paper model's (smallest pre-LN, largest paper)",
+             S["pre-ln"]["r_nec"].min() > S["paper"]["r_nec"].max(),
+             [S["pre-ln"]["r_nec"].min(), S["paper"]["r_nec"].max()], expected="first > second")
+claims.check("study: without dropout the core is no larger than the paper model's (energy and r_nec, model by model)",
+             bool((S["no-dropout"]["r_energy_end"] <= S["paper"]["r_energy_end"]).all()
+                  and (S["no-dropout"]["r_nec"] <= S["paper"]["r_nec"]).all()),
+             [S["no-dropout"]["r_energy_end"].tolist(), S["no-dropout"]["r_nec"].tolist()], expected="<= the paper model's")
+claims.check("study: the readout bias does not change the core (energy and r_nec within 1 of the paper's, model by model)",
+             bool((np.abs(S["no-readout-bias"]["r_energy_end"] - S["paper"]["r_energy_end"]) <= 1).all()
+                  and (np.abs(S["no-readout-bias"]["r_nec"] - S["paper"]["r_nec"]) <= 1).all()),
+             [S["no-readout-bias"]["r_energy_end"].tolist(), S["no-readout-bias"]["r_nec"].tolist()], expected="within 1")
+
+# %% [markdown]
+# ## One setting retrained here
+#
+# The study's files were made by `scripts/architecture_study.py`; the command, machine, git
+# commit and time of each setting are in `results/architecture/meta.json`. Here the first
+# `live_epochs` epochs of the `live_setting` models (seeds 0 and 1000) are trained again and
+# compared with the file, as chapter 03 does for its long run. On the machine that made the
+# file (same CPU kind, kernels, thread count and PyTorch) the numbers must be identical. On
+# another CPU kind the matrix kernels round differently, and the float32 trajectories drift
+# apart over training; the comparison then allows the largest differences we measured
+# between AVX2 and AVX-512 kernels on one machine, with a margin: over the first 200 epochs
+# of the pre-LN setting, 0.0014 in test accuracy (two of the 1405 test pairs), 0.0008 in
+# training loss and none in the energy and necessary dimensions; allowed are 0.003, 0.002
+# and one dimension.
+
+# %%
+live = arch.setting_named(live_setting)
+live_out = mod.run_models(arch.modadd_run(live, seed=0, epochs=live_epochs), "main", workers=workers)
+again = mod.curves_record(live_out)
+committed = mod.load_curves(RESULTS / f"modadd-{live.name}-seed0.npz")
+meta = json.loads((RESULTS / "meta.json").read_text())["settings"][f"{live.name}/seed0"]
+made_here = meta["machine_fingerprint"] == fingerprint(1)
+# tolerances on another CPU kind: twice the largest differences measured between AVX2 and AVX-512 kernels
+# (pre-LN setting, 200 epochs: 0.0014 and 0.0008; none in the dimensions, which may move by one)
+other_cpu_tol = {"main/log/test_acc": 0.003, "main/log/train_loss": 0.002, "main/ckpt/r_energy": 1, "main/ckpt/r_nec": 1}
+diffs = {key: float(np.max(np.abs(again[key] - committed[key][: len(again[key])]))) for key in other_cpu_tol}
+print("the committed study was made", "on this machine (same CPU kind, kernels, threads and PyTorch)" if made_here
+      else f"on another machine: {meta['machine']}")
+for key, d in diffs.items():
+    print(f"{key}: largest difference from the committed study over epochs 0-{live_epochs}: {d:.3g}")
+
+# %%
+tol = {k: 0.0 if made_here else t for k, t in other_cpu_tol.items()}
+claims.check(f"the first {live_epochs} epochs retrained here reproduce the committed study "
+             "(exactly on the machine that made it, within the measured tolerances elsewhere)",
+             all(diffs[k] <= tol[k] for k in diffs), diffs, expected=f"differences <= {tol}")
+
+# %% [markdown]
+# ## The Markov chain: the same core whatever the architecture
+#
+# The same question on chapter 01's task, where a model trains in seconds: the paper's lazy
+# 4-state cycle, one-layer models with $d_\text{model}=64$ and chapter 01's default training,
+# `markov_models` models per setting (seeds `seed`, `seed + 100`, ...; at the defaults the
+# paper-model runs are chapter 01's own). The settings are the two choices that matter on
+# modular addition: post-LN against pre-LN with a final LayerNorm, each with and without
+# dropout. For each model: the test accuracy against the Bayes limit, ACE's energy rank at
+# chapter 01's threshold (0.999), and, in the 3-dimensional core, how far the fitted
+# dynamics' real eigenvalue lies from the chain's 0.5 (and the complex pair from
+# $0.75 \pm 0.25i$); for each pair of models of a setting, the projector overlap of their
+# cores in activation space (random 3-D subspaces of $\mathbb R^{64}$ give about
+# $3/64 \approx 0.047$) and the mean canonical correlation of their core coordinates
+# (chapter 02's two measures).
+
+# %%
+T = mk.lazy_cycle()
+data = mk.make_data(T)
+markov = {}
+for s in arch.MARKOV_SETTINGS:
+    models = mk.train_markov_models([arch.markov_run(s, seed + 100 * i) for i in range(markov_models)], data,
+                                    workers=workers)
+    markov[s.name] = v = arch.markov_summary(models, data)
+    print(f"{s.name:>20}: accuracy {np.round(v['acc'], 4)}, energy rank {v['rank'].astype(int)}, real-eigenvalue "
+          f"error {np.round(v['real_error'], 3)}, projector overlap {np.round(v['overlap'], 3)}, "
+          f"mean CCA {np.round(v['cca'], 4)}")
+
+# %% mystnb={"figure": {"caption": "The fitted eigenvalues of the dynamics in the 3-D core (red, every model) beside the chain's (circles): the same spectrum in all four settings.", "name": "fig-arch-markov"}}
+true_eigs = mk.nontrivial_eigenvalues(T)
+fig, axes = plt.subplots(1, len(arch.MARKOV_SETTINGS), figsize=(3.2 * len(arch.MARKOV_SETTINGS), 3.3), sharey=True)
+circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+for ax, s in zip(axes, arch.MARKOV_SETTINGS):
+    ax.plot(circle.real, circle.imag, color="0.85", lw=1)
+    ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="k", label="the chain's")
+    ev = markov[s.name]["eigenvalues"]
+    ax.scatter(ev.real.ravel(), ev.imag.ravel(), s=14, color="tab:red", label="fitted, each model")
+    ax.set(title=s.label, xlabel="Re λ", xlim=(-0.1, 1.05), ylim=(-0.55, 0.55), aspect="equal")
+axes[0].set_ylabel("Im λ")
+axes[0].legend(fontsize=7, loc="lower left")
+fig.tight_layout()
+
+# %% tags=["hide-input"]
+bayes = mk.bayes_accuracy(T)
+
+
+def markov_row(s: arch.Setting) -> list[str]:
+    v = markov[s.name]
+    return [s.label, span(v["acc"], "{:.4f}"), span(v["rank"], "{:.0f}"), span(v["real_error"]),
+            span(v["complex_error"]), span(v["overlap"]), span(v["cca"], "{:.4f}")]
+
+
+display(Markdown(markdown_table([f"setting", f"test accuracy (Bayes {bayes:.4f})", "energy rank", "real-eigenvalue error",
+                                 "complex-pair error", "projector overlap across runs", "mean CCA across runs"],
+                                [markov_row(s) for s in arch.MARKOV_SETTINGS])))
+
+# %%
+every = {k: np.concatenate([markov[s.name][k] for s in arch.MARKOV_SETTINGS])
+         for k in ("acc", "rank", "real_error", "overlap", "cca")}
+claims.check("Markov: every model of every setting reaches the Bayes limit (largest gap)",
+             np.abs(every["acc"] - bayes).max() <= 0.005, float(np.abs(every["acc"] - bayes).max()), expected="<= 0.005")
+claims.check("Markov: the energy rule gives a 3-D core for every model of every setting",
+             bool(np.all(every["rank"] == 3)), {s.name: markov[s.name]["rank"].astype(int).tolist()
+                                                  for s in arch.MARKOV_SETTINGS}, expected="all == 3")
+claims.check("Markov: every model of every setting recovers the real eigenvalue 0.5 within 0.03 (largest error)",
+             every["real_error"].max() <= 0.03, float(every["real_error"].max()), expected="<= 0.03")
+claims.check("Markov: the cores of different runs are near-orthogonal in every setting (largest overlap)",
+             every["overlap"].max() <= 0.15, float(every["overlap"].max()), expected="<= 0.15")
+claims.check("Markov: the core coordinates of different runs are linearly equivalent in every setting (smallest mean CCA)",
+             every["cca"].min() >= 0.97, float(every["cca"].min()), expected=">= 0.97")
+
+# %% [markdown]
+# ## What decides compactness
+#
+# None of the four design choices in which the native models differ from the
+# paper's decides on its own the inflation that chapter 03 found. Each alone leaves a compact
+# core that is necessary, sufficient and carries a rotation; the largest single effect, pre-LN
+# blocks, roughly doubles the necessary dimension but stays far from $p - 1$. The four together
+# reproduce the native models' picture in full, so the inflation comes from their combination.
+# How sure we are: two models per setting. The pre-LN effect on the necessary dimension (31-33
+# against 11-17) and the all-four regime (energy 41-44, all 52 directions necessary) lie far
+# outside the spread between the two models of a setting; the effects of the small
+# initialisation (16-23) and of removing dropout (8-9) are about one such spread and are
+# suggestive only. Which pair or triple of changes is enough for the inflation is the next
+# question; a setting added to `ace_utils.tasks.architecture` and `preset="full"` answer it.
+# On the Markov chain the answer is simpler: the core is the same 3-D core with the chain's
+# spectrum in every setting tried. The paper's model is the most consistent of the four over
+# ten seeds (every model 3-D, 0.5 always within 0.03), and the changed settings only add rare
+# exceptions, one 4-D core and two eigenvalue errors just above 0.03.
+#
+# ## Ours beside the paper
+#
+# Our numbers for the paper's model beside those of the reference code run on a CPU
+# (its quick preset: 1000 epochs, 2 models) and the paper's. The other settings have no
+# counterpart in the paper, which does not vary the architecture. What differs: our seeds and
+# batch orders (model $i$ from `seed + 1000 i`, not the reference code's one global seed);
+# accuracy logged every 10 epochs; 1000 epochs rather than the paper's 20,000, so the late
+# inflation under weight decay (chapter 03) lies outside this study. The source tags are
+# explained on the page {ref}`sources-tags`.
+
+# %% tags=["hide-input"]
+paper_s, others = summary["paper"], [summary[s.name] for s in arch.MODADD_SETTINGS[1:]]
+
+
+def ours(key: str, fmt: str = "{:.0f}") -> list[str]:
+    """The paper's model per model, and the range over the other settings' models."""
+    return [per_model(paper_s[key], fmt), span([o[key] for o in others], fmt)]
+
+
+def markov_ours(key: str, fmt: str = "{:.3f}") -> list[str]:
+    return [span(markov["paper"][key], fmt), span([markov[s.name][key] for s in arch.MARKOV_SETTINGS[1:]], fmt)]
+
+
+closing = [
+    ["mod-add: grokking epoch", *ours("grok_epoch"), "~700", "800 [TQ]"],
+    ["mod-add: energy dimension at initialisation", *ours("r_energy_init"), "43", "not retrieved"],
+    ["mod-add: energy dimension at grokking", *ours("r_energy_grok"), "15-16", "'~15D' core at grokking [TS]"],
+    ["mod-add: energy dimension at the end (epoch 1000)", *ours("r_energy_end"), "12-14", "not retrieved"],
+    ["mod-add: sufficient dimension r_suf at the end", *ours("r_suf"), "8-10", "not retrieved"],
+    ["mod-add: core-removed accuracy at r_core, the end", *ours("core_removed_acc", "{:.3f}"), "0.002-0.014",
+     "≈ chance [A][C-fig]"],
+    ["mod-add: rotational modes at the end", *ours("modes"), "5-7", "eigenvalues on the unit circle [TQ]"],
+    ["mod-add: in-sample operator R² at the end", *ours("r2_in", "{:.2f}"), "~0.98", "not retrieved"],
+    ["Markov: energy rank", *markov_ours("rank", "{:.0f}"), "3", "3-D core [A]"],
+    ["Markov: real-eigenvalue error", *markov_ours("real_error"), "not run", "transition spectrum recovered [A]"],
+    ["Markov: projector overlap across runs", *markov_ours("overlap"), "not run", "near-orthogonal [A]"],
+    ["Markov: mean CCA across runs", *markov_ours("cca"), "not run", "~1 [A]"],
+]
+Markdown(markdown_table(["quantity", "ours: the paper's model", "ours: the other settings (range)",
+                         "reference code on a CPU", "paper"], closing))
+
+# %%
+claims.record(modadd={n: {k: v.tolist() for k, v in s.items()} for n, s in summary.items()},
+              markov={n: {k: (np.stack([v.real, v.imag], -1) if np.iscomplexobj(v) else v).tolist()
+                          for k, v in s.items()} for n, s in markov.items()},
+              live_differences=diffs, seconds=time.perf_counter() - t_start)
+print(f"total {time.perf_counter() - t_start:.0f} s")
+claims.save()
