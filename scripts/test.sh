@@ -2,7 +2,7 @@
 # The project's test command (`make test`, which .ci/run calls). Three parts, all run even
 # if an earlier one fails; the script exits non-zero if any part failed.
 #
-#   1. unit tests: pytest over tests/
+#   1. unit tests: pytest over tests/, two at a time (pytest-xdist, one worker per core)
 #   2. chapters:   the book built as `make book` builds it (jupyter-book build -W -n
 #                  --keep-going --all into _build/html) from an emptied execution cache, so
 #                  every chapter (notebooks/*.ipynb and the MyST notebooks in book/) executes
@@ -51,8 +51,9 @@ run_part() {  # run_part NAME CMD...: run, time and record a failure
 }
 
 # 1. unit tests (pytest exit 5 = nothing collected: a failure here, there must be tests)
-step "1/3 unit tests: pytest tests/"
-run_part "unit tests" "$PY" -m pytest tests --durations=10
+# in two worker processes (pytest-xdist): most tests use one core, so two at a time fill both
+step "1/3 unit tests: pytest tests/ (2 worker processes)"
+run_part "unit tests" "$PY" -m pytest tests -n 2 --durations=10
 
 # 2. every chapter executed once, in the book build
 step "2/3 chapters: jupyter-book build -W -n --keep-going --all (every notebook executed) -> _build/html"
