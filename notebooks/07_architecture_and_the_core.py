@@ -95,7 +95,7 @@ claims = Claims("07_architecture_and_the_core", P, strict=(preset, live_setting,
 # attention output, the FFN hidden activation and the FFN output), PyTorch's initialisation
 # (token and position embeddings drawn from $\mathcal N(0,1)$) and a readout with a learned
 # bias. The TransformerLens-native models of this book (`architecture="pre-ln"` in chapters
-# 01-06) differ from it in four ways at once: pre-LN blocks with a final LayerNorm, dropout on
+# 01-04 and 06) differ from it in four ways at once: pre-LN blocks with a final LayerNorm, dropout on
 # the embeddings and on every residual write instead of PyTorch's sites, GPT-2-style weights
 # $\mathcal N(0, 0.8/\sqrt{d})$ (embeddings about 14 times smaller), and no readout bias. Each
 # setting below changes one of these (`ace_utils.paper_model.ModelVariant`); the last changes
