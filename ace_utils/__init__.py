@@ -1,13 +1,11 @@
-"""ace_utils: helpers for the ace-book chapters.
+"""ace_utils: the package the ace-book chapters import.
 
-Modules: ``ace`` (the method), ``interventions``, ``alignment``, ``operators``,
-``activations``, ``synthetic``, ``baselines``; the models (``models``, ``paper_model``,
-``stacked``) and their training (``training``, ``precision``); the tasks
-(``tasks.markov``, ``tasks.modular``, ``tasks.grokking_time``, ``tasks.agreement``,
-``tasks.agreement_corpus``, ``tasks.architecture``); independent runs as Dask tasks (``cluster``,
-``processes``); and the book's tooling (``params``, ``claims``, ``tables``, ``rerun``,
-``machine``).
-The API page of the book lists them.
+Four folders: ``method`` (ACE, interventions, activations, alignment, operators, synthetic
+systems, baselines), ``models`` (the native and the paper's models, pretrained models, the
+readout, stacked layers, precision, training), ``tasks`` (the chapters' tasks: markov,
+modular, grokking_time, agreement, agreement_corpus, architecture) and ``book`` (the book's
+tooling: parameters, claims, tables, the model cache, Dask runs, the seed runner, the
+machine record). The API page of the book lists every module.
 """
 
 import os as _os

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ace_utils.machine import cpu_capability, cpu_model, kernel_settings
+from ace_utils.book.machine import cpu_capability, cpu_model, kernel_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

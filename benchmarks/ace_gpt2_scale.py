@@ -64,8 +64,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import ace_utils  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
 import torch  # noqa: E402
 
-from ace_utils.ace import ace, observability_from_gradients  # noqa: E402
-from ace_utils.activations import collect_activations_and_gradients  # noqa: E402
+from ace_utils.method.ace import ace, observability_from_gradients  # noqa: E402
+from ace_utils.method.activations import collect_activations_and_gradients  # noqa: E402
 
 N_LAYERS, D_MODEL, N_HEADS, VOCAB = 12, 768, 12, 50257
 HOOKS = [f"blocks.{l}.hook_in" for l in range(N_LAYERS)] + [f"blocks.{N_LAYERS - 1}.hook_out"]
@@ -176,7 +176,7 @@ def build_model(workdir: Path, seed: int, n_ctx: int):
                 raise ValueError(f"built vocab {hf.config.vocab_size}, d_model {hf.config.n_embd}")
             path = M.save_pretrained_model(hf, tok, workdir / "model")
             bridge = M.load_pretrained(path or workdir / "model")
-            return bridge.eval(), tok, "ace_utils.models.build_gpt2_like + load_pretrained"
+            return bridge.eval(), tok, "ace_utils.models.hub.build_gpt2_like + load_pretrained"
         except Exception as e:
             why = f"ace_utils.models failed ({type(e).__name__}: {e})"
     print(f"[model] building in the script: {why}")
@@ -360,7 +360,7 @@ def timed_paths(model, tokens, mask, pos, v, batch_size: int, sub_idx: list[int]
 # ----------------------------------------------------------------------------- reporting
 
 def machine_info(threads: int) -> dict:
-    from ace_utils.rerun import cpu_model
+    from ace_utils.book.rerun import cpu_model
 
     cpu = cpu_model()
 

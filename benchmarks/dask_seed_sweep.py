@@ -3,7 +3,7 @@
     python benchmarks/dask_seed_sweep.py [--notebook notebooks/01_markov_cores.ipynb] [--seeds 0-3]
 
 Runs the sweep twice in one process, each time with its own empty model cache (so both train
-every model): first one after another from this process (``ace_utils.rerun.run_seeds`` with
+every model): first one after another from this process (``ace_utils.book.rerun.run_seeds`` with
 ``jobs=1``), then on a local Dask cluster of 2 worker processes (``jobs=2``). Also times the
 cluster's start and 200 empty tasks, the scheduling overhead per task. Writes
 ``benchmarks/results/dask_seed_sweep.{json,md}``.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _record import machine, machine_line, save
 
-from ace_utils.cluster import as_finished, open_client
-from ace_utils.rerun import parse_seeds, run_seeds
+from ace_utils.book.cluster import as_finished, open_client
+from ace_utils.book.rerun import parse_seeds, run_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,7 +43,7 @@ import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its po
 import torch
 
 import _record
-from ace_utils.paper_model import PaperModelConfig, PaperTransformer
+from ace_utils.models.paper import PaperModelConfig, PaperTransformer
 from ace_utils.tasks import grokking_time as gt
 from ace_utils.tasks import modular as mod
 

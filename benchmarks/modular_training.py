@@ -21,7 +21,7 @@ run (wall and CPU seconds):
   time (``modular.train_stacked`` on one model, as ``modular.run_models`` runs it).
 
 The same for the paper's own models (``architecture="paper"``: post-LN PyTorch encoder
-layers with dropout 0.1 and a biased readout, ``ace_utils.paper_model``):
+layers with dropout 0.1 and a biased readout, ``ace_utils.models.paper``):
 
 * ``paper's module, plain``: the module trained as it is, model after model, full forward,
   train and test accuracy after every epoch (the reference code's loop).

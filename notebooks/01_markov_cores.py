@@ -59,12 +59,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ace_utils.claims import Claims
-from ace_utils.interventions import random_subspace
-from ace_utils.params import Bool, Choice, Int, validate
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Bool, Choice, Int
+from ace_utils.method.interventions import random_subspace
 from ace_utils.tasks import markov as mk
 
-P = validate(
+P, claims = open_chapter(
+    "01_markov_cores",
     {
         "seed": Int(0, 10**6),
         "n_models": Int(1, 12),
@@ -79,19 +80,16 @@ P = validate(
         "device": Choice("cpu", "cuda", "auto"),
     },
     globals(),
+    # claims asserted at these settings (any seed, any n_models), checked and reported elsewhere
+    asserted_at={"chain": "paper", "preset": "default", "d_model": 64, "epochs": 0, "architecture": "paper"},
+    threads=1,  # these models are tiny: one thread is fastest and immune to a busy second core
 )
 if extra_n_states in (1, 2):
     raise ValueError(f"parameter 'extra_n_states' = {extra_n_states}: allowed 0 (skip) or 3..8")
-torch.set_num_threads(1)  # these models are tiny: one thread is fastest and immune to a busy second core
 t_start = time.perf_counter()
-overrides = {"d_model": d_model, "architecture": architecture} | ({"epochs": epochs} if epochs else {})
-runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS[preset] | overrides)) for i in range(n_models)]
+runs = mk.chapter_runs(seed, n_models, preset, d_model=d_model, architecture=architecture, epochs=epochs)
 T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
 k = T.shape[0] - 1  # number of non-trivial eigenvalues: the expected core dimension
-# The claims below are asserted at the paper's chain and the default training (any seed,
-# any n_models); elsewhere they are checked and reported.
-strict = chain == "paper" and preset == "default" and d_model == 64 and epochs == 0 and architecture == "paper"
-claims = Claims("01_markov_cores", P, strict=strict)
 
 # %% [markdown]
 # ## The task
@@ -117,7 +115,7 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # The models are the paper's ({ref}`sources-reference-models`): token and learned position
 # embeddings, one PyTorch `TransformerEncoderLayer` (post-LN, ReLU, dropout 0.1,
 # $d_\text{model}=64$, 4 heads, feed-forward width 256) under a causal mask, and a linear
-# readout with bias, in PyTorch's default initialisation (`ace_utils.paper_model`, a
+# readout with bias, in PyTorch's default initialisation (`ace_utils.models.paper`, a
 # TransformerLens `HookedRootModule`, so the usual hook names and `run_with_hooks` work on
 # it). They are trained with AdamW on every parameter, batch 64, no weight decay. The
 # default preset trains with learning rate $10^{-3}$ for 10 epochs (470 steps);
@@ -352,7 +350,8 @@ extra = None
 if extra_n_states:
     T5 = mk.random_chain(extra_n_states, seed=seed)
     data5 = mk.make_data(T5)
-    m5 = mk.train_markov_model(mk.MarkovRun(seed=seed, **(mk.PRESETS[preset] | overrides)), data5, progress=False)
+    run5 = mk.chapter_runs(seed, 1, preset, d_model=d_model, architecture=architecture, epochs=epochs)[0]
+    m5 = mk.train_markov_model(run5, data5, progress=False)
     res5, H5 = mk.markov_core(m5, data5)
     k5 = extra_n_states - 1
     dyn5 = mk.core_spectrum(res5, H5, data5, r=k5)
@@ -400,17 +399,15 @@ if extra is not None:
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-def span(v, fmt="{:.4f}"):
-    v = np.asarray(v, float)
-    sep = " to " if v.min() < 0 else "-"
-    return fmt.format(v.min()) if np.isclose(v.min(), v.max()) else f"{fmt.format(v.min())}{sep}{fmt.format(v.max())}"
+from ace_utils.book.tables import markdown_table, span
 
 
 def column(full, rank, top2, keep, remove, random, dyn):
     """Our entries of the closing table for one architecture's models."""
     cpx = [float(d.errors[complex_idx].max()) for d in dyn] if complex_idx.any() else [float("nan")]
     real = [float(d.errors[~complex_idx].max()) for d in dyn] if (~complex_idx).any() else [float("nan")]
-    return [span(full), ", ".join(map(str, rank)), span(top2), span(keep), span(remove, "{:.3f}"), span(random),
+    return [span(full, "{:.4f}"), ", ".join(map(str, rank)), span(top2, "{:.4f}"), span(keep, "{:.4f}"),
+            span(remove, "{:.3f}"), span(random, "{:.4f}"),
             f"≤ {max(cpx):.3f}", span(real, "{:.3f}"), span([d.r2_ratio for d in dyn], "{:.3f}")]
 
 
@@ -427,8 +424,7 @@ if other is not None:
 label = {"paper": "ours, the paper's models", "pre-ln": "ours, pre-LN models"}
 head = ["quantity"] + [label[a] for a in ours] + ["reference code on a CPU", "paper"]
 body = [[n, *(ours[a][i] for a in ours), ref_code[i], paper[i]] for i, n in enumerate(names)]
-Markdown("\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *body])
-         + f"\n\nChance (the most frequent next state): {chance:.3f}.")
+Markdown(markdown_table(head, body) + f"\n\nChance (the most frequent next state): {chance:.3f}.")
 
 # %% [markdown]
 # **What differs and why.** The models are the paper's; the default training is 4x

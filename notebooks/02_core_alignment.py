@@ -54,16 +54,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ace_utils.alignment import (
-    canonical_correlations, pairwise, principal_angles, projector_overlap, random_overlap_level,
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Choice, Int
+from ace_utils.method.alignment import (
+    canonical_correlations,
+    pairwise,
+    principal_angles,
+    projector_overlap,
+    random_overlap_level,
     weight_cosine_similarity,
 )
-from ace_utils.claims import Claims
-from ace_utils.interventions import random_subspace
-from ace_utils.params import Choice, Int, validate
+from ace_utils.method.interventions import random_subspace
 from ace_utils.tasks import markov as mk
 
-P = validate(
+P, claims = open_chapter(
+    "02_core_alignment",
     {
         "seed": Int(0, 10**6),
         "n_models": Int(2, 12),
@@ -76,20 +81,16 @@ P = validate(
         "device": Choice("cpu", "cuda", "auto"),
     },
     globals(),
+    # claims asserted at these settings (any seed, any n_models), checked and reported elsewhere
+    asserted_at={"chain": "paper", "preset": "default", "d_model": 64, "epochs": 0, "architecture": "paper"},
+    threads=1,  # these models are tiny: one thread is fastest and immune to a busy second core
 )
-torch.set_num_threads(1)  # these models are tiny: one thread is fastest and immune to a busy second core
 t_start = time.perf_counter()
-# the same runs as chapter 01 (same overrides, hence the same cache entries)
-overrides = {"d_model": d_model, "architecture": architecture} | ({"epochs": epochs} if epochs else {})
-runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS[preset] | overrides)) for i in range(n_models)]
+runs = mk.chapter_runs(seed, n_models, preset, d_model=d_model, architecture=architecture, epochs=epochs)  # chapter 01's
 T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
 k = T.shape[0] - 1  # number of non-trivial eigenvalues: the dimension compared across runs
 pairs = [(i, j) for i in range(n_models) for j in range(i + 1, n_models)]
 off = ~np.eye(n_models, dtype=bool)  # off-diagonal entries of a pairwise matrix
-# The thresholds asserted below are the chapter's claims at the paper's chain and the
-# default training (any seed, any n_models). Elsewhere they are checked and reported.
-strict = chain == "paper" and preset == "default" and d_model == 64 and epochs == 0 and architecture == "paper"
-claims = Claims("02_core_alignment", P, strict=strict)
 
 
 # %% [markdown]
@@ -392,14 +393,9 @@ plt.show()
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-from ace_utils.claims import SEED_TABLES, seed_values
-from ace_utils.rerun import numbers
-
-
-def span(v, fmt="{:.3f}") -> str:
-    v = np.asarray(v, float)
-    sep = " to " if v.min() < 0 else "-"
-    return fmt.format(v.min()) if np.isclose(v.min(), v.max()) else f"{fmt.format(v.min())}{sep}{fmt.format(v.max())}"
+from ace_utils.book.claims import SEED_TABLES, seed_values
+from ace_utils.book.rerun import numbers
+from ace_utils.book.tables import markdown_table, span
 
 
 def pre_ln(claim: str, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
@@ -441,7 +437,7 @@ rows = [
 ]
 head = ["quantity", f"ours, the paper's models (seed {seed})" if architecture == "paper" else f"ours, {architecture} models (seed {seed})",
         "ours, pre-LN models (seeds 0-9)", "reference code on a CPU", "paper"]
-Markdown("\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]))
+Markdown(markdown_table(head, rows))
 
 # %% [markdown]
 # **What reproduces.** Different weights, unrelated core subspaces, the same core

@@ -64,16 +64,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from ace_utils.ace import ace, observability_from_readout
-from ace_utils.claims import Claims
-from ace_utils.interventions import subspace_hook
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Choice, Float, Int
+from ace_utils.method.ace import ace, observability_from_readout
+from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_bias, readout_matrix
-from ace_utils.params import Choice, Float, Int, validate
 from ace_utils.tasks import modular as mod
 
-P = validate(
+P, claims = open_chapter(
+    "03_grokking_core",
     {
         "seed": Int(0, 10**6),
         "n_models": Int(1, 8),
@@ -90,19 +90,17 @@ P = validate(
         "device": Choice("cpu", "cuda", "auto"),
     },
     globals(),
+    # claims asserted at these settings (the defaults; any seed), checked and reported elsewhere
+    asserted_at={"n_models": 2, "preset": "default", "p": 53, "epochs": 0, "checkpoint_every": 0, "weight_decay": 1.0,
+                 "dropout": 0.1, "branch_epoch": -1, "precision": "fp32", "architecture": "paper"},
+    threads=1,  # measured: 1 thread is faster than 2 for this small model on 2 shared cores
 )
-torch.set_num_threads(1)  # measured: 1 thread is faster than 2 for this small model on 2 shared cores
 t_start = time.perf_counter()
 if architecture == "paper" and precision != "fp32":
     raise ValueError(f"parameter 'precision' = {precision!r}: allowed 'fp32' with architecture='paper' ('bf16' only with 'pre-ln')")
 run = mod.preset_run(preset, seed=seed, n_models=n_models, p=p, epochs=epochs, checkpoint_every=checkpoint_every,
                      weight_decay=weight_decay, dropout=dropout, branch_epoch=branch_epoch, precision=precision,
                      architecture=architecture)
-# claims are asserted at the default settings (any seed); elsewhere they are checked and reported
-strict = (n_models == 2 and preset == "default" and p == 53 and epochs == 0 and checkpoint_every == 0
-          and weight_decay == 1.0 and dropout == 0.1 and branch_epoch == -1 and precision == "fp32"
-          and architecture == "paper")
-claims = Claims("03_grokking_core", P, strict=strict)
 chance, chance2 = 1 / p, 2 / p
 print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} analysed checkpoints, "
       f"branch at epoch {run.branch_epoch or 'none'}")
@@ -115,7 +113,7 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # reads the two tokens $[a, b]$ (no "=" token) and predicts $c = a + b \bmod 53$ at the
 # last position; loss and accuracy use that position only.
 #
-# The models are the paper's ({ref}`sources-reference-models`, `ace_utils.paper_model`): token
+# The models are the paper's ({ref}`sources-reference-models`, `ace_utils.models.paper`): token
 # and learned position embeddings, two PyTorch `TransformerEncoderLayer` blocks (post-LN,
 # $d_\text{model}=128$, 4 heads, feed-forward width 512, ReLU, dropout 0.1 where PyTorch puts
 # it: attention probabilities, attention output, feed-forward hidden and output) under a
@@ -417,7 +415,7 @@ claims.check("a small sufficient subspace after grokking: r_suf <= 25 at every c
 # structure, so the held-out one is the test. If the network computes with Fourier
 # features, $A$ is a rotation: its eigenvalues lie on the unit circle (within
 # $\sin(\pi/p)$) at angles $2\pi k/p$, one frequency $k$ per rotational mode
-# (`ace_utils.operators.rotational_mode_count`).
+# (`ace_utils.method.operators.rotational_mode_count`).
 
 # %%
 table_at([0, grok_all, run.epochs], ["r2_h", "r2_in", "modes", "k"])
@@ -757,16 +755,13 @@ claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked mo
 # %% tags=["hide-input"]
 from IPython.display import Markdown  # noqa: E402
 
-from ace_utils.claims import SEED_TABLES, seed_values  # noqa: E402
-from ace_utils.rerun import numbers  # noqa: E402
+from ace_utils.book.claims import SEED_TABLES, seed_values  # noqa: E402
+from ace_utils.book.rerun import numbers  # noqa: E402
+from ace_utils.book.tables import markdown_table, span  # noqa: E402
 
 
 def rng_(x, fmt="{:.0f}"):
-    x = np.asarray(x, float).ravel()
-    if not x.size:
-        return "n/a"
-    sep = " to " if x.min() < 0 else "-"
-    return fmt.format(x.min()) if x.min() == x.max() else f"{fmt.format(x.min())}{sep}{fmt.format(x.max())}"
+    return span(x, fmt, missing="n/a")
 
 
 def pre_ln(claim: str, pick=lambda v: v, fmt: str = "{:.0f}") -> str:
@@ -821,7 +816,7 @@ rows = [
 ]
 ours = f"ours, the paper's models (seed {seed})" if architecture == "paper" else f"ours, {architecture} models (seed {seed})"
 head = ["quantity", ours, "ours, pre-LN models (seeds 0-9)", "reference code on a CPU", "paper"]
-Markdown("\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]))
+Markdown(markdown_table(head, rows))
 
 # %% [markdown]
 # **What differs and why.**

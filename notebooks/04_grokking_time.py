@@ -65,15 +65,16 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-from ace_utils.claims import Claims
-from ace_utils.params import Choice, FloatList, Int, IntList, Float, validate
-from ace_utils import paper_model
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Choice, Float, FloatList, Int, IntList
+from ace_utils.book.tables import markdown_table
+from ace_utils.models import paper as paper_model
 from ace_utils.tasks import grokking_time as gt
 
-P = validate(
+P, claims = open_chapter(
+    "04_grokking_time",
     {
         "seed": Int(0, 10**6),
         "preset": Choice("default", "paper"),
@@ -90,8 +91,11 @@ P = validate(
         "device": Choice("cpu", "cuda", "auto"),
     },
     globals(),
+    # claims asserted at these settings (the defaults; any seed), checked and reported elsewhere
+    asserted_at={"preset": "default", "precision": "fp32", "architecture": "pre-ln", "n_seeds": 0, "omegas": [],
+                 "moduli": [], "modulus_omega": 0.0, "eval_every": 0, "wd_max_steps": 0, "p_max_steps": 0},
+    threads=1,
 )
-torch.set_num_threads(1)
 t_start = time.perf_counter()
 cfg = gt.preset_config(preset, architecture)
 if n_seeds:
@@ -106,10 +110,6 @@ if architecture == "paper" and precision != "fp32":
     raise ValueError(f"precision must be 'fp32' with architecture='paper' (allowed with 'pre-ln': 'fp32', 'bf16'), got {precision!r}")
 specs = gt.sweep_specs(seed=seed, precision=precision, architecture=architecture, **cfg)
 LR = specs["wd"][0].lr
-# claims are asserted at the defaults (any seed); elsewhere they are checked and reported
-strict = preset == "default" and precision == "fp32" and architecture == "pre-ln" and not (n_seeds or omegas or moduli or modulus_omega
-                                                                or eval_every or wd_max_steps or p_max_steps)
-claims = Claims("04_grokking_time", P, strict=strict)
 print(f"{architecture} models; omega sweep {cfg['omegas']} at p = 53 (batch 512), {cfg['n_seeds']} seeds each; "
       f"modulus sweep {cfg['moduli']} at omega = {cfg['modulus_omega']} (full batch), "
       f"{cfg.get('modulus_seeds') or cfg['n_seeds']} seed(s) each; tau resolved to "
@@ -430,7 +430,7 @@ table = [
     ("exponent of τ in p [95 % CI]", _ci(trend), "≈ -1 for p ≫ p_crit [TS]"),
     ("held-out prediction error (largest)", f"{100 * np.abs(errors).max():.0f} %" if errors.size else "n/a", "not reported"),
 ]
-Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a_} | {b_} | {c_} |" for a_, b_, c_ in table))
+Markdown(markdown_table(["quantity", "ours", "paper"], table))
 
 # %% [markdown]
 # **What differs and why.**

@@ -56,20 +56,20 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown
 from scipy import stats
 
-from ace_utils.claims import Claims
-from ace_utils.params import Choice, Int, IntList, validate
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Choice, Int, IntList, NameList
 from ace_utils.tasks import agreement as ag
 from ace_utils.tasks import agreement_corpus as ac
 
-P = validate(
+P, claims = open_chapter(
+    "05_agreement_axis",
     {
         "seed": Int(0, 10**6),
         "model_source": Choice("trained", "hub"),
-        "hub_models": ag.ModelIds(),
+        "hub_models": NameList(),
         "n_layers": IntList(1, 12, 1, 4),
         "d_models": IntList(16, 512, 1, 4),
         "train_steps": Int(10, 20000),
@@ -80,18 +80,17 @@ P = validate(
         "device": Choice("cpu", "cuda"),
     },
     globals(),
+    # claims asserted for our trained models at the default sizes and training (any seed),
+    # checked and reported elsewhere and for hub models
+    asserted_at={"model_source": "trained", "n_layers": [2, 4, 6], "d_models": [64, 80, 96], "train_steps": 600,
+                 "n_prompts": lambda n: n >= 1200},
+    threads=1,  # measured: 1 thread trains these small models ~2x faster than 2 on a busy machine
 )
 if len(n_layers) != len(d_models) or any(d % 4 for d in d_models):
     raise ValueError(f"n_layers {n_layers} and d_models {d_models} must have the same length; widths divisible by 4")
 if n_prompts % 4:
     raise ValueError(f"parameter 'n_prompts' = {n_prompts} must be divisible by 4")
-torch.set_num_threads(1)  # measured: 1 thread trains these small models ~2x faster than 2 on a busy machine
 t_start, cpu_start = time.perf_counter(), time.process_time()
-# The claims are asserted for our trained models at the default sizes and training (any seed);
-# for other settings and for hub models they are checked and reported.
-strict = (model_source == "trained" and n_layers == [2, 4, 6] and d_models == [64, 80, 96] and train_steps == 600
-          and n_prompts >= 1200)
-claims = Claims("05_agreement_axis", P, strict=strict)
 
 # %% [markdown]
 # ## Prompts and corpus
@@ -121,7 +120,7 @@ for p in test_prompts[:4]:
 # ## The models
 #
 # **Tokenizer.** We keep the real GPT-2 BPE tokenizer (it ships offline, see
-# `ace_utils.models.load_gpt2_tokenizer`): our models and GPT-2 then read the same token
+# `ace_utils.models.hub.load_gpt2_tokenizer`): our models and GPT-2 then read the same token
 # ids, " is"/" are"/" was"/" were" are the same four logits, and every step below, from
 # prompt building to generation, is one code path for both. The price of GPT-2's 50257
 # tokens would be a softmax that dwarfs our small models, so we train with a *compact*
@@ -590,9 +589,7 @@ claims.record(within_class_pearson=align[:, 2:].tolist(), spearman=align[:, 1].t
 # not retrieved, so only the qualitative claims can be compared.
 
 # %% tags=["hide-input"]
-def span(vals, fmt="{:.3f}"):
-    vals = list(vals)
-    return fmt.format(min(vals)) if len(vals) == 1 else f"{fmt.format(min(vals))}-{fmt.format(max(vals))}"
+from ace_utils.book.tables import markdown_table, span  # noqa: E402
 
 
 mv = list(models.values())
@@ -614,7 +611,7 @@ rows = [
     ("cross-scale Pearson / Spearman", f"{span(align[:, 0])} / {span(align[:, 1])}", "'aligns across scales' [A]; values not retrieved"),
     ("within-class Pearson", span(align[:, 2:].ravel()), "not reported"),
 ]
-Markdown("| quantity | ours | paper |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+Markdown(markdown_table(["quantity", "ours", "paper"], rows))
 
 # %% [markdown]
 # **What differs and why.** Our default models are small GPT-2-architecture models

@@ -67,21 +67,22 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-from ace_utils import baselines as bl
-from ace_utils.ace import ace, observability_from_gradients, observability_from_readout
-from ace_utils.claims import Claims
+from ace_utils.book.chapter import open_chapter
+from ace_utils.book.params import Choice, Int
+from ace_utils.book.tables import dict_table
+from ace_utils.method import baselines as bl
+from ace_utils.method.ace import ace, observability_from_gradients, observability_from_readout
+from ace_utils.method.synthetic import planted_core_system
 from ace_utils.models import readout_bias, readout_matrix
-from ace_utils.params import Choice, Int, validate
-from ace_utils.synthetic import planted_core_system
 from ace_utils.tasks import agreement as ag
 from ace_utils.tasks import agreement_corpus as ac
 from ace_utils.tasks import markov as mk
 from ace_utils.tasks import modular as mod
 
-P = validate(
+P, claims = open_chapter(
+    "06_ace_vs_baselines",
     {
         "seed": Int(0, 10**6),
         "n_random": Int(1, 50),
@@ -91,13 +92,13 @@ P = validate(
         "device": Choice("cpu", "cuda", "auto"),
     },
     globals(),
+    # claims asserted at these settings (seed 0 and the chapters' default models), checked and reported elsewhere
+    asserted_at={"seed": 0, "n_random": lambda n: n >= 5, "tilt_max_n": 64000, "tilt_seeds": lambda n: n >= 5,
+                 "architecture": "paper"},
+    threads=1,  # small models and small matrices: one thread, immune to a busy second core
 )
-torch.set_num_threads(1)  # small models and small matrices: one thread, immune to a busy second core
 t_start = time.perf_counter()
 RIDGES = (1e-4, 1.0, 100.0)  # probe ridges, in units of the mean eigenvalue of H_c^T H_c (bl.probe_subspace)
-# Claims are asserted at the defaults (seed 0, the chapters' default models); elsewhere reported.
-strict = seed == 0 and n_random >= 5 and tilt_max_n == 64000 and tilt_seeds >= 5 and architecture == "paper"
-claims = Claims("06_ace_vs_baselines", P, strict=strict)
 
 
 def mean_random(scores):
@@ -112,7 +113,7 @@ def mean_random(scores):
 # ## The contenders
 #
 # At the layer and position each chapter analyses, and at the dimension $k$ of its ACE core,
-# every finder returns a $k$-dimensional subspace (`ace_utils.baselines`):
+# every finder returns a $k$-dimensional subspace (`ace_utils.method.baselines`):
 #
 # | finder | what it uses | subspace |
 # |---|---|---|
@@ -142,8 +143,7 @@ def mean_random(scores):
 # %%
 T = mk.lazy_cycle()
 mdata = mk.make_data(T)
-m_runs = [mk.MarkovRun(seed=seed + 100 * i, **(mk.PRESETS["default"] | {"d_model": 64, "architecture": architecture}))
-          for i in range(3)]
+m_runs = mk.chapter_runs(seed, 3, architecture=architecture)
 m_models = mk.train_markov_models(m_runs, mdata, workers=2)  # cached by chapter 01 at architecture='paper'
 chance_m = mk.chance_accuracy(mdata.test)
 y_m = mdata.test[:, 1:].reshape(-1)
@@ -182,7 +182,7 @@ def task_table(runs, modes, angle_to="ACE", extra=None):
         else:
             row["angle to ACE (deg)"] = "~90 (random)"
         rows[name] = row
-    return bl.markdown_table(rows, list(modes) + ["angle to ACE (deg)"])
+    return dict_table(rows, list(modes) + ["angle to ACE (deg)"])
 
 
 display(Markdown("Mean over the three models (range in brackets) of the next-state accuracy with only the "
@@ -330,7 +330,7 @@ bases_acc = ", ".join(f"{r['base']:.4f}" for r in modular)
 display(Markdown(f"Smallest sufficient and necessary dimensions of each finder (test accuracy of the models "
                  f"{bases_acc}; $2/p$ = {2 / p_mod:.4f}), keep and remove "
                  f"accuracy at ACE's core dimension $r_\\text{{core}}$, and the angle to ACE's first 15 directions:\n\n"
-                 + bl.markdown_table(rows, cols)))
+                 + dict_table(rows, cols)))
 
 # %% mystnb={"figure": {"caption": "Modular addition after grokking (model 1): test accuracy with only the first r directions of each finder kept (left) or removed (right), against r. Dotted: chance 1/p; dashed: 2/p (right) and the model's accuracy (left). ACE, the sensitivity directions, ACE's observable side and the class means overlap; PCA needs more directions on both counts, the probe and random directions (mean of 5) far more. Beyond r = 53 the sensitivity curve on the right is float round-off: its first 53 directions span everything the unembedding reads, and the logits left are ~1e-15.", "name": "fig-baselines-modular"}}
 show = ["ACE", "sensitivity", "ACE, observable side", "class means", "PCA", "probe, ridge 0.0001", "random (mean)"]
@@ -417,7 +417,7 @@ for run in a_runs:
     cores = ag.ace_all_layers(model, tr, v)
     layer = ag.layer_sweep(model, cores, te, v, seed=seed)["layer"]
     hook = cores.hooks[layer]
-    H, G = bl.margin_acts_and_grads(model, tr, v, hook)
+    H, G = ag.margin_acts_and_grads(model, tr, v, hook)
     Wo = observability_from_gradients(G)
     res = ace(H, Wo, rank=1)
     bases = bl.baseline_bases(H, Wo, 1, tr.labels, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
@@ -425,7 +425,7 @@ for run in a_runs:
     def evaluate(Q, mode, model=model, te=te, v=v, hook=hook, mean=res.mean):
         return ag.roc_auc(ag.intervention_margins(model, te, v, hook, Q[:, 0], mean, mode), te.labels)
 
-    Ht = bl.margin_acts_and_grads(model, te, v, hook)[0].double()
+    Ht = ag.margin_acts_and_grads(model, te, v, hook)[0].double()
     probe_auc = {}
     for r in RIDGES:  # held-out decoding AUC of each probe direction (orientation-free)
         a = ag.roc_auc(((Ht - res.mean) @ bases[f"probe, ridge {r:g}"][:, 0]).numpy(), te.labels)
@@ -542,7 +542,7 @@ for s, st in tilt.items():
                                        for j, dr in enumerate(decoys)}
 display(Markdown(f"At n = {tilt_ns[j4]}: median angle to the planted core / median keep error "
                  "$\\lVert CPh - Ch\\rVert^2/\\lVert Ch\\rVert^2$ (the output error of keeping only the basis; "
-                 "1 means as bad as keeping nothing):\n\n" + bl.markdown_table(rows, [f"decoy {dr:g}x" for dr in decoys],
+                 "1 means as bad as keeping nothing):\n\n" + dict_table(rows, [f"decoy {dr:g}x" for dr in decoys],
                                                                                 first="basis")))
 
 # %%
@@ -606,7 +606,7 @@ for task, runs, k_of in (("Markov", markov, lambda r: r["k"]), ("modular", modul
             row[f"angle to {alt} (deg)"] = bl.max_angle(Q, r["bases"][alt][:, :k])
         rows[f"{task}, model {i + 1}"] = row
 real = rows
-display(Markdown(bl.markdown_table(real, list(next(iter(real.values()))), fmt="{:.1f}", first="task, model")))
+display(Markdown(dict_table(real, list(next(iter(real.values()))), fmt="{:.1f}", first="task, model")))
 
 # %%
 split = {t: max(v["split-half angle of ACE (deg)"] for n, v in real.items() if n.startswith(t))
@@ -670,7 +670,7 @@ pl = bl.baseline_bases(S.H, observability_from_readout(S.C), 3, n_random=1, seed
 pl["random (mean)"] = pl.pop("random 1")
 for n in names:
     summary[n]["planted core"] = ok(bl.max_angle(pl[n], S.core) < 1.0) if n in pl else "n/a (no labels)"
-display(Markdown(bl.markdown_table(summary, ["planted core", "Markov chains", "modular addition", "agreement"],
+display(Markdown(dict_table(summary, ["planted core", "Markov chains", "modular addition", "agreement"],
                                    first="finder")))
 label_free = [n for n in names if n in pl]
 all_pass = [n for n in names if all(v == "✓" for k_, v in summary[n].items() if k_ != "planted core")]

@@ -33,13 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
-
-from ace_utils.cluster import SCHEDULER_ENV  # noqa: E402
-from ace_utils.machine import fingerprint  # noqa: E402
-from ace_utils.rerun import git_commit, machine_info  # noqa: E402
+from ace_utils.book.cache import write_bytes_atomic  # noqa: E402
+from ace_utils.book.cluster import SCHEDULER_ENV  # noqa: E402
+from ace_utils.book.machine import fingerprint  # noqa: E402
+from ace_utils.book.rerun import git_commit, machine_info  # noqa: E402
 from ace_utils.tasks import architecture as arch  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
-from ace_utils.training import write_bytes_atomic  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,11 +1,11 @@
-"""Known-answer tests for ACE (ace_utils.ace) on planted cores and linear systems."""
+"""Known-answer tests for ACE (ace_utils.method.ace) on planted cores and linear systems."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.linalg import solve_continuous_lyapunov
 
-from ace_utils.ace import (
+from ace_utils.method.ace import (
     ace,
     balanced_truncation,
     energy_rank,
@@ -16,8 +16,8 @@ from ace_utils.ace import (
     reachability_gramian,
     sufficiency_scan,
 )
-from ace_utils.alignment import principal_angles
-from ace_utils.synthetic import planted_core_system
+from ace_utils.method.alignment import principal_angles
+from ace_utils.method.synthetic import planted_core_system
 
 
 def top_eigvecs(W: torch.Tensor, k: int) -> torch.Tensor:

@@ -15,7 +15,6 @@ from ace_utils.models import HubUnavailableError, build_gpt2_like, save_pretrain
 from ace_utils.tasks import agreement as ag
 from ace_utils.tasks import agreement_corpus as ac
 
-
 # --------------------------------------------------------------------------- corpus and prompts
 
 

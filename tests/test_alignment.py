@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ace_utils.alignment import (
+from ace_utils.method.alignment import (
     canonical_correlations,
     pairwise,
     principal_angles,
@@ -12,7 +12,7 @@ from ace_utils.alignment import (
     random_overlap_level,
     weight_cosine_similarity,
 )
-from ace_utils.interventions import random_subspace
+from ace_utils.method.interventions import random_subspace
 
 
 def test_identical_subspaces():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ace_utils.paper_model import ModelVariant
+from ace_utils.models.paper import ModelVariant
 from ace_utils.tasks import architecture as arch
 from ace_utils.tasks import markov as mk
 from ace_utils.tasks import modular as mod

@@ -1,4 +1,4 @@
-"""Known-answer tests for the subspace baselines and the alternative ACE bases (ace_utils.baselines).
+"""Known-answer tests for the subspace baselines and the alternative ACE bases (ace_utils.method.baselines).
 
 The planted-core known-answer test of the foundation (tests/test_ace.py) is called, not
 copied; the rest pins down each finder on a system whose answer is known, and the tilt
@@ -9,12 +9,14 @@ import math
 
 import numpy as np
 import pytest
+import test_ace  # tests/ is on sys.path under pytest's default (prepend) import mode
 import torch
 
-import test_ace  # tests/ is on sys.path under pytest's default (prepend) import mode
-from ace_utils import baselines as bl
-from ace_utils.ace import ace, observability_from_readout
-from ace_utils.synthetic import planted_core_system
+from ace_utils.book.tables import dict_table
+from ace_utils.method import baselines as bl
+from ace_utils.method.ace import ace, observability_from_readout
+from ace_utils.method.synthetic import planted_core_system
+from ace_utils.models.training import torch_threads
 
 F64 = torch.float64
 
@@ -139,17 +141,15 @@ def test_compare_subspaces_scores_every_basis_and_mode():
     out = bl.compare_subspaces({"a": torch.eye(4, 1), "b": torch.eye(4, 2)}, evaluate, ("keep", "remove", "flip"))
     assert out == {"a": {"keep": 1.0, "remove": 0.0, "flip": -1.0}, "b": {"keep": 2.0, "remove": 0.0, "flip": -2.0}}
     assert len(calls) == 6
-    table = bl.markdown_table(out, ["keep", "flip"])
+    table = dict_table(out, ["keep", "flip"])
     assert table.splitlines()[0] == "| method | keep | flip |" and "| b | 2.000 | -2.000 |" in table
 
 
 @pytest.fixture
 def one_thread():
     """Small float64 matrices: one thread (two stall when another process shares the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def test_tilt_grows_with_decoy_and_shrinks_with_n_for_the_paper_basis_only(one_thread):

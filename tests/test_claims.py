@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from ace_utils.claims import Claims
+from ace_utils.book.claims import Claims
 
 
 def _table(tmp_path, chapter: str, held: dict[str, int], n: int = 10):
     """A seed table for ``chapter``: claim ``name`` held on the first ``held[name]`` of ``n`` seeds."""
-    from ace_utils.rerun import RunResult, write_tables
+    from ace_utils.book.rerun import RunResult, write_tables
 
     runs = [RunResult(s, "ok", 1.0, {k: {"holds": s < h, "value": s, "expected": ""} for k, h in held.items()})
             for s in range(n)]
@@ -59,8 +59,8 @@ def test_save_uses_env_and_is_a_noop_without(tmp_path, monkeypatch):
 
 
 def test_seed_values_reads_one_claim_over_seeds(tmp_path):
-    from ace_utils.rerun import RunResult, write_tables
-    from ace_utils.claims import seed_values
+    from ace_utils.book.claims import seed_values
+    from ace_utils.book.rerun import RunResult, write_tables
 
     runs = [RunResult(seed=s, status="ok", seconds=1.0, error="",
                       checks={"c": {"holds": True, "value": [s, 2 * s], "expected": "any", "asserted": True}})

@@ -1,4 +1,4 @@
-"""Independent runs as Dask tasks (ace_utils.cluster, ace_utils.processes): results in order,
+"""Independent runs as Dask tasks (ace_utils.book.cluster, ace_utils.book.processes): results in order,
 a failing task reported without losing the others, one persistent local cluster per process."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from ace_utils import cluster
-from ace_utils.processes import map_in_processes
+from ace_utils.book import cluster
+from ace_utils.book.processes import map_in_processes
 
 
 def test_a_failing_task_is_reported_and_the_others_kept():

@@ -108,7 +108,7 @@ def test_paper_model_sweep_equals_a_plain_loop_of_the_module():
     """The stacked sweep on the paper's models (two runs, two weight decays; dropout off,
     since the batched forward draws its masks from its own generators) equals each module
     trained alone with torch.optim.AdamW on the same batches."""
-    from ace_utils.paper_model import PaperModelConfig, PaperTransformer
+    from ace_utils.models.paper import PaperModelConfig, PaperTransformer
 
     spec = gt.SweepSpec(p=23, omegas=(0.5, 2.0), seeds=(4, 9), batch_size=100, max_steps=7, eval_every=3,
                         level=2.0, dropout=0.0, architecture="paper")  # level 2: no run leaves the stack

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ace_utils.activations import collect_activations, collect_activations_and_gradients
-from ace_utils.interventions import apply_subspace, random_subspace, subspace_hook
+from ace_utils.method.activations import collect_activations, collect_activations_and_gradients
+from ace_utils.method.interventions import apply_subspace, random_subspace, subspace_hook
 
 
 @pytest.fixture

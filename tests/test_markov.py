@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ace_utils.operators import match_eigenvalues
+from ace_utils.method.operators import match_eigenvalues
+from ace_utils.models.training import torch_threads
 from ace_utils.tasks import markov as mk
 
 
@@ -113,12 +114,8 @@ def test_train_markov_models_in_two_processes_equals_training_here(tmp_path, mon
     runs = [mk.MarkovRun(seed=s, d_model=16, n_heads=2, d_mlp=32, epochs=1, architecture=a)
             for s, a in ((0, "paper"), (1, "paper"), (2, "pre-ln"))]
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "here"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         here = [mk.train_markov_model(r, data, progress=False) for r in runs]
-    finally:
-        torch.set_num_threads(threads)
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "workers"))
     there = mk.train_markov_models(runs, data, workers=2)
     assert len(list((tmp_path / "workers" / "markov").glob("*.pt"))) == 3
@@ -132,7 +129,7 @@ def test_train_markov_models_in_two_processes_equals_training_here(tmp_path, mon
 
 
 def test_markov_run_architecture_is_validated_and_sets_the_model():
-    from ace_utils.paper_model import PaperModelConfig
+    from ace_utils.models.paper import PaperModelConfig
 
     assert mk.MarkovRun(seed=0).architecture == "paper" == mk.ARCHITECTURES[0]
     with pytest.raises(ValueError, match="architecture"):
@@ -143,7 +140,7 @@ def test_markov_run_architecture_is_validated_and_sets_the_model():
     native = mk.MarkovRun(seed=3, architecture="pre-ln").model_config(4, 32)
     assert not isinstance(native, PaperModelConfig) and native.n_ctx == 31
     # dropout and variant: the paper's values stay out of the dict (cache keys unchanged)
-    from ace_utils.paper_model import ModelVariant
+    from ace_utils.models.paper import ModelVariant
 
     assert set(mk.MarkovRun(seed=3).to_dict()) == {"seed", "architecture", "n_layers", "d_model", "n_heads", "d_mlp",
                                                    "lr", "batch_size", "epochs", "weight_decay"}
@@ -158,7 +155,7 @@ def test_markov_run_architecture_is_validated_and_sets_the_model():
 @pytest.mark.parametrize("architecture", mk.ARCHITECTURES)
 def test_both_architectures_train_and_read_out_linearly_at_the_ace_hook(tmp_path, monkeypatch, architecture):
     from ace_utils.models import readout_bias, readout_matrix
-    from ace_utils.paper_model import PaperTransformer
+    from ace_utils.models.paper import PaperTransformer
 
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
     data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
@@ -181,9 +178,8 @@ def test_both_architectures_train_and_read_out_linearly_at_the_ace_hook(tmp_path
 def test_training_the_paper_model_is_deterministic_and_uses_dropout(tmp_path, monkeypatch):
     import dataclasses
 
-    from ace_utils.paper_model import PaperTransformer, paper_optimizer
-    from ace_utils.training import train
-
+    from ace_utils.models.paper import PaperTransformer, paper_optimizer
+    from ace_utils.models.training import train
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
     data = mk.make_data(mk.lazy_cycle(), n_train=64, n_test=16, length=8)
     run = mk.MarkovRun(seed=1, d_model=16, n_heads=2, d_mlp=32, epochs=2, lr=1e-3)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from ace_utils.ace import ace, observability_from_readout
-from ace_utils.interventions import subspace_hook
+from ace_utils.method.ace import ace, observability_from_readout
+from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_matrix
+from ace_utils.models.training import torch_threads
 from ace_utils.tasks import modular as mod
 
 
@@ -55,13 +56,9 @@ def test_stacked_training_equals_single_model_training():
     run2 = _small_run(dropout=0.0, eval_every=1, checkpoint_epochs=())
     run1 = replace(run2, n_models=1)
     p2, p1 = mod.init_stacked(run2), mod.init_stacked(run1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         mod.train_stacked(run2, d, p2, start_epoch=0, end_epoch=3, weight_decay=1.0)
         mod.train_stacked(run1, d, p1, start_epoch=0, end_epoch=3, weight_decay=1.0)
-    finally:
-        torch.set_num_threads(threads)
     for k in p1:
         torch.testing.assert_close(p2[k][:1], p1[k], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(p2["embed.weight"][0], mod.init_stacked(run1)["embed.weight"][0])  # it trained
@@ -197,7 +194,7 @@ def test_run_models_gives_each_models_own_run_whatever_the_workers(tmp_path, mon
 
 
 def test_paper_architecture_run_builds_the_papers_module():
-    from ace_utils.paper_model import PaperModelConfig, PaperTransformer
+    from ace_utils.models.paper import PaperModelConfig, PaperTransformer
 
     run = _small_run(architecture="paper")
     cfg = mod.model_config(run, 7)
@@ -338,7 +335,7 @@ def test_run_models_resumable_over_calls_equals_run_models(tmp_path, monkeypatch
 
 
 def test_model_variants_train_through_the_modules_own_forward():
-    from ace_utils.paper_model import ModelVariant
+    from ace_utils.models.paper import ModelVariant
 
     variant = ModelVariant(norm="pre", dropout_sites="embed-resid", init="small", readout_bias=False)
     run = _small_run(architecture="paper", variant=variant)

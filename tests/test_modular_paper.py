@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ace_utils.machine import fingerprint
+from ace_utils.book.machine import fingerprint
+from ace_utils.models.training import torch_threads
 from ace_utils.tasks import modular as mod
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "modular_paper"
@@ -51,13 +52,9 @@ def test_first_epochs_of_the_committed_run_reproduce():
                     checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e <= PREFIX_EPOCHS))
     # same thread count as the recorded run: float64 reductions in the analyses (ACE's eigh,
     # the operator fit) are bitwise reproducible only at a fixed thread count
-    threads = torch.get_num_threads()
-    torch.set_num_threads(meta["torch_threads"])
-    try:
+    with torch_threads(meta["torch_threads"]):
         exact = meta.get("machine_fingerprint") == fingerprint(meta["torch_threads"])
         again = mod.curves_record(mod.run_experiment(short, progress=False, refresh=True))
-    finally:
-        torch.set_num_threads(threads)
     n_log = len(again["main/log/epoch"])
     n_ck = len(again["main/ckpt/epoch"])
     assert n_log == PREFIX_EPOCHS // run.eval_every + 1 and n_ck == 1
@@ -83,12 +80,9 @@ def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
     spec.loader.exec_module(script)
     args = ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "state.pt"), "--segment-epochs", "10",
             "--max-segments", "1", "--n-models", "1"]
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads(None):  # the script sets its own thread count
         script.main(args)
         script.main(args)
-    finally:
-        torch.set_num_threads(threads)
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert [c["reached"] for c in meta["calls"]] == ["main epoch 10", "main epoch 20"]
     assert meta["run"]["architecture"] == "paper" and meta["run"]["epochs"] == 20_000

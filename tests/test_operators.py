@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ace_utils.operators import (
+from ace_utils.method.operators import (
     fit_operator,
     markov_oracle_r2,
     match_eigenvalues,

@@ -1,4 +1,4 @@
-"""Tests for ace_utils.paper_model: the paper's post-LN transformer with TransformerLens hooks."""
+"""Tests for ace_utils.models.paper: the paper's post-LN transformer with TransformerLens hooks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ace_utils import activations as A
-from ace_utils import interventions as I
-from ace_utils import paper_model as P
+from ace_utils.method import activations as A
+from ace_utils.method import interventions as I
+from ace_utils.models import paper as P
+from ace_utils.models.readout import readout_bias, readout_matrix
 
 CFG = P.PaperModelConfig(n_layers=2, d_model=16, n_heads=4, d_mlp=32, d_vocab=11, d_vocab_out=7, n_positions=12)
 HOOKS = {
@@ -87,7 +88,7 @@ def test_run_with_hooks_on_readout_input_changes_logits(model):
     clean = model(tokens)
     edited = model.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_in", lambda act, hook: act * 2.0)])
     assert not torch.allclose(clean, edited)
-    W, b = P.readout_matrix(model), P.readout_bias(model)
+    W, b = readout_matrix(model), readout_bias(model)
     h = model.run_with_cache(tokens)[1]["unembed.hook_in"]
     torch.testing.assert_close(edited, (2.0 * h) @ W.T + b)
     assert torch.equal(model(tokens), clean)  # hooks removed afterwards
@@ -196,10 +197,10 @@ def test_init_is_seeded_private_and_pytorch_default():
     assert 0.9 < big.embed.weight.std().item() < 1.1
     assert 0.9 < big.pos_embed.weight.std().item() < 1.1
     assert abs(big.embed.weight.mean().item()) < 0.05
-    assert big.unembed.bias is not None and P.readout_bias(big).shape == (53,)
-    assert P.readout_bias(big).abs().max() > 0
-    assert P.readout_matrix(big).shape == (53, 64)
-    assert not P.readout_matrix(big).requires_grad and not P.readout_bias(big).requires_grad
+    assert big.unembed.bias is not None and readout_bias(big).shape == (53,)
+    assert readout_bias(big).abs().max() > 0
+    assert readout_matrix(big).shape == (53, 64)
+    assert not readout_matrix(big).requires_grad and not readout_bias(big).requires_grad
 
 
 def test_subspace_hook_on_readout_input_keeps_bias(model):
@@ -209,8 +210,8 @@ def test_subspace_hook_on_readout_input_keeps_bias(model):
     kept = model.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_in", I.subspace_hook(basis, "keep"))])
     torch.testing.assert_close(kept, clean, rtol=0, atol=1e-6)
     removed = model.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_in", I.subspace_hook(basis, "remove"))])
-    torch.testing.assert_close(removed, P.readout_bias(model).expand_as(removed), rtol=0, atol=1e-6)
-    assert P.readout_bias(model).abs().max() > 1e-3  # so the check above is not trivially zero
+    torch.testing.assert_close(removed, readout_bias(model).expand_as(removed), rtol=0, atol=1e-6)
+    assert readout_bias(model).abs().max() > 1e-3  # so the check above is not trivially zero
 
 
 def test_closed_form_scan_keeps_the_readout_bias_as_the_hooks_do():
@@ -260,7 +261,7 @@ def test_activation_readers(model):
     # read with gradients = read without (no fused path); d logit_3 / dh = readout row 3 at the last position
     assert torch.equal(acts_g["unembed.hook_in"], cache["unembed.hook_in"].reshape(-1, CFG.d_model))
     g = grads["unembed.hook_in"].reshape(5, 9, CFG.d_model)
-    torch.testing.assert_close(g[:, -1], P.readout_matrix(model)[3].expand(5, -1))
+    torch.testing.assert_close(g[:, -1], readout_matrix(model)[3].expand(5, -1))
     assert torch.equal(g[:, :-1], torch.zeros_like(g[:, :-1]))
     assert grads["blocks.0.hook_out"].abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())
@@ -423,9 +424,6 @@ def test_no_readout_bias_variant():
     paper, m = P.PaperTransformer(CFG), P.PaperTransformer(_variant_cfg(readout_bias=False))
     assert m.unembed.bias is None and "unembed.bias" not in m.state_dict()
     assert torch.equal(m.unembed.weight, paper.unembed.weight)  # the bias is drawn after the weight
-    assert torch.equal(P.readout_bias(m), torch.zeros(7))
-    from ace_utils.models import readout_bias
-
     assert torch.equal(readout_bias(m), torch.zeros(7))
     with pytest.raises(ValueError, match="paper's model only"):
         P.stacked_last_logits({k: v[None] for k, v in m.state_dict().items()}, _tokens()[None], CFG.n_heads)

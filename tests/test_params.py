@@ -2,7 +2,7 @@
 
 import pytest
 
-from ace_utils.params import Bool, Choice, Float, Int, IntList, ParameterError, validate
+from ace_utils.book.params import Bool, Choice, Float, Int, IntList, ParameterError, validate
 
 SPEC = {
     "seed": Int(0, 10_000),
@@ -54,7 +54,7 @@ def test_missing_parameter():
 
 
 def test_float_list():
-    from ace_utils.params import FloatList
+    from ace_utils.book.params import FloatList
 
     spec = {"omegas": FloatList(0.0, 10.0, min_len=1, max_len=4)}
     assert validate(spec, {"omegas": [1, 2.5]}) == {"omegas": [1.0, 2.5]}
@@ -62,3 +62,12 @@ def test_float_list():
         with pytest.raises(ParameterError, match=word) as e:
             validate(spec, {"omegas": bad})
         assert "'omegas'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_name_list_splits_and_refuses_spaces_and_too_many():
+    from ace_utils.book.params import NameList
+
+    assert NameList(3).check("m", "gpt2, gpt2-medium") == ["gpt2", "gpt2-medium"]
+    for bad in ("", "a b", "a,b,c,d", 5):
+        with pytest.raises(ParameterError, match="parameter 'm'"):
+            NameList(3).check("m", bad)

@@ -1,4 +1,4 @@
-"""The seed-robustness runner (ace_utils.rerun): table building, failure handling, and the
+"""The seed-robustness runner (ace_utils.book.rerun): table building, failure handling, and the
 committed tables under results/robustness/ being real (one entry rerun, matched exactly on the
 machine that made the table and within measured tolerances elsewhere)."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ace_utils import rerun
-from ace_utils.rerun import RunResult
+from ace_utils.book import rerun
+from ace_utils.book.rerun import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "robustness"
@@ -99,7 +99,7 @@ def test_runner_keeps_failed_runs(tmp_path):
     params = nbformat.v4.new_code_cell("seed = 0")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
-        "from ace_utils.claims import Claims\n"
+        "from ace_utils.book.claims import Claims\n"
         f"claims = Claims('toy', {{'seed': seed}}, strict=True, seed_tables={str(tables)!r})\n"
         "claims.check('first', True, seed * 0.5, expected='always')\n"
         "claims.check('second', seed == 0, [seed, 2.0], expected='seed 0 only')\n"
@@ -130,8 +130,8 @@ def test_runner_keeps_failed_runs(tmp_path):
 def test_index_lists_every_committed_table():
     """The book page includes all_chapters.md: it must be the current concatenation of the tables."""
     index = RESULTS / rerun.INDEX_NAME
-    assert index.exists(), f"{index} missing: run any `python -m ace_utils.rerun ... --out {RESULTS}`"
-    assert index.read_text() == rerun.index_text(RESULTS), "stale: regenerate with ace_utils.rerun.write_index"
+    assert index.exists(), f"{index} missing: run any `python -m ace_utils.book.rerun ... --out {RESULTS}`"
+    assert index.read_text() == rerun.index_text(RESULTS), "stale: regenerate with ace_utils.book.rerun.write_index"
     for md in RESULTS.glob("*.md"):
         if md.name != rerun.INDEX_NAME:
             assert md.with_suffix(".csv").exists(), f"{md.name} has no per-seed data {md.with_suffix('.csv').name}"
@@ -152,7 +152,7 @@ def test_code_hash_ignores_text_cells(tmp_path):
 def _committed(chapter: str) -> Path:
     path = RESULTS / f"{chapter}.csv"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `python -m ace_utils.rerun notebooks/{chapter}.ipynb --seeds 0-9`")
+        pytest.fail(f"{path} is missing: run `python -m ace_utils.book.rerun notebooks/{chapter}.ipynb --seeds 0-9`")
     return path
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ace_utils.tables import markdown_table, per_model, span
+from ace_utils.book.tables import dict_table, markdown_table, per_model, span
 
 
 def test_span_writes_ranges_single_values_and_missing_ones():
@@ -24,3 +24,14 @@ def test_markdown_table_has_a_header_rule_and_refuses_ragged_rows():
         "| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
     with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
         markdown_table(["a", "b"], [[1]])
+
+
+def test_dict_table_formats_floats_and_leaves_missing_cells_empty():
+    table = dict_table({"a": {"x": 0.5, "y": "n/a"}, "b": {"x": np.float64(2.0)}}, ["x", "y"], first="name")
+    assert table.splitlines() == ["| name | x | y |", "|---|---|---|", "| a | 0.500 | n/a |", "| b | 2.000 |  |"]
+
+
+def test_span_takes_generators_and_arrays_of_any_shape():
+    assert span((x for x in [3.0, 1.0]), "{:.0f}") == "1-3"
+    assert span(np.array([[0.5, 0.25], [0.75, 0.5]]), "{:.2f}") == "0.25-0.75"
+    assert span(2.0, "{:.1f}") == "2.0"

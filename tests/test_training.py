@@ -1,4 +1,5 @@
-"""Tests for ace_utils.training: seeding, the integrity-checked cache, the training loop."""
+"""Tests for the integrity-checked cache (ace_utils.book.cache) and for seeding and the training loop
+(ace_utils.models.training)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ace_utils import training as T
+from ace_utils.book import cache as C
+from ace_utils.models import training as T
 
 CONFIG = {"version": 1, "task": "toy", "p": 7, "lrs": (1e-3, 1e-2), "dtype": torch.float32}
 
@@ -31,7 +33,7 @@ class Counter:
 
 
 def _entry(directory: Path, name: str, config: dict) -> Path:
-    return directory / name / f"{T.config_key(config)}.pt"
+    return directory / name / f"{C.config_key(config)}.pt"
 
 
 def _check(value: dict, scale: float = 1.0) -> None:
@@ -51,45 +53,45 @@ def test_seed_everything_and_deterministic():
 
 
 def test_config_key():
-    k = T.config_key(CONFIG)
-    assert len(k) == 64 and k == T.config_key(dict(reversed(list(CONFIG.items()))))
-    assert k != T.config_key({**CONFIG, "p": 11})
-    assert k != T.config_key({**CONFIG, "version": 2})
-    assert T.config_key({"version": 1, "x": 1}) != T.config_key({"version": 1, "x": 1.5})
+    k = C.config_key(CONFIG)
+    assert len(k) == 64 and k == C.config_key(dict(reversed(list(CONFIG.items()))))
+    assert k != C.config_key({**CONFIG, "p": 11})
+    assert k != C.config_key({**CONFIG, "version": 2})
+    assert C.config_key({"version": 1, "x": 1}) != C.config_key({"version": 1, "x": 1.5})
     with pytest.raises(KeyError, match="version"):
-        T.config_key({"p": 7})
+        C.config_key({"p": 7})
     with pytest.raises(TypeError):
-        T.config_key({"version": 1, "f": object()})
+        C.config_key({"version": 1, "f": object()})
 
 
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "c"))
-    assert T.cache_dir() == tmp_path / "c"
+    assert C.cache_dir() == tmp_path / "c"
     monkeypatch.delenv("ACE_BOOK_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert T.cache_dir() == tmp_path / "xdg" / "ace-book"
+    assert C.cache_dir() == tmp_path / "xdg" / "ace-book"
 
 
 def test_cached_builds_once_and_keys_by_config(tmp_path, monkeypatch):
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path))
     build = Counter()
-    _check(T.cached(CONFIG, build, name="toy"))
-    _check(T.cached(CONFIG, build, name="toy"))
+    _check(C.cached(CONFIG, build, name="toy"))
+    _check(C.cached(CONFIG, build, name="toy"))
     assert build.calls == 1
     assert _entry(tmp_path, "toy", CONFIG).is_file()
     other = Counter(scale=2.0)
-    _check(T.cached({**CONFIG, "p": 11}, other, name="toy"), scale=2.0)
+    _check(C.cached({**CONFIG, "p": 11}, other, name="toy"), scale=2.0)
     assert other.calls == 1 and len(list((tmp_path / "toy").glob("*.pt"))) == 2
     # custom save/load hooks
-    got = T.cached(CONFIG, lambda: 3, name="hooked", save=lambda x: {"x": torch.tensor(x)}, load=lambda d: int(d["x"]))
-    assert got == 3 and T.cached(CONFIG, lambda: 99, name="hooked", save=lambda x: {"x": torch.tensor(x)},
+    got = C.cached(CONFIG, lambda: 3, name="hooked", save=lambda x: {"x": torch.tensor(x)}, load=lambda d: int(d["x"]))
+    assert got == 3 and C.cached(CONFIG, lambda: 99, name="hooked", save=lambda x: {"x": torch.tensor(x)},
                                  load=lambda d: int(d["x"])) == 3
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
 def test_cached_corrupt_entry_is_rebuilt(tmp_path, damage):
     build = Counter()
-    T.cached(CONFIG, build, name="toy", directory=tmp_path)
+    C.cached(CONFIG, build, name="toy", directory=tmp_path)
     path = _entry(tmp_path, "toy", CONFIG)
     data = path.read_bytes()
     if damage == "truncate":
@@ -101,14 +103,14 @@ def test_cached_corrupt_entry_is_rebuilt(tmp_path, damage):
         path.write_bytes(b"")
     else:
         path.write_bytes(os.urandom(len(data)))
-    with pytest.raises(T.CacheCorrupt, match="SHA-256" if damage == "flip" else None):
-        T.load_checked(path)
+    with pytest.raises(C.CacheCorrupt, match="SHA-256" if damage == "flip" else None):
+        C.load_checked(path)
     with pytest.warns(UserWarning, match=path.name):
-        value = T.cached(CONFIG, build, name="toy", directory=tmp_path)
+        value = C.cached(CONFIG, build, name="toy", directory=tmp_path)
     assert build.calls == 2
     _check(value)
-    assert T.load_checked(path)["payload"]["note"] == "ok"  # the rebuilt file is valid
-    T.cached(CONFIG, build, name="toy", directory=tmp_path)
+    assert C.load_checked(path)["payload"]["note"] == "ok"  # the rebuilt file is valid
+    C.cached(CONFIG, build, name="toy", directory=tmp_path)
     assert build.calls == 2
 
 
@@ -118,26 +120,26 @@ def test_interrupted_write_never_loaded(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(T.os, "replace", crash)
+    monkeypatch.setattr(C.os, "replace", crash)
     build = Counter()
     with pytest.raises(KeyboardInterrupt):
-        T.cached(CONFIG, build, name="toy", directory=tmp_path)
+        C.cached(CONFIG, build, name="toy", directory=tmp_path)
     monkeypatch.undo()
     assert not path.exists()
     assert list(path.parent.iterdir()) == []  # the temp file was cleaned up
     # 2. a leftover temp file from a process killed hard (no cleanup), even a complete one
     good = tmp_path / "good.pt"
-    T.save_atomic({"config_json": "x", "payload": {"w": torch.zeros(3)}}, good)
+    C.save_atomic({"config_json": "x", "payload": {"w": torch.zeros(3)}}, good)
     (path.parent / f".{path.name}.abc123.tmp").write_bytes(good.read_bytes()[:40])
-    value = T.cached(CONFIG, build, name="toy", directory=tmp_path)
+    value = C.cached(CONFIG, build, name="toy", directory=tmp_path)
     assert build.calls == 2
     _check(value)
 
 
 def test_cached_numpy_payload_and_unstorable_results(tmp_path):
     value = {"a": np.arange(6, dtype=np.int16).reshape(2, 3), "s": np.float64(0.5), "t": (1, [np.ones(2)])}
-    T.cached(CONFIG, lambda: value, name="np", directory=tmp_path)
-    back = T.cached(CONFIG, lambda: pytest.fail("rebuilt"), name="np", directory=tmp_path)
+    C.cached(CONFIG, lambda: value, name="np", directory=tmp_path)
+    back = C.cached(CONFIG, lambda: pytest.fail("rebuilt"), name="np", directory=tmp_path)
     assert isinstance(back["a"], np.ndarray) and back["a"].dtype == np.int16
     np.testing.assert_array_equal(back["a"], value["a"])
     assert back["s"] == 0.5 and isinstance(back["t"], tuple) and np.array_equal(back["t"][1][0], np.ones(2))
@@ -146,24 +148,24 @@ def test_cached_numpy_payload_and_unstorable_results(tmp_path):
         pass
 
     with pytest.warns(UserWarning, match="not stored"):
-        obj = T.cached(CONFIG, Opaque, name="opaque", directory=tmp_path)
+        obj = C.cached(CONFIG, Opaque, name="opaque", directory=tmp_path)
     assert isinstance(obj, Opaque) and not _entry(tmp_path, "opaque", CONFIG).exists()
     # a stale entry that the current load() rejects is rebuilt, not an error
-    T.cached(CONFIG, lambda: {"old": torch.zeros(1)}, name="stale", directory=tmp_path)
+    C.cached(CONFIG, lambda: {"old": torch.zeros(1)}, name="stale", directory=tmp_path)
     with pytest.warns(UserWarning, match="unusable"):
-        assert T.cached(CONFIG, lambda: 7, name="stale", directory=tmp_path,
+        assert C.cached(CONFIG, lambda: 7, name="stale", directory=tmp_path,
                         save=lambda x: {"new": x}, load=lambda d: d["new"]) == 7
 
 
 def test_cached_mismatched_config_is_rebuilt(tmp_path):
     build = Counter()
-    T.cached(CONFIG, build, name="toy", directory=tmp_path)
+    C.cached(CONFIG, build, name="toy", directory=tmp_path)
     path = _entry(tmp_path, "toy", CONFIG)
-    entry = T.load_checked(path)
+    entry = C.load_checked(path)
     entry["config_json"] = '{"version":0}'
-    T.save_atomic(entry, path)
+    C.save_atomic(entry, path)
     with pytest.warns(UserWarning, match="config"):
-        _check(T.cached(CONFIG, build, name="toy", directory=tmp_path))
+        _check(C.cached(CONFIG, build, name="toy", directory=tmp_path))
     assert build.calls == 2
 
 
@@ -217,26 +219,15 @@ def test_train_is_bitwise_reproducible():
     assert log1.rows[-1].metrics["train_loss"] < log1.rows[0].metrics["train_loss"]
 
 
-def test_checkpoints_eval_and_early_stop():
-    seen: list[int] = []
-    _, log = _run(0, epochs=6, checkpoint_every=2, checkpoint_epochs=[0, 5],
-                  on_checkpoint=lambda e, m: seen.append(e))
-    assert seen == [0, 2, 4, 5, 6] and log.checkpoints == {}
-
-    _, init = _tiny_model(0)
-    model, log = _run(0, epochs=4, checkpoint_epochs=[0, 3], log_every=2,
-                      eval_fn=lambda m: {"loss": _loss(m, _DATA).item()}, eval_every=3)
-    assert sorted(log.checkpoints) == [0, 3]
-    assert torch.equal(log.checkpoints[0]["embed.weight"], init.state_dict()["embed.weight"])
-    assert [(r.epoch, r.step, sorted(r.metrics)) for r in log.rows] == [
-        (2, 8, ["train_loss"]), (3, 12, ["loss", "train_loss"]), (4, 16, ["loss", "train_loss"])]
-    epochs, values = log.series("loss")
-    assert list(epochs) == [3, 4] and values[-1] == log.last("loss")
-    assert T.TrainingLog.from_dict(log.to_dict()).rows == log.rows
-
-    _, log = _run(0, epochs=50, eval_fn=lambda m: {"loss": _loss(m, _DATA).item()}, eval_every=1,
-                  stop_fn=lambda metrics: metrics["loss"] < 1.5)
-    assert log.stopped_early and log.epochs < 50 and log.last("loss") < 1.5
+def test_train_logs_every_log_every_epochs_and_the_last():
+    _, log = _run(0, epochs=5, log_every=2)
+    assert [(r.epoch, r.step) for r in log.rows] == [(2, 8), (4, 16), (5, 20)]
+    epochs, values = log.series("train_loss")
+    assert list(epochs) == [2, 4, 5] and values[-1] == log.last("train_loss")
+    with pytest.raises(KeyError):
+        log.last("test_loss")
+    with pytest.raises(ValueError, match="log_every"):
+        _run(0, epochs=1, log_every=0)
 
 
 def test_cached_trained_native_model_roundtrip(tmp_path):
@@ -252,8 +243,8 @@ def test_cached_trained_native_model_roundtrip(tmp_path):
 
     config = {"version": 1, "model": cfg.to_dict(), "epochs": 1}
     kw = dict(name="native", directory=tmp_path, save=lambda m: native_to_payload(m, cfg), load=native_from_payload)
-    first = T.cached(config, build, **kw)
-    second = T.cached(config, build, **kw)
+    first = C.cached(config, build, **kw)
+    second = C.cached(config, build, **kw)
     assert len(built) == 1
     with torch.no_grad():
         assert torch.equal(first(_DATA), second(_DATA))

@@ -14,7 +14,8 @@ from pathlib import Path
 import jupytext
 import numpy as np
 import pytest
-import torch
+
+from ace_utils.models.training import torch_threads
 
 PAGE = Path(__file__).resolve().parents[1] / "book" / "your_model.md"
 
@@ -27,12 +28,9 @@ def _code_cells() -> list[str]:
 @pytest.fixture(scope="module")
 def page() -> dict:
     ns: dict = {"__name__": "your_model_page"}
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads(None):  # the page sets its own thread count
         for src in _code_cells():
             exec(compile(src, str(PAGE), "exec"), ns)  # noqa: S102 - the page's own code
-    finally:
-        torch.set_num_threads(threads)
     return ns
 
 
@@ -92,12 +90,8 @@ def test_hub_block_runs_on_a_local_gpt2_architecture_model():
     src = src.replace('load_pretrained("gpt2")', f"load_pretrained({str(folder)!r})")
     src = src.replace('hook = "blocks.8.hook_in"', 'hook = "blocks.1.hook_out"')  # its last residual stream
     ns: dict = {"__name__": "your_model_hub_block"}
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         exec(compile(src, "your_model.md (hub block)", "exec"), ns)  # noqa: S102
-    finally:
-        torch.set_num_threads(threads)
     core = ns["core"]
     assert core.rank == 1 and core.basis.shape[0] == 64
     auc = {m: ns["auc"](core.core(), m) for m in ("keep", "remove", "flip")}

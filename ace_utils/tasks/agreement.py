@@ -4,7 +4,7 @@ Explained in chapter ``05_agreement_axis``. One code path for two model sources:
 
 - ``"trained"``: our own small GPT-2-architecture models (Hugging Face ``GPT2LMHeadModel``),
   trained here on the synthetic corpus of :mod:`ace_utils.tasks.agreement_corpus`, saved
-  with the real GPT-2 tokenizer and loaded through :func:`ace_utils.models.load_pretrained`
+  with the real GPT-2 tokenizer and loaded through :func:`ace_utils.models.hub.load_pretrained`
   like any checkpoint;
 - ``"hub"``: GPT-2 Small / Medium / Large or any causal LM id TransformerBridge supports
   (needs the Hugging Face hub; fails at once offline with :class:`HubUnavailableError`).
@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..ace import ACEResult, ace, observability_from_gradients
-from ..activations import collect_activations_and_gradients
-from ..interventions import apply_subspace
-from ..models import GPT2_EOS_ID, HubUnavailableError, load_gpt2_tokenizer, load_pretrained
-from ..processes import map_in_processes
-from ..training import cache_dir, cached, config_key
-from . import agreement_corpus as ac
+from ace_utils.book.cache import cache_dir, cached, config_key
+from ace_utils.book.processes import map_in_processes
+from ace_utils.method.ace import ACEResult, ace, observability_from_gradients
+from ace_utils.method.activations import collect_activations_and_gradients
+from ace_utils.method.interventions import subspace_hook
+from ace_utils.models import GPT2_EOS_ID, load_gpt2_tokenizer, load_pretrained
+from ace_utils.tasks import agreement_corpus as ac
 
 __all__ = [
     "AgreementRun",
@@ -59,6 +59,7 @@ __all__ = [
     "load_agreement_model",
     "number_margin",
     "margins",
+    "margin_acts_and_grads",
     "roc_auc",
     "LayerCores",
     "ace_all_layers",
@@ -71,7 +72,6 @@ __all__ = [
     "generate",
     "verb_inversion",
     "factor_share",
-    "ModelIds",
     "knob_fit",
     "core_coordinate",
     "last_logits",
@@ -352,7 +352,7 @@ def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None
     Default folder: ``<cache_dir()>/agreement-hf/<config key>``; a marker file written last
     makes a complete folder reusable. Chapter 05.
     """
-    from ..models import save_pretrained_model
+    from ace_utils.models import save_pretrained_model
 
     folder = Path(folder) if folder is not None else cache_dir() / "agreement-hf" / config_key(asdict(tm.run))[:24]
     marker = folder / "ace_book_complete"
@@ -501,6 +501,21 @@ class _LastTokenModel:
                                          **kw)
 
 
+def margin_acts_and_grads(model, batch: PromptBatch, verb_ids: dict[str, int], hook: str,
+                          batch_size: int = 100) -> tuple[Tensor, Tensor]:
+    """Activations ``H`` and number-margin gradients ``G`` at ``hook``, last prompt token.
+
+    The margin is :func:`number_margin`. Returns two (N, D) float32 tensors, the quantities
+    :func:`ace_all_layers` computes for every layer (``W_o = G^T G / N``), for one layer, as
+    the baselines of chapter 06 need them.
+    """
+    acts, grads = collect_activations_and_gradients(
+        _LastTokenModel(model), batch.tokens, [hook], lambda logits, sl: number_margin(logits[:, 0], verb_ids),
+        positions=batch.last, batch_size=batch_size, forward_kwargs={"last": batch.last},
+    )
+    return acts[hook], grads[hook]
+
+
 @dataclass
 class LayerCores:
     """ACE results per layer l = 0..L: ``results[l]`` (rank 1), hook names, train activations. Chapter 05."""
@@ -542,24 +557,13 @@ def ace_all_layers(model, batch: PromptBatch, verb_ids: dict[str, int], batch_si
     return LayerCores(hooks, results, time.perf_counter() - t0)
 
 
-def _edit_hook(q: Tensor, mean: Tensor, mode: str, last: Tensor, strength: float = 1.0) -> Callable:
-    Q = q.reshape(-1, 1)
-
-    def hook(act: Tensor, hook=None) -> Tensor:  # noqa: ARG001
-        rows = torch.arange(act.shape[0], device=act.device)
-        out = act.clone()
-        out[rows, last] = apply_subspace(act[rows, last], Q, mode, mean, strength)
-        return out
-
-    return hook
-
-
 def edit_hooks_for(hook: str, q: Tensor, mean: Tensor, mode: str, strength: float = 1.0) -> Callable:
     """``last -> [(hook, fn)]``: keep/remove/flip of ``q`` about ``mean`` at each row's last token.
 
     For the ``fwd_hooks_for`` argument of :func:`margins` and :func:`last_logits`. Chapter 05.
     """
-    return lambda last: [(hook, _edit_hook(q, mean, mode, last, strength))]
+    Q = q.reshape(-1, 1)
+    return lambda last: [(hook, subspace_hook(Q, mode, mean=mean, positions=last, strength=strength))]
 
 
 def intervention_margins(model, batch: PromptBatch, verb_ids: dict[str, int], hook: str, q: Tensor, mean: Tensor,
@@ -776,23 +780,6 @@ def factor_share(z: np.ndarray, factors: dict[str, Sequence]) -> dict[str, float
 # --------------------------------------------------------------------------- helpers for the chapter
 
 
-@dataclass(frozen=True)
-class ModelIds:
-    """Parameter check for a comma-separated list of 1..``max_n`` model ids (``validate`` spec). Chapter 05."""
-
-    max_n: int = 6
-
-    def check(self, name: str, v: Any) -> list[str]:
-        from ..params import ParameterError
-
-        if not isinstance(v, str) or not v.strip():
-            raise ParameterError(f"parameter {name!r} must be a comma-separated string of model ids, got {v!r}")
-        ids = [s.strip() for s in v.split(",") if s.strip()]
-        if not 1 <= len(ids) <= self.max_n or any(" " in s for s in ids):
-            raise ParameterError(f"parameter {name!r} = {v!r}: give 1..{self.max_n} model ids without spaces")
-        return ids
-
-
 def knob_fit(z: np.ndarray, m: np.ndarray) -> dict[str, float]:
     """Affine fit ``m ~ a z + b`` (z-scored both): slope, intercept, R^2. Chapter 05 (panel B)."""
     zs = (z - z.mean()) / z.std()
@@ -804,7 +791,7 @@ def knob_fit(z: np.ndarray, m: np.ndarray) -> dict[str, float]:
 
 def core_coordinate(model, batch: PromptBatch, hook: str, q: Tensor, mean: Tensor) -> np.ndarray:
     """``z = (h - mu) . q`` at each prompt's last token at ``hook`` (N,). Chapter 05."""
-    from ..activations import collect_activations
+    from ace_utils.method.activations import collect_activations
 
     H = collect_activations(_LastTokenModel(model), batch.tokens, [hook], positions=batch.last, batch_size=256,
                             forward_kwargs={"last": batch.last})[hook]

@@ -1,8 +1,8 @@
 """What the architecture does to the core: the paper's models with one design choice changed.
 
-A one-factor-at-a-time study around the paper's models (:mod:`ace_utils.paper_model`).
+A one-factor-at-a-time study around the paper's models (:mod:`ace_utils.models.paper`).
 Each :class:`Setting` keeps the paper's model, data and training and changes one of four
-design choices (:class:`~ace_utils.paper_model.ModelVariant`: LayerNorm placement, dropout
+design choices (:class:`~ace_utils.models.paper.ModelVariant`: LayerNorm placement, dropout
 sites, initialisation scale, readout bias; no dropout at all is ``dropout=0``), or all four
 at once (close to the TransformerLens-native pre-LN models of this book). On modular
 addition a setting is the chapter-03 run (:func:`ace_utils.tasks.modular.preset_run`,
@@ -19,10 +19,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..alignment import canonical_correlations, projector_overlap
-from ..paper_model import ModelVariant
-from . import markov as mk
-from . import modular as mod
+from ace_utils.method.alignment import canonical_correlations, projector_overlap
+from ace_utils.models.paper import ModelVariant
+from ace_utils.tasks import markov as mk
+from ace_utils.tasks import modular as mod
 
 __all__ = [
     "Setting",

@@ -4,7 +4,7 @@ delay ``tau`` of each run, and the fits of the paper's two laws.
 Explained in chapter ``04_grokking_time``. The models and data are those of
 :mod:`ace_utils.tasks.modular` with one layer: ``SweepSpec.architecture = "pre-ln"`` (the
 default) the TransformerLens-native pre-LN model, ``"paper"`` the paper's post-LN encoder
-(:mod:`ace_utils.paper_model`); the paper's split of the ``p^2`` pairs, the loss at the last
+(:mod:`ace_utils.models.paper`); the paper's split of the ``p^2`` pairs, the loss at the last
 position. This module adds
 
 * :func:`train_until_grokked`: many runs (any mix of weight decays and seeds at one
@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from scipy import optimize, stats
 from torch import Tensor
 
-from ..paper_model import check_architecture, stacked_last_logits
-from ..precision import autocast, check_precision
-from ..processes import map_in_processes
-from ..training import cached
-from . import modular as mod
+from ace_utils.book.cache import cached
+from ace_utils.book.processes import map_in_processes
+from ace_utils.models.paper import check_architecture, stacked_last_logits
+from ace_utils.models.precision import autocast, check_precision
+from ace_utils.tasks import modular as mod
 
 __all__ = [
     "SweepSpec",
@@ -75,8 +75,8 @@ class SweepSpec:
     ``max_steps``: a run that has not grokked by then is reported as not grokked.
     ``eval_every``: steps between accuracy evaluations (the resolution of ``tau``).
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for training
-    (:mod:`ace_utils.precision`; the paper's models train in float32 only).
-    ``architecture``: ``"pre-ln"`` or ``"paper"`` (``ace_utils.paper_model.ARCHITECTURES``).
+    (:mod:`ace_utils.models.precision`; the paper's models train in float32 only).
+    ``architecture``: ``"pre-ln"`` or ``"paper"`` (``ace_utils.models.paper.ARCHITECTURES``).
     Chapter 04.
     """
 

@@ -5,8 +5,8 @@ Explained in chapters ``01_markov_cores`` (cores, interventions, spectrum) and
 
 A model reads a state sequence ``x_1..x_31`` and predicts ``x_2..x_32`` at every
 position. Two architectures (:data:`ARCHITECTURES`): ``"paper"``, the paper's post-LN
-PyTorch encoder layer (:class:`ace_utils.paper_model.PaperTransformer`), and ``"pre-ln"``,
-a TransformerLens-native pre-LN model (:func:`ace_utils.models.build_native_model`).
+PyTorch encoder layer (:class:`ace_utils.models.paper.PaperTransformer`), and ``"pre-ln"``,
+a TransformerLens-native pre-LN model (:func:`ace_utils.models.native.build_native_model`).
 The layer analysed is ``unembed.hook_in`` in both: the activation the readout reads
 linearly (the last block's output for ``"paper"``, the final LayerNorm's output for
 ``"pre-ln"``), so the observability Gramian is exactly ``W_U^T W_U``.
@@ -21,21 +21,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..ace import ACEResult, ace, observability_from_readout
-from ..activations import collect_activations
-from ..interventions import subspace_hook
-from ..models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
-from ..paper_model import (
-    ARCHITECTURES, ModelVariant, PaperModelConfig, build_model, check_architecture, check_variant,
-    paper_from_payload, paper_optimizer, paper_to_payload, without_default_variant,
+from ace_utils.book.cache import cache_dir, cached, config_key
+from ace_utils.book.processes import map_in_processes
+from ace_utils.method.ace import ACEResult, ace, observability_from_readout
+from ace_utils.method.activations import collect_activations
+from ace_utils.method.interventions import subspace_hook
+from ace_utils.method.operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
+from ace_utils.models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
+from ace_utils.models.paper import (
+    ARCHITECTURES,
+    ModelVariant,
+    PaperModelConfig,
+    build_model,
+    check_architecture,
+    check_variant,
+    paper_from_payload,
+    paper_optimizer,
+    paper_to_payload,
+    without_default_variant,
 )
-from ..operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
-from ..processes import map_in_processes
-from ..training import cache_dir, cached, config_key, train
+from ace_utils.models.training import train
 
 __all__ = [
     "ACE_HOOK",
     "ARCHITECTURES",
+    "chapter_runs",
     "lazy_cycle",
     "random_chain",
     "nontrivial_eigenvalues",
@@ -154,7 +164,7 @@ class MarkovRun:
     d_mlp 256) and optimiser (AdamW on every parameter, batch 64, weight decay 0);
     ``architecture="pre-ln"`` is the TransformerLens-native pre-LN model of the same
     sizes. ``lr`` and ``epochs`` come from a preset (see :data:`PRESETS`). ``dropout``
-    and ``variant`` (:class:`~ace_utils.paper_model.ModelVariant`) change the paper's
+    and ``variant`` (:class:`~ace_utils.models.paper.ModelVariant`) change the paper's
     model (``architecture="paper"`` only).
     """
 
@@ -203,9 +213,17 @@ PRESETS = {
 }
 
 
+def chapter_runs(seed: int, n_models: int, preset: str = "default", *, d_model: int = 64,
+                 architecture: str = "paper", epochs: int = 0) -> list[MarkovRun]:
+    """The runs of chapters 01, 02 and 06, hence their shared cache entries: model ``i`` seeded
+    ``seed + 100 i``, the ``preset``'s learning rate and epochs (``epochs`` > 0 overrides them)."""
+    overrides = {"d_model": d_model, "architecture": architecture} | ({"epochs": epochs} if epochs else {})
+    return [MarkovRun(seed=seed + 100 * i, **(PRESETS[preset] | overrides)) for i in range(n_models)]
+
+
 def initial_model(run: MarkovRun, n_states: int, length: int):
     """The untrained model of ``run`` for ``n_states`` states and sequences of ``length``:
-    a :class:`~ace_utils.paper_model.PaperTransformer` (train mode, as PyTorch builds it)
+    a :class:`~ace_utils.models.paper.PaperTransformer` (train mode, as PyTorch builds it)
     or a TransformerBridge, with the initial weights the training starts from. Chapter 02."""
     return build_model(run.model_config(n_states, length))
 
@@ -218,7 +236,7 @@ def _loss(model: torch.nn.Module, batch: Tensor) -> Tensor:
 def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = True, refresh: bool = False):
     """Train (or load from the cache) one model on ``data``; returns it in eval mode.
 
-    A :class:`~ace_utils.paper_model.PaperTransformer` for ``run.architecture ==
+    A :class:`~ace_utils.models.paper.PaperTransformer` for ``run.architecture ==
     "paper"`` (trained as it is, dropout on), a TransformerBridge for ``"pre-ln"``
     (trained through its underlying module: the same parameters without hook
     dispatch). Deterministic on the CPU: weights from ``run.seed``, batch order from

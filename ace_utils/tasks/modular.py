@@ -6,9 +6,9 @@ Explained in chapter ``03_grokking_core`` (core formation at grokking, the rotat
 inflation) and shared with ``04_grokking_time``.
 
 Models and site. ``GrokRun.architecture`` chooses the model: ``"paper"``, the paper's
-2-layer post-LN PyTorch encoder (:class:`ace_utils.paper_model.PaperTransformer`: dropout
+2-layer post-LN PyTorch encoder (:class:`ace_utils.models.paper.PaperTransformer`: dropout
 0.1 at PyTorch's sites, a readout with bias), or ``"pre-ln"``, a TransformerLens-native
-2-layer model (:func:`ace_utils.models.build_native_model`: pre-LN, final LayerNorm,
+2-layer model (:func:`ace_utils.models.native.build_native_model`: pre-LN, final LayerNorm,
 unbiased unembedding; dropout added as a training-time mask). Inputs are the two tokens
 ``[a, b]`` (no "=" token, vocabulary ``p``); the loss and the accuracy use the last position
 only. ACE runs at ``unembed.hook_in``, position -1: the activation the readout reads
@@ -45,17 +45,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ace import ace, observability_from_readout
-from .. import stacked
-from ..models import SmallModelConfig, readout_bias, readout_matrix
-from ..paper_model import (
-    ARCHITECTURES, ModelVariant, PaperModelConfig, PaperTransformer, build_model, check_architecture,
-    check_variant, without_default_variant,
+from ace_utils.book.cache import cached
+from ace_utils.book.processes import map_in_processes
+from ace_utils.method.ace import ace, observability_from_readout
+from ace_utils.method.operators import fit_operator, rotational_mode_count
+from ace_utils.models import SmallModelConfig, readout_bias, readout_matrix, stacked
+from ace_utils.models.paper import (
+    ARCHITECTURES,
+    ModelVariant,
+    PaperModelConfig,
+    PaperTransformer,
+    build_model,
+    check_architecture,
+    check_variant,
+    without_default_variant,
 )
-from ..operators import fit_operator, rotational_mode_count
-from ..processes import map_in_processes
-from ..precision import autocast, check_precision
-from ..training import cached
+from ace_utils.models.precision import autocast, check_precision
 
 __all__ = [
     "ACE_HOOK",
@@ -161,10 +166,10 @@ class GrokRun:
     often train/test accuracy is logged. ``branch_epoch`` > 0 also continues the run from
     that epoch with ``branch_weight_decay`` and a fresh AdamW (the paper's WD 1->0).
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for the training
-    forward/backward (:mod:`ace_utils.precision`; evaluation and analyses always run in
+    forward/backward (:mod:`ace_utils.models.precision`; evaluation and analyses always run in
     float32). ``architecture``: ``"pre-ln"`` (TransformerLens-native models) or ``"paper"``
     (the paper's post-LN module; float32 only). ``variant``: the paper's model with some
-    of its design choices changed (:class:`~ace_utils.paper_model.ModelVariant`;
+    of its design choices changed (:class:`~ace_utils.models.paper.ModelVariant`;
     ``architecture="paper"`` only). Chapter 03 builds its runs with :func:`preset_run`.
     """
 
@@ -216,7 +221,7 @@ def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig | PaperModel
 
 
 def _is_paper(params: dict[str, Tensor]) -> bool:
-    """Whether stacked ``params`` are a :class:`~ace_utils.paper_model.PaperTransformer`'s (any variant)."""
+    """Whether stacked ``params`` are a :class:`~ace_utils.models.paper.PaperTransformer`'s (any variant)."""
     return "blocks.0.layer.linear1.weight" in params
 
 
@@ -316,13 +321,13 @@ def paper_last_logits(
     """Last-position logits (M, N, n_outputs) of stacked PaperTransformer ``params`` on ``x`` (M, N, pos).
 
     Model ``i`` is the module's own forward (``torch.func.functional_call`` of a
-    :class:`~ace_utils.paper_model.PaperTransformer` with slice ``i`` of every parameter),
+    :class:`~ace_utils.models.paper.PaperTransformer` with slice ``i`` of every parameter),
     so logits and gradients (into the stacked tensors) are the module's. With
     ``rng_states`` (one CPU RNG state per model, updated in place) the module runs in train
     mode with dropout ``dropout``, drawing model ``i``'s masks from its own state: a model's
     numbers do not depend on the other models of the stack. This sets the global CPU RNG;
     callers restore it (``torch.random.fork_rng``). Without, eval mode. ``variant``: the
-    models' :class:`~ace_utils.paper_model.ModelVariant` (its parameter names must be
+    models' :class:`~ace_utils.models.paper.ModelVariant` (its parameter names must be
     those of ``params``). Chapter 03.
     """
     layers = sum(1 for k in params if k.endswith(".layer.linear1.weight"))
@@ -492,7 +497,7 @@ def train_stacked(
 
 def last_position_activations(model, x: Tensor) -> Tensor:
     """(N, d_model) float32 activations at :data:`ACE_HOOK`, position -1, through the model's hooks. Chapter 03."""
-    from ..activations import collect_activations
+    from ace_utils.method.activations import collect_activations
 
     return collect_activations(model, x, [ACE_HOOK], positions=-1)[ACE_HOOK].reshape(x.shape[0], -1).float()
 
@@ -509,7 +514,7 @@ def scan_keep_remove(
     remove ``h <- h - Q_r Q_r^T h``; the bias is kept in both, as the reference code's
     hooks keep it. Because the readout is affine, the logits of every r come from one
     cumulative sum over directions, equal (to float64 rounding) to running the model with
-    :func:`ace_utils.interventions.subspace_hook` at this site (a test checks this).
+    :func:`ace_utils.method.interventions.subspace_hook` at this site (a test checks this).
     Returns ``(keep_acc (k+1,), remove_acc (k+1,), base_acc)``; ``keep_acc[0]`` is NaN
     (nothing kept). Chapter 03.
     """
@@ -567,7 +572,7 @@ def shift_operator(protos: np.ndarray, p: int, *, holdout: int | None = None, ri
     projected on the right singular vectors of the centred training prototypes with
     ``s >= 1e-3 s_max`` (at most p - 1). Ridge ``ridge`` (paper: 1). Returns
     ``{"eigenvalues", "r2_h", "r2_train", "k", "modes"}`` (``modes`` from
-    :func:`ace_utils.operators.rotational_mode_count`). Chapter 03.
+    :func:`ace_utils.method.operators.rotational_mode_count`). Chapter 03.
     """
     holdout = int(round(0.075 * p)) if holdout is None else holdout
     block = {(holdout_start + j) % p for j in range(holdout)}
@@ -836,8 +841,7 @@ def run_experiment_resumable(
     """
     from pathlib import Path
 
-    from ..training import write_bytes_atomic
-
+    from ace_utils.book.cache import write_bytes_atomic
     if segment_epochs < 1 or segment_epochs % run.eval_every:
         raise ValueError(f"segment_epochs must be a positive multiple of eval_every = {run.eval_every}")
     path = Path(path)
@@ -968,8 +972,7 @@ def _resumable_in_worker(run: GrokRun, path: str, segment_epochs: int, max_segme
 def resumable_path(run: GrokRun):
     """Where :func:`run_models_resumable` keeps the state of the one-model ``run``: in the
     ace-book cache, named by the run's configuration. Chapter 03."""
-    from ..training import cache_dir, config_key
-
+    from ace_utils.book.cache import cache_dir, config_key
     key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
     return cache_dir() / "modular" / f"resumable-{config_key(key)[:24]}.pt"
 
@@ -1069,8 +1072,7 @@ def save_curves(path, record: dict[str, np.ndarray]) -> None:
     """Write a :func:`curves_record` as a compressed ``.npz`` (atomically). Chapter 03."""
     import io
 
-    from ..training import write_bytes_atomic
-
+    from ace_utils.book.cache import write_bytes_atomic
     buf = io.BytesIO()
     np.savez_compressed(buf, **record)
     write_bytes_atomic(path, buf.getvalue())

@@ -2,16 +2,16 @@
 
 Command line (from the repository root)::
 
-    python -m ace_utils.rerun notebooks/01_markov_cores.ipynb --seeds 0-9 --jobs 2 \\
+    python -m ace_utils.book.rerun notebooks/01_markov_cores.ipynb --seeds 0-9 --jobs 2 \\
         [-p n_models 3 ...] [--out results/robustness] [--cache DIR] [--scheduler ADDRESS]
 
-The seeds are Dask tasks (:mod:`ace_utils.cluster`): ``--jobs N`` runs N at a time on a local
+The seeds are Dask tasks (:mod:`ace_utils.book.cluster`): ``--jobs N`` runs N at a time on a local
 cluster of N worker processes (``--jobs 1``: one after another, no cluster), ``--scheduler``
 sends them to an existing Dask cluster instead. Each seed runs the notebook in its own
 process (papermill with ``seed=S``), with its
 own ``$ACE_BOOK_CLAIMS`` folder, ``OMP_WAIT_POLICY=PASSIVE`` and one BLAS/OpenMP thread
 (``OMP_NUM_THREADS=1``, so the numbers do not depend on ``--jobs``); the chapter's
-:class:`ace_utils.claims.Claims` ledger writes ``<chapter>.json`` there. A run whose
+:class:`ace_utils.book.claims.Claims` ledger writes ``<chapter>.json`` there. A run whose
 notebook raises (a strict claim that fails, or any error) is kept and counted as failed,
 with the error's first line. By default its remaining cells still run (papermill's
 ``allow_errors``), so the ledger still saves the claims after the failing one; the claims
@@ -44,8 +44,8 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
-import hashlib
 import datetime as _dt
+import hashlib
 import io
 import json
 import math
@@ -61,9 +61,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .claims import MIN_HELD, MIN_SEEDS
-from .cluster import as_finished, open_client
-from .machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
+from ace_utils.book.claims import MIN_HELD, MIN_SEEDS
+from ace_utils.book.cluster import as_finished, open_client
+from ace_utils.book.machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
 
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
@@ -71,7 +71,7 @@ __all__ = [
     "git_commit", "code_hash", "progress_path", "load_progress", "results_from_csv", "table_header", "main",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _LINE_RE = re.compile(r"^(holds|DOES NOT HOLD): (.*?)  \(value (.*); expected (.*)\)(?:  \[[^\]]*\])?$")
 
 
@@ -182,7 +182,7 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
         if cache:
             env["ACE_BOOK_CACHE"] = str(Path(cache).resolve())
         values = {"seed": seed} | {name: resolve_value(value) for name, value in params}
-        cmd = [sys.executable, "-c", "import sys; from ace_utils.rerun import _papermill; _papermill(*sys.argv[1:])",
+        cmd = [sys.executable, "-c", "import sys; from ace_utils.book.rerun import _papermill; _papermill(*sys.argv[1:])",
                str(notebook), str(out_nb), str(notebook.parent), json.dumps(values), "1" if keep_going else "0"]
         t0 = time.perf_counter()
         try:
@@ -220,7 +220,7 @@ def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, 
     """Run every seed; results sorted by seed. ``on_result(r)`` is called as each seed finishes.
 
     With ``jobs`` = 1 and no ``scheduler`` the seeds run one after another from this process;
-    otherwise each seed is a Dask task (:mod:`ace_utils.cluster`), on a local cluster of
+    otherwise each seed is a Dask task (:mod:`ace_utils.book.cluster`), on a local cluster of
     ``jobs`` worker processes or on the cluster at ``scheduler``. A task that raises (or whose
     worker dies) is recorded as a failed run with its error; the other seeds are kept.
     """
@@ -465,7 +465,7 @@ def _table_name(chapter: str, params: Sequence[tuple[str, str]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ace_utils.rerun", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ace_utils.book.rerun", description=__doc__.split("\n\n")[0])
     ap.add_argument("notebook", type=Path, help="the chapter's .ipynb")
     ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5-6 (default 0-9)")
     ap.add_argument("--jobs", type=int, default=2,
@@ -488,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("give seeds with --seeds, not -p seed")
     seeds = parse_seeds(args.seeds)
     params = [tuple(p) for p in args.parameter]
-    command = "python -m ace_utils.rerun " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m ace_utils.book.rerun " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started = _dt.datetime.now(_dt.timezone.utc)
     header = {"command": f"`{command}`", "date": started.strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine_info(),

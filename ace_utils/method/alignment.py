@@ -1,7 +1,4 @@
-"""Comparing cores across runs: geometry (angles, overlap) vs statistics (CCA).
-
-Explained in chapter ``02_core_alignment``.
-"""
+"""Comparing cores across runs: geometry (angles, overlap) vs statistics (CCA)."""
 
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ def _np(x) -> np.ndarray:
 
 def principal_angles(U1: Tensor, U2: Tensor) -> np.ndarray:
     """Principal angles (degrees, ascending) between span(U1) and span(U2).
-    Chapter ``02_core_alignment`` (also 00 and 06).
 
     ``U1`` (D, k1), ``U2`` (D, k2); wraps ``scipy.linalg.subspace_angles``.
     """
@@ -36,15 +32,13 @@ def principal_angles(U1: Tensor, U2: Tensor) -> np.ndarray:
 
 
 def projector_overlap(U1: Tensor, U2: Tensor) -> float:
-    """``||U1^T U2||_F^2 / sqrt(k1 k2)`` for orthonormal bases: 1 if equal, ~sqrt(k1 k2)/D if random.
-    Chapter ``02_core_alignment``."""
+    """``||U1^T U2||_F^2 / sqrt(k1 k2)`` for orthonormal bases: 1 if equal, ~sqrt(k1 k2)/D if random."""
     A, B = _np(U1), _np(U2)
     return float(np.linalg.norm(A.T @ B) ** 2 / math.sqrt(A.shape[1] * B.shape[1]))
 
 
 def random_overlap_level(k1: int, k2: int, d: int) -> float:
     """Expected ``projector_overlap`` of independent Haar-random subspaces: sqrt(k1 k2) / d.
-    Chapter ``02_core_alignment``.
 
     (E tr(P1 P2) = k1 k2 / d.)
     """
@@ -53,7 +47,6 @@ def random_overlap_level(k1: int, k2: int, d: int) -> float:
 
 def canonical_correlations(Z1: Tensor, Z2: Tensor, k: int | None = None, ridge: float = 1e-8) -> np.ndarray:
     """Canonical correlations (descending) between coordinates Z1 (N, a) and Z2 (N, b).
-    Chapter ``02_core_alignment``.
 
     Rows must be the same inputs. Centre, whiten each side with a Cholesky factor
     of its covariance (+ ``ridge`` times its mean variance), SVD of the whitened
@@ -75,7 +68,7 @@ def canonical_correlations(Z1: Tensor, Z2: Tensor, k: int | None = None, ridge: 
 
 
 def weight_cosine_similarity(model_a: torch.nn.Module, model_b: torch.nn.Module) -> float:
-    """Cosine similarity of the two models' flattened parameter vectors. Chapter ``02_core_alignment``."""
+    """Cosine similarity of the two models' flattened parameter vectors."""
     va = torch.cat([p.detach().flatten().double() for p in model_a.parameters()])
     vb = torch.cat([p.detach().flatten().double() for p in model_b.parameters()])
     if va.shape != vb.shape:
@@ -84,8 +77,7 @@ def weight_cosine_similarity(model_a: torch.nn.Module, model_b: torch.nn.Module)
 
 
 def pairwise(items: list, fn) -> np.ndarray:
-    """Symmetric matrix ``M[i, j] = fn(items[i], items[j])`` (fn evaluated once per pair).
-    Chapter ``02_core_alignment``."""
+    """Symmetric matrix ``M[i, j] = fn(items[i], items[j])`` (fn evaluated once per pair)."""
     n = len(items)
     M = np.empty((n, n))
     for i in range(n):

@@ -1,7 +1,6 @@
 """Causal interventions on a subspace: keep, remove, flip (centred or not).
 
 Pure tensor maps plus TransformerLens hook functions for ``run_with_hooks``.
-Explained in chapter ``00_ace_in_five_minutes``; used by every chapter.
 
 With ``P = Q Q^T`` the projector onto the subspace spanned by the orthonormal
 columns of ``Q`` (D, k) and ``mu`` a reference mean (zero when uncentred):
@@ -42,7 +41,6 @@ def apply_subspace(
     strength: float = 1.0,
 ) -> Tensor:
     """Apply keep / remove / flip to the last dim of ``h`` (..., D).
-    Explained in chapter ``00_ace_in_five_minutes``; used in every chapter.
 
     ``Q``: (D, k) orthonormal columns. ``strength`` interpolates between the
     clean activation (0) and the full intervention (1):
@@ -87,7 +85,6 @@ def subspace_hook(
     strength: float = 1.0,
 ) -> Callable[[Tensor, object], Tensor]:
     """A TransformerLens hook function applying ``apply_subspace`` to chosen positions.
-    Explained in chapter ``00_ace_in_five_minutes``; used in every chapter.
 
     Use as ``model.run_with_hooks(tokens, fwd_hooks=[(hook_name, subspace_hook(Q, "remove"))])``
     on a hook whose activation is (batch, pos, D) or (batch, D). Positions not
@@ -107,7 +104,6 @@ def subspace_hook(
 
 def random_subspace(d: int, k: int, generator: torch.Generator | None = None) -> Tensor:
     """A Haar-random k-dim subspace of R^d: (d, k) float64 orthonormal columns.
-    Explained in chapter ``00_ace_in_five_minutes``; the control in every chapter.
 
     The control of equal dimension for every intervention.
     """

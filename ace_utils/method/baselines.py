@@ -1,23 +1,23 @@
 """ACE against simpler subspace finders, and where ACE's own basis goes wrong.
 
-Explained in chapter ``06_ace_vs_baselines`` (Chapter 06), which compares, at the same
-dimension k, the subspaces found by
+Each finder returns a subspace of a given dimension k, to be compared with the others at the
+same k:
 
-- ACE (the paper's basis ``orth(L_c U_r)``, :func:`ace_utils.ace.ace`);
+- ACE (the paper's basis ``orth(L_c U_r)``, :func:`ace_utils.method.ace.ace`);
 - PCA of the activations, reachability alone (:func:`pca_subspace`);
 - the top output-sensitivity directions, observability alone (:func:`sensitivity_subspace`);
 - the difference of class means (:func:`class_mean_direction`, :func:`class_mean_subspace`);
 - a linear probe's weight directions (:func:`probe_subspace`);
-- Haar-random subspaces (:func:`ace_utils.interventions.random_subspace`);
+- Haar-random subspaces (:func:`ace_utils.method.interventions.random_subspace`);
 
 and two alternatives to the paper's basis built from the same balanced SVD
 (:func:`observability_side_basis`, :func:`output_ranked_pca`; :func:`whitened_core` shows
 that whitening first gives nothing new). :func:`compare_subspaces` scores any dict of
 bases with a caller-given evaluation; :func:`tilt_experiment` measures how far each
-basis lands from a planted core (:func:`ace_utils.synthetic.planted_core_system`) as the
+basis lands from a planted core (:func:`ace_utils.method.synthetic.planted_core_system`) as the
 sample size and the loudness of an output-irrelevant decoy vary.
 
-Conventions as in :mod:`ace_utils.ace`: activations ``H`` (N, D); Gramians (D, D);
+Conventions as in :mod:`ace_utils.method.ace`: activations ``H`` (N, D); Gramians (D, D);
 every basis returned is (D, k) float64 with orthonormal columns, nested (the first r
 columns of a k-column answer are the r-column answer) and sign-fixed.
 """
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .ace import _fix_signs, observability_from_readout, reachability_gramian, symmetric_factor
-from .alignment import principal_angles
-from .synthetic import planted_core_system
+from ace_utils.method.ace import fix_signs, observability_from_readout, reachability_gramian, symmetric_factor
+from ace_utils.method.alignment import principal_angles
+from ace_utils.method.synthetic import planted_core_system
 
 __all__ = [
     "pca_subspace",
@@ -50,8 +50,6 @@ __all__ = [
     "split_half_angle",
     "baseline_bases",
     "compare_subspaces",
-    "markdown_table",
-    "margin_acts_and_grads",
     "TiltStudy",
     "tilt_experiment",
 ]
@@ -62,14 +60,14 @@ _F64 = torch.float64
 def _orth(A: Tensor) -> Tensor:
     """Orthonormal columns spanning A's columns, nested (reduced QR), sign-fixed."""
     Q, _ = torch.linalg.qr(A.to(_F64))
-    return _fix_signs(Q)
+    return fix_signs(Q)
 
 
 def _top_eigvecs(W: Tensor, k: int) -> Tensor:
     """(D, k) eigenvectors of the symmetric W for its k largest eigenvalues, descending."""
     W = W.to(_F64)
     _, V = torch.linalg.eigh((W + W.T) / 2)
-    return _fix_signs(V[:, -k:].flip(1))
+    return fix_signs(V[:, -k:].flip(1))
 
 
 def _check_k(k: int, D: int) -> None:
@@ -78,7 +76,7 @@ def _check_k(k: int, D: int) -> None:
 
 
 def pca_subspace(H: Tensor, k: int) -> Tensor:
-    """Top-k principal directions of the activations (reachability alone). Chapter 06.
+    """Top-k principal directions of the activations (reachability alone).
 
     ``H`` (N, D). Returns (D, k): eigenvectors of the covariance ``W_c`` for its k
     largest eigenvalues, in decreasing order.
@@ -88,7 +86,7 @@ def pca_subspace(H: Tensor, k: int) -> Tensor:
 
 
 def sensitivity_subspace(Wo: Tensor, k: int) -> Tensor:
-    """Top-k output-sensitivity directions (observability alone). Chapter 06.
+    """Top-k output-sensitivity directions (observability alone).
 
     ``Wo`` (D, D) the observability Gramian (``W_U^T W_U`` for a linear readout, mean
     ``g g^T`` of metric gradients otherwise). Returns (D, k): its top-k eigenvectors.
@@ -103,7 +101,7 @@ def _labels(labels) -> np.ndarray:
 
 
 def class_mean_direction(H: Tensor, labels) -> Tensor:
-    """Unit difference of the two class means, ``mean(H | 1) - mean(H | 0)``. Chapter 06.
+    """Unit difference of the two class means, ``mean(H | 1) - mean(H | 0)``.
 
     ``H`` (N, D); ``labels`` (N,) with values 0 and 1 (e.g. singular / plural).
     Returns (D, 1), pointing from class 0 to class 1.
@@ -117,7 +115,7 @@ def class_mean_direction(H: Tensor, labels) -> Tensor:
 
 
 def class_mean_subspace(H: Tensor, labels, k: int) -> Tensor:
-    """Top-k directions spanned by the class means (between-class PCA). Chapter 06.
+    """Top-k directions spanned by the class means (between-class PCA).
 
     ``H`` (N, D), ``labels`` (N,) integer classes. The (C, D) class means, centred on
     their class-size-weighted average, are decomposed by SVD; returns the top-k right
@@ -133,11 +131,11 @@ def class_mean_subspace(H: Tensor, labels, k: int) -> Tensor:
     w = torch.tensor([(y == c).mean() for c in classes], dtype=_F64)
     M = (means - (w[:, None] * means).sum(0)) * w.sqrt()[:, None]
     _, _, Vh = torch.linalg.svd(M, full_matrices=False)
-    return _fix_signs(Vh[:k].T)
+    return fix_signs(Vh[:k].T)
 
 
 def probe_subspace(H: Tensor, labels, k: int, ridge: float = 1e-4) -> Tensor:
-    """The weight directions of a least-squares linear probe for ``labels``. Chapter 06.
+    """The weight directions of a least-squares linear probe for ``labels``.
 
     A ridge regression of the centred one-hot labels (N, C) on the centred activations
     ``H`` (N, D): ``W = (H_c^T H_c + lam I)^{-1} H_c^T Y_c`` (D, C), ``lam = ridge tr(H_c^T
@@ -161,10 +159,10 @@ def probe_subspace(H: Tensor, labels, k: int, ridge: float = 1e-4) -> Tensor:
 
 
 def balanced_sides(H: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
-    """The two sides of ACE's balanced SVD: ``(L_c U, L_o V, sigma)``. Chapter 06.
+    """The two sides of ACE's balanced SVD: ``(L_c U, L_o V, sigma)``.
 
     ``L_c^T L_o = U diag(sigma) V^T`` with the factors of
-    :func:`ace_utils.ace.symmetric_factor` (the same as :func:`ace_utils.ace.ace`).
+    :func:`ace_utils.method.ace.symmetric_factor` (the same as :func:`ace_utils.method.ace.ace`).
     ``L_c U`` (D, D) are the reachable-side images (the paper's basis is their
     orthonormalisation), ``L_o V`` (D, D) the observable-side ones; the two are
     biorthogonal, ``(L_o V)^T (L_c U) = diag(sigma)``.
@@ -176,13 +174,13 @@ def balanced_sides(H: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tuple[Ten
 
 
 def paper_basis(H: Tensor, Wo: Tensor, r: int, rel_jitter: float = 1e-8) -> Tensor:
-    """The paper's core basis ``orth(L_c U_r)`` (D, r): what :func:`ace_utils.ace.ace` returns. Chapter 06."""
+    """The paper's core basis ``orth(L_c U_r)`` (D, r): what :func:`ace_utils.method.ace.ace` returns."""
     _check_k(r, H.shape[1])
     return _orth(balanced_sides(H, Wo, rel_jitter)[0][:, :r])
 
 
 def observability_side_basis(H: Tensor, Wo: Tensor, r: int, rel_jitter: float = 1e-8) -> Tensor:
-    """The observable side of the same SVD, ``orth(L_o V_r)`` (D, r). Chapter 06.
+    """The observable side of the same SVD, ``orth(L_o V_r)`` (D, r).
 
     Since ``L_o V_r = W_o L_c U_r diag(sigma_r)^{-1}``, this is the image of the paper's
     core under the observability Gramian: it lies in the span of what the output reads,
@@ -194,7 +192,7 @@ def observability_side_basis(H: Tensor, Wo: Tensor, r: int, rel_jitter: float = 
 
 
 def whitened_core(H: Tensor, Wo: Tensor, r: int, map_back: str = "pattern", rel_jitter: float = 1e-8) -> Tensor:
-    """ACE after whitening the activations, mapped back to activation space. Chapter 06.
+    """ACE after whitening the activations, mapped back to activation space.
 
     With ``S = W_c^{1/2}`` (symmetric), the whitened activations ``x = S^{-1}(h - mu)``
     have covariance I and observability Gramian ``S W_o S``; their ACE core is its top-r
@@ -218,7 +216,7 @@ def whitened_core(H: Tensor, Wo: Tensor, r: int, map_back: str = "pattern", rel_
 
 
 def output_ranked_pca(H: Tensor, Wo: Tensor, k: int) -> Tensor:
-    """Principal directions ranked by the output energy they carry, top k. Chapter 06.
+    """Principal directions ranked by the output energy they carry, top k.
 
     The eigenvectors ``u_i`` of ``W_c`` (eigenvalue ``lambda_i``) scored by
     ``lambda_i u_i^T W_o u_i`` (the output variance each one carries on its own), the k
@@ -233,11 +231,11 @@ def output_ranked_pca(H: Tensor, Wo: Tensor, k: int) -> Tensor:
     lam, U = torch.linalg.eigh((Wc + Wc.T) / 2)
     score = lam.clamp_min(0) * torch.einsum("di,de,ei->i", U, Wo.to(_F64), U)
     order = torch.argsort(score, descending=True)[:k]
-    return _fix_signs(U[:, order])
+    return fix_signs(U[:, order])
 
 
 def max_angle(Q1: Tensor, Q2: Tensor) -> float:
-    """Largest principal angle between span(Q1) and span(Q2), in degrees. Chapter 06."""
+    """Largest principal angle between span(Q1) and span(Q2), in degrees."""
     return float(principal_angles(Q1, Q2).max())
 
 
@@ -250,16 +248,16 @@ def split_half_angle(
     basis: Callable[[Tensor, Tensor, int], Tensor] = paper_basis,
     seed: int = 0,
 ) -> float:
-    """Largest principal angle (degrees) between the r-dim bases of two random halves of the rows. Chapter 06.
+    """Largest principal angle (degrees) between the r-dim bases of two random halves of the rows.
 
     A model-free estimate of the basis's sampling error on real activations (the
     finite-sample tilt of the method page is one part of it). ``H`` (N, D); the
     observability Gramian is either a fixed ``Wo`` (a linear readout) or built per half
-    from per-sample gradients ``G`` (N, D) (:func:`ace_utils.ace.observability_from_gradients`);
+    from per-sample gradients ``G`` (N, D) (:func:`ace_utils.method.ace.observability_from_gradients`);
     ``basis(H, W_o, r)`` is the finder (default the paper's basis). The halves come from
     a permutation seeded by ``seed``.
     """
-    from .ace import observability_from_gradients
+    from ace_utils.method.ace import observability_from_gradients
 
     if (Wo is None) == (G is None):
         raise ValueError("give exactly one of Wo (fixed) or G (per-sample gradients)")
@@ -280,7 +278,7 @@ def baseline_bases(
     n_random: int = 0,
     seed: int = 0,
 ) -> dict[str, Tensor]:
-    """Every finder of chapter 06 at dimension k, by name, in the chapter's order. Chapter 06.
+    """Every finder above at dimension k, by name, in a fixed order.
 
     ``H`` (N, D) activations, ``Wo`` (D, D) observability Gramian, ``labels`` (N,) the
     task's classes (or None to skip the label-based finders). Returns name -> (D, k):
@@ -289,7 +287,7 @@ def baseline_bases(
     "probe, ridge <r>" for each ridge (at most C - 1 columns for C classes), and
     "random 1..n_random" (Haar-random, generators seeded ``1000 seed + i``).
     """
-    from .interventions import random_subspace
+    from ace_utils.method.interventions import random_subspace
 
     D = H.shape[1]
     out = {
@@ -315,58 +313,14 @@ def compare_subspaces(
     evaluate: Callable[[Tensor, str], float],
     modes: Sequence[str] = ("keep", "remove"),
 ) -> dict[str, dict[str, float]]:
-    """Score every named basis with ``evaluate(Q, mode)`` for each mode. Chapter 06.
+    """Score every named basis with ``evaluate(Q, mode)`` for each mode.
 
     ``bases``: name -> (D, k) orthonormal basis; ``evaluate``: the task's metric (accuracy,
     AUC) with ``mode`` ("keep", "remove", "flip") applied to span(Q), supplied by the
-    caller (e.g. through :func:`ace_utils.interventions.subspace_hook`). Returns
+    caller (e.g. through :func:`ace_utils.method.interventions.subspace_hook`). Returns
     name -> mode -> value, in the order given.
     """
     return {name: {mode: float(evaluate(Q, mode)) for mode in modes} for name, Q in bases.items()}
-
-
-def markdown_table(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str], fmt: str = "{:.3f}",
-                   first: str = "method") -> str:
-    """A Markdown table, one row per key of ``rows`` and one column per name in ``columns``.
-
-    Floats are formatted with ``fmt``, anything else with ``str``. Chapter 06.
-    """
-    def cell(v: object) -> str:
-        return fmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
-
-    head = f"| {first} | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
-    return head + "\n".join(f"| {n} | " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for n, r in rows.items())
-
-
-class _LastLogits:
-    """``run_with_hooks(tokens, fwd_hooks, last=...)`` returning only each row's last-token logits (B, 1, V)."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def run_with_hooks(self, tokens, fwd_hooks=(), last=None, **kw):
-        def gather(act: Tensor, hook=None) -> Tensor:  # noqa: ARG001
-            return act[torch.arange(act.shape[0], device=act.device), last.to(act.device)][:, None]
-
-        return self.model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks) + [("unembed.hook_in", gather)], **kw)
-
-
-def margin_acts_and_grads(model, batch, verb_ids: dict[str, int], hook: str, batch_size: int = 100) -> tuple[Tensor, Tensor]:
-    """Activations ``H`` and number-margin gradients ``G`` at ``hook``, last prompt token. Chapter 06.
-
-    ``batch``: a :class:`ace_utils.tasks.agreement.PromptBatch`; the margin is
-    :func:`ace_utils.tasks.agreement.number_margin`. Returns two (N, D) float32 tensors, the
-    same quantities :func:`ace_utils.tasks.agreement.ace_all_layers` computes for every
-    layer (``W_o = G^T G / N``), for one layer, kept for the baselines.
-    """
-    from .activations import collect_activations_and_gradients
-    from .tasks.agreement import number_margin
-
-    acts, grads = collect_activations_and_gradients(
-        _LastLogits(model), batch.tokens, [hook], lambda logits, sl: number_margin(logits[:, 0], verb_ids),
-        positions=batch.last, batch_size=batch_size, forward_kwargs={"last": batch.last},
-    )
-    return acts[hook], grads[hook]
 
 
 # --------------------------------------------------------------------------- the tilt study
@@ -374,7 +328,7 @@ def margin_acts_and_grads(model, batch, verb_ids: dict[str, int], hook: str, bat
 
 @dataclass(frozen=True)
 class TiltStudy:
-    """Angle errors of several bases against a planted core over a grid. Chapter 06.
+    """Angle errors of several bases against a planted core over a grid.
 
     ``angle[method]`` and ``keep_error[method]``: arrays (len(ns), len(decoy_ratios),
     len(seeds)); ``angle`` is the largest principal angle (degrees) to the planted core,
@@ -412,11 +366,11 @@ def tilt_experiment(
     d: int = 32,
     k: int = 3,
 ) -> TiltStudy:
-    """Recovered-core error against sample size and decoy loudness on the planted system. Chapter 06.
+    """Recovered-core error against sample size and decoy loudness on the planted system.
 
     For every ``n`` in ``ns``, decoy loudness in ``decoy_ratios`` (the decoy's std over
     the core's largest; the decoy is driven but never read) and seed, draws
-    :func:`ace_utils.synthetic.planted_core_system` with i.i.d. latents
+    :func:`ace_utils.method.synthetic.planted_core_system` with i.i.d. latents
     (``decorrelated=False``: finite-sample correlations present) and ``silent_ratio`` (how
     strongly the output reads the undriven silent directions), finds a k-dim basis with
     each of ``methods`` (name -> ``f(H, W_o, k)``; default ``TILT_METHODS``) and

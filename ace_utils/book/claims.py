@@ -8,7 +8,7 @@ Which claims are asserted. A claim that fails raises ``AssertionError`` only whe
 (1) the chapter runs at the settings its claims are made for (``strict=True``: the
 default parameters, any seed), (2) the chapter asks for it (``asserted=True``, the
 default) and (3) the chapter's committed seed table
-(``results/robustness/<chapter>.csv``, made by ``python -m ace_utils.rerun`` over
+(``results/robustness/<chapter>.csv``, made by ``python -m ace_utils.book.rerun`` over
 seeds 0-9) shows the claim holding on at least :data:`MIN_HELD` of at least
 :data:`MIN_SEEDS` seeds. Every other claim is checked and reported, never dropped:
 a claim that held at one seed is not promoted to an assertion, because it breaks on
@@ -35,13 +35,13 @@ __all__ = ["Claims", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES", "seed_support", "se
 
 MIN_SEEDS = 10  # seeds a claim's table must cover before it can be asserted
 MIN_HELD = 9  # of which it must hold on at least this many
-SEED_TABLES = Path(__file__).resolve().parent.parent / "results" / "robustness"
+SEED_TABLES = Path(__file__).resolve().parents[2] / "results" / "robustness"
 
 
 def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) -> dict[str, tuple[int, int]]:
     """``{claim: (seeds where it held, seeds run)}`` from ``<directory>/<chapter>.csv`` (default
     :data:`SEED_TABLES`); a claim not reached on a seed counts as not held there. ``{}`` if no table."""
-    from .rerun import read_runs_csv  # the table's reader (rerun imports this module)
+    from ace_utils.book.rerun import read_runs_csv  # the table's reader (rerun imports this module)
 
     path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
     if not path.exists():
@@ -58,7 +58,7 @@ def seed_values(chapter: str, claim: str, directory: str | os.PathLike[str] | No
     """``{seed: value}`` of one claim in ``<directory>/<chapter>.csv`` (default
     :data:`SEED_TABLES`), over the seeds that reached it; ``{}`` if no table or no such claim.
     For closing tables that set another configuration's seed range beside this run."""
-    from .rerun import read_runs_csv
+    from ace_utils.book.rerun import read_runs_csv
 
     path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
     if not path.exists():

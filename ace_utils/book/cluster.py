@@ -1,4 +1,4 @@
-"""Dask clusters for sweeps of independent runs: the seed runner (:mod:`ace_utils.rerun`) and
+"""Dask clusters for sweeps of independent runs: the seed runner (:mod:`ace_utils.book.rerun`) and
 the long preset runs.
 
 :func:`open_client` yields a :class:`dask.distributed.Client`, either on a fresh
@@ -8,7 +8,7 @@ one that ``dask-jobqueue`` started on a SLURM cluster. :func:`as_finished` submi
 per argument tuple and yields each result, or the exception its task raised, as soon as it is
 ready, so a sweep can record finished runs while the others still run and one failing run
 loses nothing else. :func:`local_client` keeps one local cluster per process for repeated
-small maps (the chapters' model training, :func:`ace_utils.processes.map_in_processes`).
+small maps (the chapters' model training, :func:`ace_utils.book.processes.map_in_processes`).
 
 On another machine's workers the tasks see that machine's files: the notebooks, the package
 and the model cache must be at the same paths there (a shared filesystem).

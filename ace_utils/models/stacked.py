@@ -2,7 +2,7 @@
 
 Parameters of ``M`` models of one shape are stacked name -> (M, ...) tensors; activations
 are (M, N, ...), one batch per model. These are the pieces of the stacked forwards of
-:mod:`ace_utils.tasks.modular` (the native pre-LN model) and :mod:`ace_utils.paper_model`
+:mod:`ace_utils.tasks.modular` (the native pre-LN model) and :mod:`ace_utils.models.paper`
 (the paper's post-LN model).
 """
 

@@ -11,7 +11,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "FloatList", "validate"]
+__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "FloatList", "NameList", "validate"]
 
 
 class ParameterError(ValueError):
@@ -113,6 +113,23 @@ class FloatList:
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@dataclass(frozen=True)
+class NameList:
+    """A comma-separated string of 1..``max_n`` names without spaces (e.g. model ids);
+    checked into a list of the names."""
+
+    max_n: int = 6
+    noun: str = "model ids"
+
+    def check(self, name: str, v: Any) -> list[str]:
+        if not isinstance(v, str) or not v.strip():
+            raise ParameterError(f"parameter {name!r} must be a comma-separated string of {self.noun}, got {v!r}")
+        ids = [s.strip() for s in v.split(",") if s.strip()]
+        if not 1 <= len(ids) <= self.max_n or any(" " in s for s in ids):
+            raise ParameterError(f"parameter {name!r} = {v!r}: give 1..{self.max_n} {self.noun} without spaces")
+        return ids
 
 
 def _is_user_value(name: str, value: Any) -> bool:

@@ -1,7 +1,6 @@
 """Algorithmic Core Extraction (ACE): Gramians, balanced truncation, rank rules.
 
-The method page (``book/method.md``) derives every formula here; chapter
-``00_ace_in_five_minutes`` runs it on a planted core.
+The method page (``book/method.md``) derives every formula here.
 
 Conventions: activations ``H`` have shape ``(N, D)`` (N samples of a D-dim
 layer); Jacobians of a tail ``f: R^D -> R^K`` have shape ``(N, K, D)``; all
@@ -24,6 +23,7 @@ __all__ = [
     "observability_from_gradients",
     "observability_gramian",
     "symmetric_factor",
+    "fix_signs",
     "balanced_truncation",
     "energy_rank",
     "ace",
@@ -37,7 +37,7 @@ _F64 = torch.float64
 def reachability_gramian(H: Tensor) -> Tensor:
     """Centred activation covariance ``W_c = H_c^T H_c / (N - 1)``.
 
-    ``H``: (N, D) activations. Returns (D, D) float64. Chapter 00 / method page.
+    ``H``: (N, D) activations. Returns (D, D) float64.
     """
     if H.ndim != 2 or H.shape[0] < 2:
         raise ValueError(f"H must be (N, D) with N >= 2, got shape {tuple(H.shape)}")
@@ -49,7 +49,7 @@ def observability_from_readout(W: Tensor) -> Tensor:
     """Exact observability Gramian ``W^T W`` of a linear (affine) readout.
 
     ``W``: (K, D) readout matrix, logits = ``h @ W.T + b``; the Jacobian is ``W``
-    at every ``h``, so no sampling is needed. Used in chapters 01 and 03.
+    at every ``h``, so no sampling is needed.
     """
     W = W.detach().to(_F64)
     return W.T @ W
@@ -58,7 +58,7 @@ def observability_from_readout(W: Tensor) -> Tensor:
 def observability_from_gradients(G: Tensor) -> Tensor:
     """``W_o = G^T G / N`` from per-sample gradients of a scalar tail.
 
-    ``G``: (N, D), row i = d m(h_i) / d h. Used in chapter 05 (number margin).
+    ``G``: (N, D), row i = d m(h_i) / d h.
     """
     G = G.detach().to(_F64)
     return G.T @ G / G.shape[0]
@@ -73,8 +73,8 @@ def observability_gramian(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean ``J(h)^T J(h)`` over (a random subsample of) the rows of ``H``.
-    Derived on the method page; chapters 01-05 use its closed forms; the book page
-    "ACE on your own model" says when to use it.
+    Derived on the method page; the book page "ACE on your own model" says when to use
+    it rather than a closed form.
 
     ``tail`` maps one activation ``(D,)`` to outputs ``(K,)`` (or a scalar) and
     must be differentiable; Jacobians are batched with ``torch.func.vmap`` over
@@ -97,8 +97,7 @@ def observability_gramian(
 
 def symmetric_factor(W: Tensor, rel_jitter: float = 1e-8) -> Tensor:
     """``L`` with ``L L^T = W + eps I`` from ``eigh``; ``eps = rel_jitter tr(W)/D``.
-    Step 1 of balanced truncation (chapter ``00_ace_in_five_minutes``, method page);
-    reused in chapter ``06_ace_vs_baselines``.
+    Step 1 of balanced truncation (method page).
 
     Negative eigenvalues (round-off) are clipped to 0 before the jitter.
     """
@@ -110,7 +109,7 @@ def symmetric_factor(W: Tensor, rel_jitter: float = 1e-8) -> Tensor:
     return U * torch.sqrt(lam.clamp_min(0) + eps)
 
 
-def _fix_signs(Q: Tensor) -> Tensor:
+def fix_signs(Q: Tensor) -> Tensor:
     """Make each column's largest-magnitude entry positive (deterministic basis)."""
     idx = Q.abs().argmax(0)
     signs = torch.sign(Q[idx, torch.arange(Q.shape[1])])
@@ -119,8 +118,7 @@ def _fix_signs(Q: Tensor) -> Tensor:
 
 
 def balanced_truncation(Wc: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tuple[Tensor, Tensor]:
-    """Square-root balanced truncation of two empirical Gramians.
-    Explained in chapter ``00_ace_in_five_minutes`` and on the method page.
+    """Square-root balanced truncation of two empirical Gramians (derived on the method page).
 
     Returns ``(sigma, Q)``: sigma (D,) descending Hankel-like singular values of
     ``L_c^T L_o``; Q (D, D) orthonormal columns, ``Q[:, :r] = orth(L_c U[:, :r])``
@@ -130,12 +128,11 @@ def balanced_truncation(Wc: Tensor, Wo: Tensor, rel_jitter: float = 1e-8) -> tup
     Lo = symmetric_factor(Wo, rel_jitter)
     U, sigma, _ = torch.linalg.svd(Lc.T @ Lo)
     Q, _ = torch.linalg.qr(Lc @ U)
-    return sigma, _fix_signs(Q)
+    return sigma, fix_signs(Q)
 
 
 def energy_rank(sigma: Tensor, threshold: float) -> int:
-    """Smallest r with ``sum_{i<=r} sigma_i^2 / sum_i sigma_i^2 >= threshold``.
-    The rank rule of chapters ``01_markov_cores`` (0.999) and ``03_grokking_core`` (0.99)."""
+    """Smallest r with ``sum_{i<=r} sigma_i^2 / sum_i sigma_i^2 >= threshold``."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     e = sigma.to(_F64) ** 2
@@ -145,8 +142,7 @@ def energy_rank(sigma: Tensor, threshold: float) -> int:
 
 @dataclass(frozen=True)
 class ACEResult:
-    """What ACE found at one layer.
-    Returned by :func:`ace`; explained in chapter ``00_ace_in_five_minutes``.
+    """What ACE found at one layer (returned by :func:`ace`).
 
     ``basis``: (D, D) float64 orthonormal columns in balanced order (the core of
     any rank r is ``basis[:, :r]``); ``sigma``: (D,) singular values;
@@ -199,7 +195,6 @@ def ace(
     """Run ACE on activations ``H`` (N, D) and an observability Gramian ``Wo`` (D, D).
 
     The rank is ``rank`` if given, else the energy rule at ``threshold``.
-    Used in every chapter; explained in chapter 00 and on the method page.
     """
     if Wo.shape != (H.shape[1], H.shape[1]):
         raise ValueError(f"Wo must be ({H.shape[1]}, {H.shape[1]}), got {tuple(Wo.shape)}")
@@ -218,7 +213,7 @@ def ace(
 @dataclass(frozen=True)
 class RankScan:
     """Result of a rank scan: the chosen rank and the curve it was read from.
-    Returned by the rank scans of chapter ``03_grokking_core``."""
+    Returned by the rank scans."""
 
     rank: int | None
     ranks: list[int]
@@ -247,7 +242,6 @@ def necessity_scan(
     ``evaluate_removed(r)`` returns the metric with the top-r core directions
     removed. Scans in order and stops at the first success (``rank=None`` if
     none). We scan from r = 1; the reference code starts at the energy rank.
-    Used in chapter 03.
     """
     return _first_rank(evaluate_removed, lambda v: v <= chance_level, ranks)
 
@@ -260,6 +254,5 @@ def sufficiency_scan(
     """Smallest r in ``ranks`` whose keeping alone gives a metric ``>= target``.
 
     ``evaluate_kept(r)`` returns the metric with only the top-r core kept.
-    Used in chapter 03.
     """
     return _first_rank(evaluate_kept, lambda v: v >= target, ranks)

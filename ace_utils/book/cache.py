@@ -1,14 +1,12 @@
-"""Seeding, an integrity-checked on-disk cache of trained models, and a small training loop.
+"""An integrity-checked on-disk cache of trained models and other results.
 
 The cache stores one file per (name, config) pair, ``<cache_dir>/<name>/<key>.pt``,
 where ``key`` is the SHA-256 of the canonical JSON of the config. A file is written
 to a temporary name in the same folder, fsynced, then renamed into place, so an
 interrupted write never produces a file under the final name. Each file carries the
 SHA-256 and length of its payload; a truncated or corrupt file is detected, reported
-with :func:`warnings.warn`, deleted and rebuilt, never used.
-
-Used in chapters 01_markov_cores, 02_core_alignment, 03_grokking_core,
-04_grokking_time and 05_agreement_axis (every chapter that trains a model).
+with :func:`warnings.warn`, deleted and rebuilt, never used. :func:`save_model_state` and
+:func:`load_model_state` turn a module into CPU tensors and back.
 """
 
 from __future__ import annotations
@@ -21,15 +19,12 @@ import io
 import json
 import math
 import os
-import random
 import re
 import struct
 import tempfile
-import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -37,59 +32,18 @@ from torch import Tensor, nn
 
 __all__ = [
     "CacheCorrupt",
-    "LogRow",
-    "TrainingLog",
     "cache_dir",
     "cached",
     "config_key",
-    "deterministic",
     "load_checked",
     "load_model_state",
     "save_atomic",
     "save_model_state",
-    "seed_everything",
-    "train",
+    "write_bytes_atomic",
 ]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=nn.Module)
-
-
-# --------------------------------------------------------------------------- seeding
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device).
-
-    Used in every chapter that trains a model (01_markov_cores to 05_agreement_axis).
-    """
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def deterministic(enabled: bool = True) -> Iterator[None]:
-    """Context manager: ``torch.use_deterministic_algorithms(enabled)`` inside, restored after.
-
-    On CUDA, cuBLAS also needs ``CUBLAS_WORKSPACE_CONFIG`` set before its first use;
-    it is set here (``:4096:8``) if absent, which only helps when no CUDA matmul has
-    run yet in the process. cuDNN autotuning is switched off inside the block.
-    Used in chapters 02_core_alignment and 03_grokking_core (bitwise-reproducible runs).
-    """
-    was_enabled = torch.are_deterministic_algorithms_enabled()
-    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    was_benchmark = torch.backends.cudnn.benchmark
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(enabled)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
-        torch.backends.cudnn.benchmark = was_benchmark
 
 
 # --------------------------------------------------------------------------- cache
@@ -374,220 +328,4 @@ def load_model_state(model: M, state: Mapping[str, Tensor], *, strict: bool = Tr
     model.load_state_dict(dict(state), strict=strict)
     return model
 
-
-# --------------------------------------------------------------------------- training loop
-
-
-@dataclass
-class LogRow:
-    """One log entry: ``epoch`` (epochs completed), ``step`` (optimizer steps so far), metrics.
-    Chapters 01-05 (through :func:`train`)."""
-
-    epoch: int
-    step: int
-    metrics: dict[str, float]
-
-
-@dataclass
-class TrainingLog:
-    """What :func:`train` returns.
-    Chapters 01-05.
-
-    ``rows``: one :class:`LogRow` per logged epoch; ``checkpoints``: epoch -> CPU
-    state_dict copy (only when no ``on_checkpoint`` callback was given); ``epochs`` and
-    ``steps`` completed; ``wall_s`` seconds; ``stopped_early`` if ``stop_fn`` fired.
-    """
-
-    rows: list[LogRow] = field(default_factory=list)
-    checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
-    epochs: int = 0
-    steps: int = 0
-    wall_s: float = 0.0
-    stopped_early: bool = False
-
-    def series(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """(epochs, values) of one metric over the rows that have it, as float arrays."""
-        pts = [(r.epoch, r.metrics[metric]) for r in self.rows if metric in r.metrics]
-        if not pts:
-            return np.zeros(0), np.zeros(0)
-        e, v = zip(*pts)
-        return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
-
-    def last(self, metric: str) -> float:
-        """The latest logged value of ``metric`` (KeyError if never logged)."""
-        for r in reversed(self.rows):
-            if metric in r.metrics:
-                return r.metrics[metric]
-        raise KeyError(metric)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain containers only (cacheable with ``weights_only=True``)."""
-        return {
-            "rows": [[r.epoch, r.step, dict(r.metrics)] for r in self.rows],
-            "checkpoints": {int(k): v for k, v in self.checkpoints.items()},
-            "epochs": self.epochs,
-            "steps": self.steps,
-            "wall_s": self.wall_s,
-            "stopped_early": self.stopped_early,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainingLog:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            rows=[LogRow(int(e), int(s), dict(m)) for e, s, m in d["rows"]],
-            checkpoints={int(k): dict(v) for k, v in d["checkpoints"].items()},
-            epochs=int(d["epochs"]),
-            steps=int(d["steps"]),
-            wall_s=float(d["wall_s"]),
-            stopped_early=bool(d["stopped_early"]),
-        )
-
-
-def _move_model(model: M, device: str | torch.device) -> M:
-    """``model.to(device)``, skipped when already there; silent for TransformerBridge.
-
-    (``TransformerBridge.to`` prints "Moving model to device" unless told not to.)
-    """
-    device = torch.device(device)
-    tensors = [*model.parameters(), *model.buffers()]
-    if tensors and all(_same_device(t.device, device) for t in tensors):
-        return model
-    if type(model).__module__.startswith("transformer_lens"):
-        return model.to(device, print_details=False)
-    return model.to(device)
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    if a.type != b.type:
-        return False
-    if b.index is None and b.type == "cuda":
-        return a.index == torch.cuda.current_device()
-    return b.index is None or a.index == b.index
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(_to_device(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-def train(
-    model: M,
-    loss_fn: Callable[[M, Any], Tensor],
-    batches: Callable[[int], Iterable[Any]],
-    *,
-    epochs: int,
-    optimizer_factory: Callable[[M], torch.optim.Optimizer],
-    eval_fn: Callable[[M], Mapping[str, float]] | None = None,
-    eval_every: int | None = None,
-    log_every: int = 1,
-    checkpoint_every: int | None = None,
-    checkpoint_epochs: Iterable[int] = (),
-    on_checkpoint: Callable[[int, M], None] | None = None,
-    stop_fn: Callable[[Mapping[str, float]], bool] | None = None,
-    grad_clip: float | None = None,
-    seed: int | None = None,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    desc: str = "training",
-) -> TrainingLog:
-    """Train ``model`` in place for ``epochs`` epochs; return a :class:`TrainingLog`.
-
-    Each epoch ``e`` (0-based) iterates ``batches(e)`` (tensors, tuples or dicts of
-    tensors; moved to ``device``) and, per batch, runs ``loss = loss_fn(model, batch)``
-    (a scalar tensor), ``backward`` and one optimizer step (``optimizer_factory(model)``
-    is called once, e.g. ``lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3)``).
-
-    Epochs are counted as *completed* epochs, 1..``epochs``; epoch 0 is the initial
-    model. Every ``log_every`` epochs a row with the mean ``train_loss`` over that
-    epoch's batches is logged. ``eval_fn(model)`` (run in eval mode under no_grad) adds
-    its metrics every ``eval_every`` epochs and after the final epoch; ``stop_fn`` on
-    those metrics may end training early. Checkpoints are taken at epochs in
-    ``checkpoint_epochs`` (0 allowed) and at multiples of ``checkpoint_every``: with
-    ``on_checkpoint`` the callback gets ``(epoch, model)``, otherwise a CPU state_dict
-    copy goes to ``log.checkpoints[epoch]``. ``seed`` (optional) calls
-    :func:`seed_everything` first, which fixes dropout and any global-RNG shuffling.
-    No per-step synchronisation: the loss is read once per logged epoch.
-    Trains the Markov-chain models of chapters 01 and 02 (:mod:`ace_utils.tasks.markov`).
-    """
-    from tqdm.auto import tqdm
-
-    if epochs < 0:
-        raise ValueError("epochs must be >= 0")
-    if log_every < 1 or (eval_every is not None and eval_every < 1):
-        raise ValueError("log_every and eval_every must be >= 1")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ValueError("checkpoint_every must be >= 1")
-    if seed is not None:
-        seed_everything(seed)
-    device = torch.device(device)
-    _move_model(model, device)
-    ckpt_epochs = {int(e) for e in checkpoint_epochs}
-    log = TrainingLog()
-    t0 = time.perf_counter()
-
-    def checkpoint(epoch: int) -> None:
-        if on_checkpoint is not None:
-            on_checkpoint(epoch, model)
-        else:
-            log.checkpoints[epoch] = save_model_state(model)
-
-    def evaluate() -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = eval_fn(model) if eval_fn is not None else {}
-        finally:
-            model.train(was_training)
-        return {k: float(v) for k, v in out.items()}
-
-    if 0 in ckpt_epochs:
-        checkpoint(0)
-    optimizer = optimizer_factory(model)
-    model.train()
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False, mininterval=0.5)
-    for epoch in bar:
-        loss_sum = torch.zeros((), device=device)
-        n_batches = 0
-        for batch in batches(epoch - 1):
-            batch = _to_device(batch, device)
-            loss = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            loss_sum += loss.detach()
-            n_batches += 1
-            log.steps += 1
-        log.epochs = epoch
-
-        last = epoch == epochs
-        do_eval = eval_fn is not None and (last or (eval_every is not None and epoch % eval_every == 0))
-        metrics: dict[str, float] = {}
-        if do_eval or last or epoch % log_every == 0:
-            metrics["train_loss"] = (loss_sum / max(n_batches, 1)).item() if n_batches else float("nan")
-        if do_eval:
-            metrics.update(evaluate())
-        stop = bool(do_eval and stop_fn is not None and stop_fn(metrics))
-        if metrics:
-            log.rows.append(LogRow(epoch, log.steps, metrics))
-            if progress:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:4]}, refresh=False)
-        if epoch in ckpt_epochs or (checkpoint_every is not None and epoch % checkpoint_every == 0):
-            checkpoint(epoch)
-        if stop:
-            log.stopped_early = True
-            break
-    bar.close()
-    log.wall_s = time.perf_counter() - t0
-    return log
 

@@ -1,7 +1,7 @@
 """Linear operators fitted in core coordinates, and their spectra.
 
-Explained in chapters ``01_markov_cores`` (dynamics ``z_{t+1} ~ A z_t``) and
-``03_grokking_core`` (the "add 1" shift on class prototypes).
+Two uses: dynamics ``z_{t+1} ~ A z_t`` of a Markov chain's core coordinates, and the
+"add 1" shift between class prototypes of modular addition.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ __all__ = [
 @dataclass(frozen=True)
 class OperatorFit:
     """A fitted ``y ~ A x`` (column convention) with its spectrum and in-sample R^2.
-    Chapters ``01_markov_cores`` and ``03_grokking_core``.
 
     ``A``: (r, r); ``eigenvalues``: (r,) complex sorted by decreasing modulus;
     ``r2``: mean over output coordinates of the coefficient of determination.
@@ -44,8 +43,7 @@ class OperatorFit:
 
 
 def r2_score(Y: np.ndarray, Y_hat: np.ndarray) -> float:
-    """Mean over columns of ``1 - SS_res / SS_tot`` (Y, Y_hat: (n, r)).
-    Chapters ``01_markov_cores`` and ``03_grokking_core``."""
+    """Mean over columns of ``1 - SS_res / SS_tot`` (Y, Y_hat: (n, r))."""
     Y, Y_hat = np.asarray(Y, float), np.asarray(Y_hat, float)
     ss_res = ((Y - Y_hat) ** 2).sum(0)
     ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
@@ -54,7 +52,6 @@ def r2_score(Y: np.ndarray, Y_hat: np.ndarray) -> float:
 
 def fit_operator(X: np.ndarray, Y: np.ndarray, *, centre: bool = True, ridge: float = 0.0) -> OperatorFit:
     """Least-squares (optionally ridge) fit of ``y_i ~ A x_i`` over rows of X, Y (n, r).
-    Chapters ``01_markov_cores`` and ``03_grokking_core``.
 
     With ``centre=True`` both sides are centred separately (DMD-style): the
     constant (Perron) mode of a Markov chain then carries no variance and drops
@@ -76,8 +73,7 @@ def fit_operator(X: np.ndarray, Y: np.ndarray, *, centre: bool = True, ridge: fl
 
 
 def stationary_distribution(T: np.ndarray) -> np.ndarray:
-    """Stationary distribution pi (pi T = pi) of a row-stochastic matrix T.
-    Chapter ``01_markov_cores`` (through :func:`markov_oracle_r2`)."""
+    """Stationary distribution pi (pi T = pi) of a row-stochastic matrix T."""
     w, V = np.linalg.eig(np.asarray(T, float).T)
     v = np.real(V[:, np.argmin(np.abs(w - 1))])
     return v / v.sum()
@@ -87,7 +83,7 @@ def markov_oracle_r2(T: np.ndarray, pi: np.ndarray | None = None) -> float:
     """Largest mean R^2 of the next-state one-hot explained by its conditional mean.
 
     ``1 - (1/n) sum_j [sum_i pi_i T_ij (1 - T_ij)] / [pi_j (1 - pi_j)]`` for a
-    chain in stationarity (chapter 01). A reference, not a bound, for finite fits.
+    chain in stationarity. A reference, not a bound, for finite fits.
     """
     T = np.asarray(T, float)
     pi = stationary_distribution(T) if pi is None else np.asarray(pi, float)
@@ -98,7 +94,6 @@ def markov_oracle_r2(T: np.ndarray, pi: np.ndarray | None = None) -> float:
 
 def match_eigenvalues(estimated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optimal one-to-one matching of estimated to reference eigenvalues.
-    Chapter ``01_markov_cores``.
 
     Minimises the total ``|lambda_est - lambda_ref|`` (Hungarian algorithm). Returns
     ``(matched_estimates, errors)`` aligned with ``reference``; needs
@@ -115,7 +110,7 @@ def match_eigenvalues(estimated: np.ndarray, reference: np.ndarray) -> tuple[np.
 
 
 def rotational_mode_count(eigenvalues: np.ndarray, p: int, eps: float | None = None) -> int:
-    """Distinct folded frequencies among eigenvalues near the unit circle (chapter 03).
+    """Distinct folded frequencies among eigenvalues near the unit circle.
 
     An eigenvalue counts if ``| |lambda| - 1 | <= eps`` (default ``sin(pi/p)``);
     its angle maps to bin ``k = round(p arg(lambda) / 2 pi) mod p``, folded to

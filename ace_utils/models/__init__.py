@@ -1,0 +1,46 @@
+"""The models the book trains and reads, and their training.
+
+``native`` (TransformerLens-native pre-LN transformers), ``paper`` (the paper's post-LN
+encoder models as a ``HookedRootModule``), ``hub`` (pretrained models, the GPT-2
+tokenizer offline, GPT-2-shaped models), ``readout`` (any model's readout matrix and
+bias), ``stacked`` (functional layers for training several models as one),
+``precision`` (the training arithmetic), ``training`` (seeding and a training loop).
+The native, readout and hub names are also importable from ``ace_utils.models`` itself.
+"""
+
+from ace_utils.models.hub import (
+    GPT2_EOS_ID,
+    HubUnavailableError,
+    build_gpt2_like,
+    gpt2_tokenizer_dir,
+    hub_available,
+    load_gpt2_tokenizer,
+    load_pretrained,
+    save_pretrained_model,
+)
+from ace_utils.models.native import (
+    ModelShape,
+    SmallModelConfig,
+    build_native_model,
+    native_from_payload,
+    native_to_payload,
+)
+from ace_utils.models.readout import readout_bias, readout_matrix
+
+__all__ = [
+    "GPT2_EOS_ID",
+    "HubUnavailableError",
+    "ModelShape",
+    "SmallModelConfig",
+    "build_gpt2_like",
+    "build_native_model",
+    "gpt2_tokenizer_dir",
+    "hub_available",
+    "load_gpt2_tokenizer",
+    "load_pretrained",
+    "native_from_payload",
+    "native_to_payload",
+    "readout_bias",
+    "readout_matrix",
+    "save_pretrained_model",
+]
