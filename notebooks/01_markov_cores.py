@@ -61,6 +61,7 @@ import torch
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Bool, Choice, Int
+from ace_utils.book.plots import unit_circle
 from ace_utils.method.interventions import random_subspace
 from ace_utils.tasks import markov as mk
 
@@ -262,16 +263,10 @@ claims.check("core dynamics R² / R²_oracle >= 0.95 (smallest)", all(d.r2_ratio
 
 # %% mystnb={"figure": {"caption": "Eigenvalues of the operator fitted in the core of model 1 (red crosses) against the chain's eigenvalues (blue circles; the Perron eigenvalue 1, removed by centring, shown hollow), with the unit circle.", "name": "fig-markov-spectrum"}}
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
-th = np.linspace(0, 2 * np.pi, 300)
-ax.plot(np.cos(th), np.sin(th), color="0.7", lw=0.8)
+unit_circle(ax, color="0.7")
 ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="C0", lw=1.5, label="chain T")
 ax.scatter([1], [0], s=90, facecolors="none", edgecolors="C0", lw=0.8, ls="--", label="Perron 1 (centred out)")
 ax.scatter(dyn[0].eigenvalues.real, dyn[0].eigenvalues.imag, marker="x", color="C3", s=60, label="fitted in core")
-ax.set_xlabel("Re λ")
-ax.set_ylabel("Im λ")
-ax.set_aspect("equal")
-ax.set_xlim(-1.1, 1.1)
-ax.set_ylim(-1.1, 1.1)
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()

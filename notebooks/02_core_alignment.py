@@ -56,6 +56,7 @@ import torch
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Int
+from ace_utils.book.plots import heatmap
 from ace_utils.method.alignment import (
     canonical_correlations,
     pairwise,
@@ -171,20 +172,6 @@ claims.check("weights without LayerNorm parameters: |cosine| <= 0.05 (largest)",
 claims.check("full-vector cosine is the initialisations' (largest difference)", np.abs(W_full - W_init)[off].max() <= 0.02,
              np.abs(W_full - W_init)[off].max(), expected="<= 0.02")
 claims.check("full-vector cosine < 0.5, far from 1 (largest)", W_full[off].max() < 0.5, W_full[off].max(), expected="< 0.5");
-
-
-# %%
-def heatmap(ax, M, title, labels, vmin=0.0, vmax=1.0, fmt="{:.2f}"):
-    """Annotated pairwise matrix, the paper's panel style (colour scale 0..1)."""
-    im = ax.imshow(M, vmin=vmin, vmax=vmax, cmap="Blues")
-    for i in range(len(M)):
-        for j in range(len(M)):
-            ax.text(j, i, fmt.format(M[i, j]).replace("-0.00", "0.00"), ha="center", va="center", fontsize=7,
-                    color="white" if M[i, j] > vmin + 0.6 * (vmax - vmin) else "black")
-    ax.set_xticks(range(len(M)), labels)
-    ax.set_yticks(range(len(M)), labels)
-    ax.set_title(title, fontsize=10)
-    return im
 
 
 # %% mystnb={"figure": {"caption": "Model weight similarity (the paper's panel A): cosine similarity of the flattened parameter vectors of every pair of models, over all parameters (left, the paper's definition) and without the LayerNorm gains and biases (right). The 0.3 on the left is the LayerNorm gains, which start at 1 in every model; the same value appears between the untrained initialisations. The other parameters are unrelated across runs.", "name": "fig-align-weights"}}

@@ -67,6 +67,7 @@ import numpy as np
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Float, Int
+from ace_utils.book.plots import eigenvalue_clock
 from ace_utils.method.ace import ace, observability_from_readout
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_bias, readout_matrix
@@ -496,21 +497,6 @@ claims.check("the readout is Fourier-sparse: top-5 frequency share of W_U > 0.4 
 # on 9 of 10 seeds: a dense code for the class, which need not be shift-equivariant.)
 
 # %%
-def clock(ax, eig, title):
-    th = np.linspace(0, 2 * np.pi, 300)
-    ax.plot(np.cos(th), np.sin(th), color="0.75", lw=0.8)
-    eig = eig[~np.isnan(eig)]
-    near = np.abs(np.abs(eig) - 1) <= np.sin(np.pi / p)
-    ax.scatter(eig[~near].real, eig[~near].imag, s=10, color="0.6")
-    ax.scatter(eig[near].real, eig[near].imag, s=12, color="C0")
-    ax.set_aspect("equal")
-    ax.set_xlim(-1.25, 1.25)
-    ax.set_ylim(-1.25, 1.25)
-    ax.set_xticks([-1, 0, 1])
-    ax.set_yticks([-1, 0, 1])
-    ax.set_title(title, fontsize=8)
-
-
 first_grok_ck = ck_ep[ck_ep >= grok_all][0] if (ck_ep >= grok_all).any() else ck_ep[-1]
 clock_epochs = [0, int(round(0.75 * grok_all / 50) * 50), int(first_grok_ck), int(first_grok_ck) + 100, run.epochs]
 print("clock epochs (the paper's 0, 300, 800, 900, 2000 scaled to our grokking epoch):", clock_epochs)
@@ -519,7 +505,7 @@ print("clock epochs (the paper's 0, 300, 800, 900, 2000 scaled to our grokking e
 fig, axes = plt.subplots(1, len(clock_epochs), figsize=(11, 2.7))
 for ax, e in zip(axes, clock_epochs):
     j = int(np.argmin(np.abs(ck_ep - e)))
-    clock(ax, ck["eigenvalues"][j, 0], f"epoch {int(ck_ep[j])}\nacc {ck['test_acc'][j, 0]:.2f}, R²_h {ck['r2_h'][j, 0]:.2f}, "
+    eigenvalue_clock(ax, ck["eigenvalues"][j, 0], p, f"epoch {int(ck_ep[j])}\nacc {ck['test_acc'][j, 0]:.2f}, R²_h {ck['r2_h'][j, 0]:.2f}, "
           f"dim {int(ck['r_core'][j, 0])}")
     ax.set_xlabel("Re λ", fontsize=8)
 axes[0].set_ylabel("Im λ", fontsize=8)
@@ -602,9 +588,9 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "Paper figure 2C: clocks of model 1 at the last epoch, continued weight decay 1 (left) and the weight-decay-0 branch (right).", "name": "fig-modadd-2c"}}
 fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
-clock(axes[0], ck["eigenvalues"][-1, 0], f"WD = 1, epoch {int(ck_ep[-1])}\nR²_h {ck['r2_h'][-1, 0]:.2f}, modes {int(ck['modes'][-1, 0])}, dim {int(ck['r_core'][-1, 0])}")
+eigenvalue_clock(axes[0], ck["eigenvalues"][-1, 0], p, f"WD = 1, epoch {int(ck_ep[-1])}\nR²_h {ck['r2_h'][-1, 0]:.2f}, modes {int(ck['modes'][-1, 0])}, dim {int(ck['r_core'][-1, 0])}")
 if branch is not None:
-    clock(axes[1], b_ck["eigenvalues"][-1, 0], f"WD 1→0, epoch {int(b_ep[-1])}\nR²_h {b_ck['r2_h'][-1, 0]:.2f}, modes {int(b_ck['modes'][-1, 0])}, dim {int(b_ck['r_core'][-1, 0])}")
+    eigenvalue_clock(axes[1], b_ck["eigenvalues"][-1, 0], p, f"WD 1→0, epoch {int(b_ep[-1])}\nR²_h {b_ck['r2_h'][-1, 0]:.2f}, modes {int(b_ck['modes'][-1, 0])}, dim {int(b_ck['r_core'][-1, 0])}")
 for a in axes:
     a.set_xlabel("Re λ", fontsize=8)
 axes[0].set_ylabel("Im λ", fontsize=8)

@@ -70,6 +70,7 @@ from IPython.display import Markdown, display
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.machine import fingerprint
 from ace_utils.book.params import Choice, Int
+from ace_utils.book.plots import unit_circle
 from ace_utils.book.tables import markdown_table, per_model, span
 from ace_utils.tasks import architecture as arch
 from ace_utils.tasks import markov as mk
@@ -286,13 +287,12 @@ for s in arch.MARKOV_SETTINGS:
 # %% mystnb={"figure": {"caption": "The fitted eigenvalues of the dynamics in the 3-D core (red, every model) beside the chain's (circles): the same spectrum in all four settings.", "name": "fig-arch-markov"}}
 true_eigs = mk.nontrivial_eigenvalues(T)
 fig, axes = plt.subplots(1, len(arch.MARKOV_SETTINGS), figsize=(3.2 * len(arch.MARKOV_SETTINGS), 3.3), sharey=True)
-circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
 for ax, s in zip(axes, arch.MARKOV_SETTINGS):
-    ax.plot(circle.real, circle.imag, color="0.85", lw=1)
+    unit_circle(ax, xlim=(-0.1, 1.05), ylim=(-0.55, 0.55), color="0.85", lw=1, ylabel=None)
     ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="k", label="the chain's")
     ev = markov[s.name]["eigenvalues"]
     ax.scatter(ev.real.ravel(), ev.imag.ravel(), s=14, color="tab:red", label="fitted, each model")
-    ax.set(title=s.label, xlabel="Re λ", xlim=(-0.1, 1.05), ylim=(-0.55, 0.55), aspect="equal")
+    ax.set_title(s.label)
 axes[0].set_ylabel("Im λ")
 axes[0].legend(fontsize=7, loc="lower left")
 fig.tight_layout()

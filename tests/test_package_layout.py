@@ -56,3 +56,20 @@ def test_the_api_page_documents_every_module():
     page = (ROOT / "book" / "api.md").read_text()
     documented = set(re.findall(r"^\.\. automodule:: (\S+)$", page, flags=re.M))
     assert documented >= {_dotted(p) for p in MODULES}, sorted({_dotted(p) for p in MODULES} - documented)
+
+
+TASKS = sorted(p for p in (PACKAGE / "tasks").glob("*.py") if p.name != "__init__.py")
+TAG = re.compile(r"Chapters? \d\d(?:(?:,| and|-)\s*\d\d)*(?: \([^)]*\))?\.\s*$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", TASKS, ids=_dotted)
+def test_task_module_names_a_chapter_that_imports_it_and_tags_no_function(path):
+    """A task module's docstring says which chapter it serves, and that chapter imports it;
+    its functions carry no pasted "Chapter NN." tags (they go stale)."""
+    tree = ast.parse(path.read_text())
+    named = {m for m in re.findall(r"\b(\d\d)_[a-z]+", ast.get_docstring(tree) or "")}
+    importers = {nb.stem[:2] for nb in (ROOT / "notebooks").glob("0*.py")
+                 if re.search(rf"from ace_utils\.tasks import {path.stem}\b|ace_utils\.tasks\.{path.stem}\b", nb.read_text())}
+    assert named & importers, (path.stem, named, importers)
+    tags = [name for name, doc in _docstrings(tree) if name != "<module>" and TAG.search(doc)]
+    assert not tags, tags

@@ -82,7 +82,7 @@ VERB_WORDS = ("is", "are", "was", "were")
 
 
 class MultiTokenVerbError(ValueError):
-    """A verb of the margin (" is", " are", " was", " were") is not one token for this tokenizer. Chapter 05."""
+    """A verb of the margin (" is", " are", " was", " were") is not one token for this tokenizer."""
 
 
 # --------------------------------------------------------------------------- tokens
@@ -93,7 +93,7 @@ def verb_token_ids(tokenizer: Any) -> dict[str, int]:
 
     Raises :class:`MultiTokenVerbError` naming the verb and its pieces when the tokenizer
     splits one into several tokens: the margin is a difference of single next-token logits
-    and is not defined for a multi-token verb. Chapter 05.
+    and is not defined for a multi-token verb.
     """
     out = {}
     for w in VERB_WORDS:
@@ -115,7 +115,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_len: int = 64) -> tup
     No BOS is added (GPT-2 style; for tokenizers that add one, it is kept as the tokenizer
     gives it). Padding is with the pad id (EOS when none); with causal attention, pads
     *after* a row's last token cannot change anything at or before it, so no attention
-    mask is needed. Rows longer than ``max_len`` raise ValueError. Chapter 05.
+    mask is needed. Rows longer than ``max_len`` raise ValueError.
     """
     enc = [tokenizer.encode(t) for t in texts]
     longest = max(len(e) for e in enc)
@@ -131,7 +131,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_len: int = 64) -> tup
 
 @dataclass
 class PromptBatch:
-    """Prompts ready for a model: tokens (N, T), last positions (N,), labels (N,) 0/1. Chapter 05."""
+    """Prompts ready for a model: tokens (N, T), last positions (N,), labels (N,) 0/1."""
 
     prompts: list
     tokens: Tensor
@@ -145,13 +145,13 @@ class PromptBatch:
 
 
 def prompt_batch(tokenizer: Any, prompts: Sequence[ac.Prompt]) -> PromptBatch:
-    """Tokenise prompts with *this model's* tokenizer. Chapter 05."""
+    """Tokenise prompts with *this model's* tokenizer."""
     tokens, last = encode_texts(tokenizer, [p.text for p in prompts])
     return PromptBatch(list(prompts), tokens, last, np.array([int(p.plural) for p in prompts]))
 
 
 def layer_hooks(n_layers: int) -> list[str]:
-    """Hook names of ``hidden_states[l]``, l = 0..L (pre-final-LN at l = L). Chapter 05."""
+    """Hook names of ``hidden_states[l]``, l = 0..L (pre-final-LN at l = L)."""
     return [f"blocks.{l}.hook_in" for l in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_out"]
 
 
@@ -160,7 +160,7 @@ def layer_hooks(n_layers: int) -> list[str]:
 
 @dataclass(frozen=True)
 class AgreementRun:
-    """Everything that defines one trained agreement LM (the cache key). Chapter 05.
+    """Everything that defines one trained agreement LM (the cache key).
 
     GPT-2 architecture: ``n_layers`` blocks of width ``d_model``, ``n_heads`` heads,
     MLP 4 x d_model, context ``n_ctx``. Trained on ``n_sentences`` corpus sentences
@@ -186,7 +186,7 @@ class AgreementRun:
 
 @dataclass
 class TrainedModel:
-    """A trained compact model: config, compact->GPT-2 id map, state dict, loss curve. Chapter 05."""
+    """A trained compact model: config, compact->GPT-2 id map, state dict, loss curve."""
 
     run: AgreementRun
     used_ids: list[int]
@@ -217,7 +217,7 @@ def _corpus_ids(run: AgreementRun, tokenizer: Any) -> list[list[int]]:
 def train_agreement_model(run: AgreementRun, *, progress: bool = False,
                           state_path: str | os.PathLike[str] | None = None,
                           max_steps: int | None = None) -> TrainedModel | None:
-    """Train one small GPT-2 LM on the corpus with the compact softmax (uncached). Chapter 05.
+    """Train one small GPT-2 LM on the corpus with the compact softmax (uncached).
 
     Each row is one sentence followed by EOS, right-padded; the loss is next-token cross
     entropy over the real tokens and the first EOS. The compact vocabulary holds the ids of
@@ -314,7 +314,7 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
 
 
 def expand_to_full_vocab(tm: TrainedModel, vocab_size: int = 50257):
-    """The exact full-vocabulary ``GPT2LMHeadModel`` of a compact model (eval mode). Chapter 05.
+    """The exact full-vocabulary ``GPT2LMHeadModel`` of a compact model (eval mode).
 
     Rows of the tied embedding for used ids are the compact rows; every unused id gets the
     "other" row, so ``n_unused`` equal logits reproduce the compact "other" logit plus
@@ -350,7 +350,7 @@ def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None
     """Save the expanded model and the GPT-2 tokenizer to a folder (once); return the folder.
 
     Default folder: ``<cache_dir()>/agreement-hf/<config key>``; a marker file written last
-    makes a complete folder reusable. Chapter 05.
+    makes a complete folder reusable.
     """
     from ace_utils.models import save_pretrained_model
 
@@ -366,7 +366,7 @@ def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None
 
 
 def partial_state_path(run: AgreementRun) -> Path:
-    """Where :func:`train_models` keeps the state of an unfinished ``run``. Chapter 05."""
+    """Where :func:`train_models` keeps the state of an unfinished ``run``."""
     return cache_dir() / "agreement-lm" / f"partial-{config_key(asdict(run))}.pt"
 
 
@@ -391,7 +391,7 @@ def _train_in_worker(run: AgreementRun, max_steps: int | None = None) -> float:
 
 def train_models(runs: Sequence[AgreementRun], workers: int = 2,
                  max_steps: int | None = None) -> dict[AgreementRun, float]:
-    """Train the runs that are not cached yet, ``workers`` at a time in fresh processes. Chapter 05.
+    """Train the runs that are not cached yet, ``workers`` at a time in fresh processes.
 
     Each worker trains with one thread (measured faster than two threads per model on two
     cores), writing into the cache that :func:`load_agreement_model` then reads; results
@@ -414,7 +414,7 @@ def load_agreement_model(source: str, name: str | None = None, run: AgreementRun
     it with :func:`load_pretrained` from the folder. "hub": ``load_pretrained(name)``;
     offline this raises :class:`HubUnavailableError` at once. A local folder given as
     ``name`` with source "hub" is loaded the same way (how the tests exercise the hub
-    path). The tokenizer is the bridge's own, with a pad token set. Chapter 05.
+    path). The tokenizer is the bridge's own, with a pad token set.
     """
     tm = None
     if source == "trained":
@@ -440,7 +440,7 @@ def load_agreement_model(source: str, name: str | None = None, run: AgreementRun
 
 
 def number_margin(logits_last: Tensor, verb_ids: dict[str, int]) -> Tensor:
-    """``z(are) + z(were) - z(is) - z(was)`` from last-token logits (..., V). Chapter 05."""
+    """``z(are) + z(were) - z(is) - z(was)`` from last-token logits (..., V)."""
     v = verb_ids
     return logits_last[..., v["are"]] + logits_last[..., v["were"]] - logits_last[..., v["is"]] - logits_last[..., v["was"]]
 
@@ -465,7 +465,7 @@ def _last_logits(model, tokens: Tensor, last: Tensor, fwd_hooks: Sequence = ()) 
 
 def margins(model, batch: PromptBatch, verb_ids: dict[str, int], fwd_hooks_for: Callable | None = None,
             batch_size: int = 256) -> np.ndarray:
-    """Number margin per prompt (N,), optionally with hooks ``fwd_hooks_for(last_pos_batch)``. Chapter 05."""
+    """Number margin per prompt (N,), optionally with hooks ``fwd_hooks_for(last_pos_batch)``."""
     out = []
     with torch.no_grad():
         for s in range(0, len(batch.labels), batch_size):
@@ -476,7 +476,7 @@ def margins(model, batch: PromptBatch, verb_ids: dict[str, int], fwd_hooks_for: 
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC-AUC of ``scores`` for binary ``labels`` (Mann-Whitney form, ties count 1/2). Chapter 05."""
+    """ROC-AUC of ``scores`` for binary ``labels`` (Mann-Whitney form, ties count 1/2)."""
     from scipy.stats import rankdata
 
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
@@ -518,7 +518,7 @@ def margin_acts_and_grads(model, batch: PromptBatch, verb_ids: dict[str, int], h
 
 @dataclass
 class LayerCores:
-    """ACE results per layer l = 0..L: ``results[l]`` (rank 1), hook names, train activations. Chapter 05."""
+    """ACE results per layer l = 0..L: ``results[l]`` (rank 1), hook names, train activations."""
 
     hooks: list[str]
     results: list[ACEResult]
@@ -534,7 +534,7 @@ class LayerCores:
 
 
 def ace_all_layers(model, batch: PromptBatch, verb_ids: dict[str, int], batch_size: int = 100) -> LayerCores:
-    """1-D ACE core at every ``hidden_states[l]``, margin tail, one backward per batch. Chapter 05.
+    """1-D ACE core at every ``hidden_states[l]``, margin tail, one backward per batch.
 
     Activations and margin gradients at each prompt's last token for all layers come from
     :func:`collect_activations_and_gradients` (gradients through all later layers);
@@ -560,7 +560,7 @@ def ace_all_layers(model, batch: PromptBatch, verb_ids: dict[str, int], batch_si
 def edit_hooks_for(hook: str, q: Tensor, mean: Tensor, mode: str, strength: float = 1.0) -> Callable:
     """``last -> [(hook, fn)]``: keep/remove/flip of ``q`` about ``mean`` at each row's last token.
 
-    For the ``fwd_hooks_for`` argument of :func:`margins` and :func:`last_logits`. Chapter 05.
+    For the ``fwd_hooks_for`` argument of :func:`margins` and :func:`last_logits`.
     """
     Q = q.reshape(-1, 1)
     return lambda last: [(hook, subspace_hook(Q, mode, mean=mean, positions=last, strength=strength))]
@@ -568,12 +568,12 @@ def edit_hooks_for(hook: str, q: Tensor, mean: Tensor, mode: str, strength: floa
 
 def intervention_margins(model, batch: PromptBatch, verb_ids: dict[str, int], hook: str, q: Tensor, mean: Tensor,
                          mode: str, strength: float = 1.0) -> np.ndarray:
-    """Margins with keep/remove/flip of direction ``q`` about ``mean`` at ``hook``, last token only. Chapter 05."""
+    """Margins with keep/remove/flip of direction ``q`` about ``mean`` at ``hook``, last token only."""
     return margins(model, batch, verb_ids, edit_hooks_for(hook, q, mean, mode, strength))
 
 
 def layer_sweep(model, cores: LayerCores, test: PromptBatch, verb_ids: dict[str, int], seed: int = 0) -> dict[str, Any]:
-    """Base / keep / remove / flip / random-flip AUC at every layer, and the chosen layer. Chapter 05.
+    """Base / keep / remove / flip / random-flip AUC at every layer, and the chosen layer.
 
     Interventions are centred on the training mean and touch the last prompt token only
     (as in the reference code, joshseth/cores). The random control flips one Haar-random direction (seeded by
@@ -607,7 +607,7 @@ def layer_sweep(model, cores: LayerCores, test: PromptBatch, verb_ids: dict[str,
 
 
 def separation(m: np.ndarray, labels: np.ndarray) -> float:
-    """Standardised difference of the class means, ``(mean_1 - mean_0) / pooled sd``. Chapter 05.
+    """Standardised difference of the class means, ``(mean_1 - mean_0) / pooled sd``.
 
     Positive when plural prompts get larger margins; unlike the AUC it does not saturate.
     """
@@ -618,7 +618,7 @@ def separation(m: np.ndarray, labels: np.ndarray) -> float:
 def agreement_score(logits_last: Tensor, verb_ids: dict[str, int], plural: np.ndarray, past: np.ndarray | None = None
                     ) -> np.ndarray:
     """``log P(correct set) - log max_v P(v)`` over the four verbs (the reference code's
-    agreement score). Chapter 05.
+    agreement score).
 
     Correct set: {is, was} for singular heads, {are, were} for plural ones (tense ignored,
     as in the paper). Zero or positive when a correct verb is the most likely of the four.
@@ -630,7 +630,7 @@ def agreement_score(logits_last: Tensor, verb_ids: dict[str, int], plural: np.nd
 
 
 def last_logits(model, batch: PromptBatch, fwd_hooks_for: Callable | None = None) -> Tensor:
-    """(N, V) last-token logits, optionally with hooks ``fwd_hooks_for(last)``. Chapter 05."""
+    """(N, V) last-token logits, optionally with hooks ``fwd_hooks_for(last)``."""
     with torch.no_grad():
         hooks = fwd_hooks_for(batch.last) if fwd_hooks_for is not None else ()
         return _last_logits(model, batch.tokens, batch.last, hooks)
@@ -642,8 +642,7 @@ def last_logits(model, batch: PromptBatch, fwd_hooks_for: Callable | None = None
 @dataclass
 class GenerationResult:
     """Texts generated from prompts: ``texts`` (continuations), ``full`` (prompt + continuation),
-    ``strengths`` the flip strengths used per row and step (0 for clean runs).
-    Chapter 05."""
+    ``strengths`` the flip strengths used per row and step (0 for clean runs)."""
 
     texts: list[str]
     full: list[str]
@@ -658,7 +657,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, hook: str | None = Non
              mean: Tensor | None = None, strength: float | str = 0.0, n_new: int = 24, temperature: float = 1.0,
              top_k: int = 50, seed: int = 0, eps: float = 1.0, s_probe: float = 0.2, s_max: float = 50.0,
              stop_at_eos: bool = True) -> GenerationResult:
-    """Sample continuations, optionally flipping the core at every step. Chapter 05.
+    """Sample continuations, optionally flipping the core at every step.
 
     Without a cache, every step recomputes the whole sequence; the flip
     ``h <- h + s [(I - 2P)(h - mu) - (h - mu)]`` is applied at ``hook`` to the last prompt
@@ -738,7 +737,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, hook: str | None = Non
 
 
 def verb_inversion(prompts: Sequence[ac.Prompt], full_texts: Sequence[str]) -> dict[str, Any]:
-    """Number errors of the generated verbs, parsed with :func:`parse_verbs`. Chapter 05.
+    """Number errors of the generated verbs, parsed with :func:`parse_verbs`.
 
     For each text, the verbs *after the prompt* with a known subject are checked against
     that subject's number. ``main``: the first generated verb of the prompt's own clause
@@ -766,7 +765,7 @@ def verb_inversion(prompts: Sequence[ac.Prompt], full_texts: Sequence[str]) -> d
 
 
 def factor_share(z: np.ndarray, factors: dict[str, Sequence]) -> dict[str, float]:
-    """Share of the variance of ``z`` explained by each categorical factor alone (eta^2). Chapter 05."""
+    """Share of the variance of ``z`` explained by each categorical factor alone (eta^2)."""
     z = np.asarray(z, float)
     tot = ((z - z.mean()) ** 2).sum()
     out = {}
@@ -781,7 +780,7 @@ def factor_share(z: np.ndarray, factors: dict[str, Sequence]) -> dict[str, float
 
 
 def knob_fit(z: np.ndarray, m: np.ndarray) -> dict[str, float]:
-    """Affine fit ``m ~ a z + b`` (z-scored both): slope, intercept, R^2. Chapter 05 (panel B)."""
+    """Affine fit ``m ~ a z + b`` (z-scored both): slope, intercept, R^2."""
     zs = (z - z.mean()) / z.std()
     ms = (m - m.mean()) / m.std()
     a, b = np.polyfit(zs, ms, 1)
@@ -790,7 +789,7 @@ def knob_fit(z: np.ndarray, m: np.ndarray) -> dict[str, float]:
 
 
 def core_coordinate(model, batch: PromptBatch, hook: str, q: Tensor, mean: Tensor) -> np.ndarray:
-    """``z = (h - mu) . q`` at each prompt's last token at ``hook`` (N,). Chapter 05."""
+    """``z = (h - mu) . q`` at each prompt's last token at ``hook`` (N,)."""
     from ace_utils.method.activations import collect_activations
 
     H = collect_activations(_LastTokenModel(model), batch.tokens, [hook], positions=batch.last, batch_size=256,

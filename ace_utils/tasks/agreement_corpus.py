@@ -91,7 +91,7 @@ _PRONOUNS: dict[str, bool] = {"it": False, "he": False, "she": False, "they": Tr
 
 
 def noun_number(word: str) -> bool | None:
-    """True if ``word`` is a plural noun or pronoun of the lexicon, False if singular, None if unknown. Chapter 05."""
+    """True if ``word`` is a plural noun or pronoun of the lexicon, False if singular, None if unknown."""
     w = word.lower()
     if w in _NUMBER:
         return _NUMBER[w]
@@ -101,7 +101,6 @@ def noun_number(word: str) -> bool | None:
 @dataclass(frozen=True)
 class Prompt:
     """One agreement prompt: the text up to the verb and what generated it.
-    Chapter 05.
 
     ``plural`` is the label (head noun plural); ``past`` whether the "In the past," prefix
     is on (the right verb is then was/were). ``head`` / ``attractor`` are the singular
@@ -127,7 +126,6 @@ class Prompt:
 
 def split_pairs(seed: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(train, test) lists of (i_head, i_attr) pairs: 54 train, 27 test, disjoint.
-    Chapter 05.
 
     Seeded permutations of heads and attractors, then test = pairs with
     ``(rank_head + rank_attr) % 3 == 0``: every head and attractor has 3 test partners.
@@ -176,7 +174,6 @@ def _subject_phrase(rng: random.Random, h: int, plural: bool, a: int | None, att
 
 def make_prompts(n: int, pairs: Sequence[tuple[int, int]], seed: int) -> list[Prompt]:
     """``n`` prompts (n even): half singular head + plural attractor, half the reverse, shuffled.
-    Chapter 05.
 
     Style uniform over :data:`STYLES`, "In the past," with probability 1/2, head/attractor
     pair uniform over ``pairs``. Deterministic in ``seed``.
@@ -215,7 +212,6 @@ def _pronoun(h: int, plural: bool) -> str:
 
 def make_corpus(n: int, pairs: Sequence[tuple[int, int]], seed: int) -> list[str]:
     """``n`` training sentences with correct agreement (see the module docstring).
-    Chapter 05.
 
     Main subject: a head noun (either number) with, in 85% of sentences, an attractor from
     ``pairs`` of random number (opposite number half the time), in a random style; 50% past.
@@ -250,7 +246,6 @@ def make_corpus(n: int, pairs: Sequence[tuple[int, int]], seed: int) -> list[str
 @dataclass(frozen=True)
 class ParsedVerb:
     """A finite verb (is/are/was/were) found by :func:`parse_verbs`.
-    Chapter 05.
 
     ``index``: word index of the verb; ``subject`` the subject word (None if none found);
     ``subject_plural`` / ``verb_plural`` the numbers; ``agrees`` whether they match
@@ -277,7 +272,6 @@ def _words(text: str) -> list[str]:
 
 def parse_verbs(text: str) -> list[ParsedVerb]:
     """Every finite copula (is/are/was/were) in ``text`` with its own subject.
-    Chapter 05.
 
     The grammar of the corpus: a clause starts at the beginning of the text or after
     "and" / "because" / "."; its subject is the first noun or pronoun of the lexicon in the

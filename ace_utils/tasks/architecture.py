@@ -1,14 +1,15 @@
 """What the architecture does to the core: the paper's models with one design choice changed.
 
-A one-factor-at-a-time study around the paper's models (:mod:`ace_utils.models.paper`).
-Each :class:`Setting` keeps the paper's model, data and training and changes one of four
-design choices (:class:`~ace_utils.models.paper.ModelVariant`: LayerNorm placement, dropout
-sites, initialisation scale, readout bias; no dropout at all is ``dropout=0``), or all four
-at once (close to the TransformerLens-native pre-LN models of this book). On modular
-addition a setting is the chapter-03 run (:func:`ace_utils.tasks.modular.preset_run`,
-default preset, the paper's models) with the change; the study summarises each model's
-checkpoint curves (:func:`modadd_summary`). On the Markov chain a setting is the chapter-01
-run with the change (:func:`markov_run`), summarised by :func:`markov_summary`.
+Explained in chapter ``07_architecture_and_the_core``. A one-factor-at-a-time study around the
+paper's models (:mod:`ace_utils.models.paper`). Each :class:`Setting` keeps the paper's model,
+data and training and changes one of four design choices
+(:class:`~ace_utils.models.paper.ModelVariant`: LayerNorm placement, dropout sites,
+initialisation scale, readout bias; no dropout at all is ``dropout=0``), or all four at once
+(close to the TransformerLens-native pre-LN models of this book). On modular addition a setting
+is the chapter-03 run (:func:`ace_utils.tasks.modular.preset_run`, default preset, the paper's
+models) with the change; the study summarises each model's checkpoint curves
+(:func:`modadd_summary`). On the Markov chain a setting is the chapter-01 run with the change
+(:func:`markov_run`), summarised by :func:`markov_summary`.
 """
 
 from __future__ import annotations

@@ -77,7 +77,6 @@ class SweepSpec:
     ``precision``: ``"fp32"`` (default) or ``"bf16"`` autocast for training
     (:mod:`ace_utils.models.precision`; the paper's models train in float32 only).
     ``architecture``: ``"pre-ln"`` or ``"paper"`` (``ace_utils.models.paper.ARCHITECTURES``).
-    Chapter 04.
     """
 
     p: int = 53
@@ -110,7 +109,7 @@ class SweepSpec:
 @dataclass
 class RunResult:
     """One run of a sweep. Steps are optimizer steps (evaluated every ``eval_every``);
-    ``None`` where the level was never reached. ``tau = step_grok - step_mem``. Chapter 04."""
+    ``None`` where the level was never reached. ``tau = step_grok - step_mem``."""
 
     p: int
     omega: float
@@ -126,19 +125,19 @@ class RunResult:
 
 
 def delay_steps(step_mem: int | None, step_grok: int | None) -> int | None:
-    """``tau = step_grok - step_mem`` (the reference code's delay), or None if either is missing. Chapter 04."""
+    """``tau = step_grok - step_mem`` (the reference code's delay), or None if either is missing."""
     if step_mem is None or step_grok is None:
         return None
     return int(step_grok - step_mem)
 
 
 def harmonics(p: int) -> int:
-    """Number of Fourier harmonics of Z_p available to a rotation core, ``floor(p/2) + 1``. Chapter 04."""
+    """Number of Fourier harmonics of Z_p available to a rotation core, ``floor(p/2) + 1``."""
     return p // 2 + 1
 
 
 def decay_time_units(steps: np.ndarray, lr: float, omega: np.ndarray) -> np.ndarray:
-    """Steps in units of the weight-decay time ``1 / (lr omega)``: ``steps * lr * omega``. Chapter 04."""
+    """Steps in units of the weight-decay time ``1 / (lr omega)``: ``steps * lr * omega``."""
     return np.asarray(steps, float) * lr * np.asarray(omega, float)
 
 
@@ -152,7 +151,7 @@ def _run_cfg(spec: SweepSpec) -> mod.GrokRun:
 
 def init_params(spec: SweepSpec) -> dict[str, Tensor]:
     """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the state of the model of
-    seed ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`). Chapter 04."""
+    seed ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`)."""
     return mod.init_stacked(_run_cfg(spec), spec.seeds)
 
 
@@ -203,7 +202,7 @@ def train_until_grokked(
     evaluation with test accuracy >= ``level``. Returns the runs' :class:`RunResult` (in the
     order of ``spec``) and timing ``{"wall_s", "cpu_s", "model_steps"}``. ``final_params``, if
     given, is filled with run ``i`` -> its parameters (name -> tensor, one model's shapes) as
-    they were when it left the stack, or after the last step. Chapter 04.
+    they were when it left the stack, or after the last step.
     """
     data = mod.make_data(spec.p, spec.train_frac, spec.split_seed)
     n = data.train_x.shape[0]
@@ -289,7 +288,7 @@ def fit_power_law(x: np.ndarray, tau: np.ndarray, level: float = 0.95) -> dict:
     """Least-squares fit of ``log tau = log C + beta log x`` over all runs (each run one point).
 
     Returns ``{"beta", "beta_ci": (lo, hi)`` (t-interval at ``level``), ``"C"``, ``"r2"``,
-    ``"n"}``. Chapter 04.
+    ``"n"}``.
     """
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(tau, float))
     res = stats.linregress(lx, ly)
@@ -300,7 +299,7 @@ def fit_power_law(x: np.ndarray, tau: np.ndarray, level: float = 0.95) -> dict:
 
 
 def log_law(p: np.ndarray, Omega: float, p_crit: float) -> np.ndarray:
-    """``tau(p) = -Omega log(1 - p_crit / p)``, the form the reference code fits. Chapter 04."""
+    """``tau(p) = -Omega log(1 - p_crit / p)``, the form the reference code fits."""
     return -Omega * np.log1p(-p_crit / np.asarray(p, float))
 
 
@@ -308,7 +307,6 @@ def fit_log_law(p: np.ndarray, tau: np.ndarray) -> dict:
     """Fit :func:`log_law` to (p, tau) in log space (``0 < p_crit < min p``).
 
     Returns ``{"Omega", "p_crit", "r2"`` (of log tau), ``"r2_linear"`` (of tau), ``"cov"}``.
-    Chapter 04.
     """
     p = np.asarray(p, float)
     tau = np.asarray(tau, float)
@@ -368,7 +366,7 @@ DEFAULT_PAPER_MODELS = dict(n_seeds=2, modulus_seeds=1, omegas=(1.0, 1.5, 2.0, 3
 def preset_config(preset: str, architecture: str = "pre-ln") -> dict:
     """The sweep settings of ``preset`` (``"default"`` or ``"paper"``) for ``architecture``:
     keyword arguments of :func:`sweep_specs` without ``seed``. The paper's models at the
-    default preset get :data:`DEFAULT_PAPER_MODELS`. Chapter 04."""
+    default preset get :data:`DEFAULT_PAPER_MODELS`."""
     check_architecture(architecture)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -384,7 +382,7 @@ def sweep_specs(*, seed: int, n_seeds: int, modulus_seeds: int | None = None, om
 
     ``"wd"``: p = ``wd_p``, batch ``wd_batch``, one stack per weight decay, smallest (slowest)
     first; ``"modulus"``: full batch at ``modulus_omega``, one stack per modulus, smallest
-    first. Chapter 04.
+    first.
     """
     seeds = tuple(1000 * seed + j for j in range(n_seeds))
     p_seeds = tuple(1000 * seed + j for j in range(n_seeds if modulus_seeds is None else modulus_seeds))
@@ -400,7 +398,7 @@ def sweep_specs(*, seed: int, n_seeds: int, modulus_seeds: int | None = None, om
 def single_runs(specs: Sequence[SweepSpec]) -> list[SweepSpec]:
     """Each run of ``specs`` as a stack of its own (same settings, one omega and one seed), in
     order. A run's numbers do not depend on its stack mates, so this changes no result; it
-    lets worker processes share the runs of one setting. Chapter 04."""
+    lets worker processes share the runs of one setting."""
     return [replace(s, omegas=(w,), seeds=(seed,)) for s in specs for w, seed in zip(s.omegas, s.seeds)]
 
 
@@ -415,7 +413,7 @@ def _result_load(payload: dict) -> tuple[list[RunResult], dict]:
 
 
 def cached_sweep(spec: SweepSpec) -> tuple[list[RunResult], dict]:
-    """:func:`train_until_grokked`, cached under ``grok-time`` keyed by the spec. Chapter 04."""
+    """:func:`train_until_grokked`, cached under ``grok-time`` keyed by the spec."""
     from dataclasses import asdict
 
     key = {"task": "grok-time", "version": CACHE_VERSION, "torch": torch.__version__, "spec": asdict(spec)}
@@ -433,7 +431,7 @@ def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int
     indices ``first`` start first (pass the longest, so the workers finish together). Results are identical to running them in
     one process. Returns all runs (in the order of ``specs``) and ``{"wall_s", "cpu_s",
     "model_steps"}`` summed over the stacks (the CPU time the stacks took when they were
-    trained, cached or not). Chapter 04.
+    trained, cached or not).
     """
     order = [i for i in first if 0 <= i < len(specs)] + [i for i in range(len(specs)) if i not in first]
     t0 = time.perf_counter()
@@ -448,7 +446,7 @@ def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int
 def summarise(runs: Sequence[RunResult], by: str) -> dict[str, np.ndarray]:
     """Per value of ``by`` (``"omega"`` or ``"p"``): ``value``, ``n`` runs, ``n_grokked``,
     and over the grokked runs the ``mean``, ``std`` (ddof 1; 0 for one run), ``min``,
-    ``max`` of tau and the mean ``step_mem``. Chapter 04."""
+    ``max`` of tau and the mean ``step_mem``."""
     vals = sorted({getattr(r, by) for r in runs})
     out = {k: [] for k in ("value", "n", "n_grokked", "mean", "std", "min", "max", "mem")}
     for v in vals:
@@ -470,7 +468,7 @@ def heldout_power_law(omega: np.ndarray, tau: np.ndarray, held: Sequence[float])
     """Fit :func:`fit_power_law` on the runs whose ``omega`` is not in ``held``; predict the
     mean tau at each held value (geometric mean of the prediction = ``C omega^beta``) and
     compare with the measured mean. Returns ``{"fit", "held", "predicted", "measured",
-    "rel_error"}`` (arrays over ``held``). Chapter 04."""
+    "rel_error"}`` (arrays over ``held``)."""
     omega, tau = np.asarray(omega, float), np.asarray(tau, float)
     held_arr = np.asarray(sorted(held), float)
     train = ~np.isin(omega, held_arr)
@@ -482,7 +480,7 @@ def heldout_power_law(omega: np.ndarray, tau: np.ndarray, held: Sequence[float])
 
 def heldout_log_law(p: np.ndarray, tau: np.ndarray, held: Sequence[int]) -> dict:
     """Fit :func:`fit_log_law` on the runs whose modulus is not in ``held``; predict the
-    mean tau at each held modulus. Same keys as :func:`heldout_power_law`. Chapter 04."""
+    mean tau at each held modulus. Same keys as :func:`heldout_power_law`."""
     p, tau = np.asarray(p, float), np.asarray(tau, float)
     held_arr = np.asarray(sorted(held), float)
     train = ~np.isin(p, held_arr)

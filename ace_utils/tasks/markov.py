@@ -78,13 +78,13 @@ def lazy_cycle(n_states: int = 4, stay: float = 0.75) -> np.ndarray:
     """The paper's chain: stay with prob ``stay``, else step to the next state (cyclically).
 
     Circulant, so its eigenvalues are ``stay + (1 - stay) exp(2 pi i k / n)``;
-    for n = 4, stay = 0.75: 1, 0.75 +/- 0.25i, 0.5. Chapter 01.
+    for n = 4, stay = 0.75: 1, 0.75 +/- 0.25i, 0.5.
     """
     return stay * np.eye(n_states) + (1 - stay) * np.roll(np.eye(n_states), 1, axis=1)
 
 
 def nontrivial_eigenvalues(T: np.ndarray) -> np.ndarray:
-    """Eigenvalues of T without the Perron eigenvalue 1, by decreasing modulus. Chapter 01."""
+    """Eigenvalues of T without the Perron eigenvalue 1, by decreasing modulus."""
     lam = np.linalg.eigvals(np.asarray(T, float))
     lam = np.delete(lam, np.argmin(np.abs(lam - 1)))
     return lam[np.argsort(-np.abs(lam), kind="stable")]
@@ -96,7 +96,7 @@ def random_chain(n_states: int, seed: int, stay: float = 0.5, min_gap: float = 0
     ``T = stay I + (1 - stay) R`` with Dirichlet(1) rows R, redrawn (from a
     generator seeded by ``seed``) until every pair of non-trivial eigenvalues
     is at least ``min_gap`` apart and each has modulus at least ``min_modulus``,
-    so that the spectrum is identifiable from a fit. Chapter 01 ("beyond the paper").
+    so that the spectrum is identifiable from a fit.
     """
     if not 3 <= n_states <= 8:
         raise ValueError(f"n_states must be in [3, 8], got {n_states}")
@@ -111,7 +111,7 @@ def random_chain(n_states: int, seed: int, stay: float = 0.5, min_gap: float = 0
 
 
 def sample_sequences(T: np.ndarray, n_seq: int, length: int, seed: int) -> Tensor:
-    """(n_seq, length) int64 state sequences; first state uniform, then T. Chapter 01."""
+    """(n_seq, length) int64 state sequences; first state uniform, then T."""
     rng = np.random.default_rng(seed)
     n = T.shape[0]
     cum = np.cumsum(np.asarray(T, float), axis=1)
@@ -128,7 +128,7 @@ def bayes_accuracy(T: np.ndarray, length: int = 32) -> float:
     """Expected accuracy of the optimal predictor ``argmax_j T[x_t, j]`` over positions 1..length-1.
 
     The state distribution at position t starts uniform and evolves by T; for the
-    paper's chain this is 0.75. Computed from the chain, not typed in. Chapter 01.
+    paper's chain this is 0.75. Computed from the chain, not typed in.
     """
     T = np.asarray(T, float)
     p = np.full(T.shape[0], 1.0 / T.shape[0])
@@ -142,7 +142,7 @@ def bayes_accuracy(T: np.ndarray, length: int = 32) -> float:
 
 @dataclass(frozen=True)
 class MarkovData:
-    """Train / test sequences (n, length) of one chain T (n_states, n_states). Chapter 01."""
+    """Train / test sequences (n, length) of one chain T (n_states, n_states)."""
 
     T: np.ndarray
     train: Tensor
@@ -150,14 +150,14 @@ class MarkovData:
 
 
 def make_data(T: np.ndarray, n_train: int = 3000, n_test: int = 3000, length: int = 32, data_seed: int = 0) -> MarkovData:
-    """The paper's data: train sequences from ``data_seed``, test from ``data_seed + 999``. Chapter 01."""
+    """The paper's data: train sequences from ``data_seed``, test from ``data_seed + 999``."""
     T = np.asarray(T, float)
     return MarkovData(T, sample_sequences(T, n_train, length, data_seed), sample_sequences(T, n_test, length, data_seed + 999))
 
 
 @dataclass(frozen=True)
 class MarkovRun:
-    """Everything that determines one trained model (the cache key). Chapter 01.
+    """Everything that determines one trained model (the cache key).
 
     Defaults are the paper's model (``architecture="paper"``: one post-LN PyTorch
     encoder layer with dropout 0.1 and a biased readout; 1 layer, d_model 64, 4 heads,
@@ -224,7 +224,7 @@ def chapter_runs(seed: int, n_models: int, preset: str = "default", *, d_model: 
 def initial_model(run: MarkovRun, n_states: int, length: int):
     """The untrained model of ``run`` for ``n_states`` states and sequences of ``length``:
     a :class:`~ace_utils.models.paper.PaperTransformer` (train mode, as PyTorch builds it)
-    or a TransformerBridge, with the initial weights the training starts from. Chapter 02."""
+    or a TransformerBridge, with the initial weights the training starts from."""
     return build_model(run.model_config(n_states, length))
 
 
@@ -298,7 +298,7 @@ def train_markov_models(runs: Sequence[MarkovRun], datas: MarkovData | Sequence[
     """:func:`train_markov_model` for every run (``datas``: one data set for all, or one per
     run), the uncached ones trained ``workers`` at a time in fresh processes with one torch
     thread each, then all loaded from the cache in this process: the same models as
-    training them here one after another with one thread. Chapters 01, 02 and 06."""
+    training them here one after another with one thread."""
     datas = [datas] * len(runs) if isinstance(datas, MarkovData) else list(datas)
     if len(datas) != len(runs):
         raise ValueError(f"{len(runs)} runs but {len(datas)} data sets")
@@ -315,7 +315,7 @@ def _tensor_digest(x: Tensor) -> str:
 
 @torch.no_grad()
 def next_token_accuracy(model, tokens: Tensor, fwd_hooks: Sequence = (), batch_size: int = 1000) -> float:
-    """Argmax next-token accuracy over all positions of ``tokens`` (n, length). Chapter 01."""
+    """Argmax next-token accuracy over all positions of ``tokens`` (n, length)."""
     correct = 0
     for s in range(0, tokens.shape[0], batch_size):
         x = tokens[s : s + batch_size]
@@ -325,7 +325,7 @@ def next_token_accuracy(model, tokens: Tensor, fwd_hooks: Sequence = (), batch_s
 
 
 def chance_accuracy(tokens: Tensor) -> float:
-    """Accuracy of always predicting the most frequent target state in ``tokens``. Chapter 01."""
+    """Accuracy of always predicting the most frequent target state in ``tokens``."""
     counts = torch.bincount(tokens[:, 1:].reshape(-1))
     return float(counts.max() / counts.sum())
 
@@ -335,14 +335,13 @@ def markov_core(model, data: MarkovData, threshold: float = 0.999) -> tuple[ACER
 
     Returns ``(result, H)`` with H (n_test * (length-1), d_model) the activations
     (row order: sequence-major, position-minor). ``W_o = W_U^T W_U`` exactly.
-    Chapter 01.
     """
     H = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK]
     return ace(H, observability_from_readout(readout_matrix(model)), threshold=threshold), H
 
 
 def core_coordinates(result: ACEResult, H: Tensor, n_seq: int, r: int | None = None) -> np.ndarray:
-    """Core coordinates (uncentred) reshaped to (n_seq, positions, r). Chapters 01-02."""
+    """Core coordinates (uncentred) reshaped to (n_seq, positions, r)."""
     Z = (H.double() @ result.core(r)).numpy()
     return Z.reshape(n_seq, -1, Z.shape[-1])
 
@@ -351,7 +350,7 @@ def core_dynamics(Z: np.ndarray) -> OperatorFit:
     """Centred least-squares fit ``z_{t+1} ~ A z_t`` over all consecutive pairs of Z (n, t, r).
 
     The Perron eigenvalue 1 belongs to the constant direction, which centring
-    removes; the fit's eigenvalues estimate the chain's non-trivial ones. Chapter 01.
+    removes; the fit's eigenvalues estimate the chain's non-trivial ones.
     """
     X = Z[:, :-1].reshape(-1, Z.shape[-1])
     Y = Z[:, 1:].reshape(-1, Z.shape[-1])
@@ -363,7 +362,7 @@ def intervention_accuracy(model, data: MarkovData, Q: Tensor, mode: str, centred
     ``unembed.hook_in`` at every position. Uncentred (the paper's choice) by
     default; ``centred=True`` acts about ``mean`` (default: the test-set mean of
     the activation), which keeps the prior a non-uniform chain stores in the
-    mean. Chapter 01.
+    mean.
     """
     if centred and mean is None:
         mean = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK].double().mean(0)
@@ -374,7 +373,7 @@ def intervention_accuracy(model, data: MarkovData, Q: Tensor, mode: str, centred
 def state_conditional_mean(Z: np.ndarray, states: Tensor) -> np.ndarray:
     """Replace each core coordinate (n, t, r) by its mean over all positions with the
     same current state (states: (n, t)). Removes whatever the coordinates carry
-    beyond the current state (e.g. history). Chapter 01.
+    beyond the current state (e.g. history).
     """
     s = states.numpy().reshape(-1)
     flat = Z.reshape(-1, Z.shape[-1])
@@ -383,7 +382,7 @@ def state_conditional_mean(Z: np.ndarray, states: Tensor) -> np.ndarray:
 
 
 def state_explained_variance(Z: np.ndarray, states: Tensor) -> np.ndarray:
-    """Per core coordinate, the share of its variance explained by the current state (r,). Chapter 01."""
+    """Per core coordinate, the share of its variance explained by the current state (r,)."""
     flat = Z.reshape(-1, Z.shape[-1])
     resid = flat - state_conditional_mean(Z, states).reshape(flat.shape)
     return 1 - resid.var(0) / flat.var(0)
@@ -391,7 +390,7 @@ def state_explained_variance(Z: np.ndarray, states: Tensor) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CoreSpectrum:
-    """What the dynamics in one model's r-dimensional core say about the chain. Chapters 01, 07.
+    """What the dynamics in one model's r-dimensional core say about the chain.
 
     ``eigenvalues`` (n-1,) complex: the fitted operator's eigenvalues matched one-to-one
     to ``true`` (the chain's non-trivial eigenvalues, by decreasing modulus); ``errors``
@@ -418,7 +417,7 @@ class CoreSpectrum:
 def core_spectrum(result: ACEResult, H: Tensor, data: MarkovData, r: int | None = None) -> CoreSpectrum:
     """Fit the core dynamics (:func:`core_dynamics`) of ``result``'s top-``r`` core
     (default: ``n_states - 1``) on the test activations ``H`` of :func:`markov_core` and
-    compare them with the chain ``data.T``. Chapter 01."""
+    compare them with the chain ``data.T``."""
     n_seq = data.test.shape[0]
     r = data.T.shape[0] - 1 if r is None else r
     true = nontrivial_eigenvalues(data.T)

@@ -115,7 +115,7 @@ _LAYER_KEYS = (
 
 
 def param_names(n_layers: int) -> list[str]:
-    """Trained parameter names in the bridge's state_dict order. Chapter 03."""
+    """Trained parameter names in the bridge's state_dict order."""
     names = ["embed.weight", "pos_embed.weight"]
     for layer in range(n_layers):
         names += [f"blocks.{layer}.{k}" for k in _LAYER_KEYS]
@@ -128,7 +128,7 @@ def param_names(n_layers: int) -> list[str]:
 @dataclass(frozen=True)
 class ModData:
     """All ``p^2`` pairs split once. ``train_x`` (n_train, 2) / ``test_x`` (n_test, 2) int64
-    tokens ``[a, b]``; ``train_y`` / ``test_y`` the targets ``(a + b) mod p``. Chapter 03."""
+    tokens ``[a, b]``; ``train_y`` / ``test_y`` the targets ``(a + b) mod p``."""
 
     p: int
     train_x: Tensor
@@ -139,8 +139,7 @@ class ModData:
 
 def make_data(p: int = 53, train_frac: float = 0.5, split_seed: int = 42) -> ModData:
     """The paper's split: a permutation of the ``p^2`` pairs from ``RandomState(split_seed)``,
-    the first ``int(train_frac p^2)`` pairs train, the rest test (p = 53: 1404 / 1405).
-    Chapter 03."""
+    the first ``int(train_frac p^2)`` pairs train, the rest test (p = 53: 1404 / 1405)."""
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     x = np.stack([a.ravel(), b.ravel()], 1).astype(np.int64)
     y = (x[:, 0] + x[:, 1]) % p
@@ -212,8 +211,7 @@ class GrokRun:
 
 def model_config(run: GrokRun, model_seed: int) -> SmallModelConfig | PaperModelConfig:
     """The model's shape for ``run`` with initial weights from ``model_seed``: the paper's
-    post-LN model (64 learned positions, dropout ``run.dropout``) or the native pre-LN one.
-    Chapter 03."""
+    post-LN model (64 learned positions, dropout ``run.dropout``) or the native pre-LN one."""
     sizes = dict(n_layers=run.n_layers, d_model=run.d_model, n_heads=run.n_heads, d_mlp=run.d_mlp, seed=int(model_seed))
     if run.architecture == "paper":
         return PaperModelConfig(d_vocab=run.p, dropout=run.dropout, variant=run.variant, **sizes)
@@ -235,7 +233,7 @@ def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, 
     (the trained parameters of a native bridge, :func:`param_names`; every parameter of
     the paper's module, in its own order); ``seeds`` defaults to ``run.model_seeds()`` (a
     seed may repeat: each distinct seed is built once). Returns name -> (len(seeds), ...)
-    float32 leaf tensors (no grad yet). Chapters 03 and 04.
+    float32 leaf tensors (no grad yet).
     """
     seeds = run.model_seeds() if seeds is None else list(seeds)
     states = {s: build_model(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
@@ -259,7 +257,7 @@ def forward_last(
     the loss reads it (its keys/values still see both positions). With ``dropout > 0``
     and a generator (one for the stack, or a list of one per model), dropout is applied to
     the embeddings and to every attention and MLP output (the paper's post-LN encoder has dropout 0.1; the native model has none, so
-    this is a training-time addition). Chapter 03.
+    this is a training-time addition).
     """
     M, N, _ = x.shape
     D = params["embed.weight"].shape[-1]
@@ -296,7 +294,7 @@ def forward_last(
 
 def to_models(params: dict[str, Tensor], run: GrokRun) -> list:
     """The models (eval mode) holding each slice of stacked ``params``: PaperTransformers for
-    ``run.architecture == "paper"``, TransformerBridges otherwise. Chapters 03 and 06."""
+    ``run.architecture == "paper"``, TransformerBridges otherwise."""
     models = []
     for i, s in enumerate(run.model_seeds()):
         model = build_model(model_config(run, s))
@@ -328,7 +326,7 @@ def paper_last_logits(
     numbers do not depend on the other models of the stack. This sets the global CPU RNG;
     callers restore it (``torch.random.fork_rng``). Without, eval mode. ``variant``: the
     models' :class:`~ace_utils.models.paper.ModelVariant` (its parameter names must be
-    those of ``params``). Chapter 03.
+    those of ``params``).
     """
     layers = sum(1 for k in params if k.endswith(".layer.linear1.weight"))
     cfg = PaperModelConfig(
@@ -350,7 +348,7 @@ def paper_last_logits(
 
 @torch.no_grad()
 def bridge_last_logits(model, x: Tensor, fwd_hooks: Sequence = ()) -> Tensor:
-    """(N, p) logits at the last position through the model's hooks (any hooked model). Chapter 03."""
+    """(N, p) logits at the last position through the model's hooks (any hooked model)."""
     out = model.run_with_hooks(x, fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(x)
     return out[:, -1]
 
@@ -370,7 +368,7 @@ def _batch_perms(run: GrokRun, epoch: int, n: int, offset: int = 0) -> Tensor:
 def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int,
                      variant: ModelVariant = ModelVariant()) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, mean loss) per model, each (M,), at the last position on (x, y); ``variant``
-    for the paper's models' variants. Chapter 03."""
+    for the paper's models' variants."""
     M = params["embed.weight"].shape[0]
     if _is_paper(params):
         logits = paper_last_logits(params, x.expand(M, -1, -1), n_heads, variant=variant)
@@ -410,7 +408,7 @@ def train_stacked(
     Returns ``{"epoch": (T,), "train_acc", "test_acc", "train_loss", "test_loss": (T, M),
     "train_wall_s", "train_cpu_s": (T,) cumulative seconds of training and logging up to each
     logged epoch (checkpoint analyses excluded), "wall_s", "cpu_s": the whole call, analyses
-    included}``. Chapter 03.
+    included}``.
     """
     for v in params.values():
         v.requires_grad_(True)
@@ -496,7 +494,7 @@ def train_stacked(
 
 
 def last_position_activations(model, x: Tensor) -> Tensor:
-    """(N, d_model) float32 activations at :data:`ACE_HOOK`, position -1, through the model's hooks. Chapter 03."""
+    """(N, d_model) float32 activations at :data:`ACE_HOOK`, position -1, through the model's hooks."""
     from ace_utils.method.activations import collect_activations
 
     return collect_activations(model, x, [ACE_HOOK], positions=-1)[ACE_HOOK].reshape(x.shape[0], -1).float()
@@ -516,7 +514,7 @@ def scan_keep_remove(
     cumulative sum over directions, equal (to float64 rounding) to running the model with
     :func:`ace_utils.method.interventions.subspace_hook` at this site (a test checks this).
     Returns ``(keep_acc (k+1,), remove_acc (k+1,), base_acc)``; ``keep_acc[0]`` is NaN
-    (nothing kept). Chapter 03.
+    (nothing kept).
     """
     H, Q, W = H.double(), Q.double(), W.double()
     bias = torch.zeros(W.shape[0], dtype=torch.float64) if b is None else b.double()
@@ -540,7 +538,7 @@ def core_dimensions(keep_acc: np.ndarray, remove_acc: np.ndarray, base: float, r
     energy rank as the reference code does); ``r_suf``: smallest r >= 1 with keep
     accuracy >= base - 1e-3; ``r_core``: the paper's reported core dimension,
     ``max(r_energy, smallest r >= r_energy with removal <= 2/p)``. A dimension that is
-    never reached is ``D + 1``. Chapter 03.
+    never reached is ``D + 1``.
     """
     D = len(keep_acc) - 1
     chance2 = 2.0 / p
@@ -556,7 +554,7 @@ def core_dimensions(keep_acc: np.ndarray, remove_acc: np.ndarray, base: float, r
 
 
 def class_prototypes(Z: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
-    """(p, r) mean core coordinates per target class. Chapter 03."""
+    """(p, r) mean core coordinates per target class."""
     return np.stack([Z[y == c].mean(0) for c in range(p)])
 
 
@@ -572,7 +570,7 @@ def shift_operator(protos: np.ndarray, p: int, *, holdout: int | None = None, ri
     projected on the right singular vectors of the centred training prototypes with
     ``s >= 1e-3 s_max`` (at most p - 1). Ridge ``ridge`` (paper: 1). Returns
     ``{"eigenvalues", "r2_h", "r2_train", "k", "modes"}`` (``modes`` from
-    :func:`ace_utils.method.operators.rotational_mode_count`). Chapter 03.
+    :func:`ace_utils.method.operators.rotational_mode_count`).
     """
     holdout = int(round(0.075 * p)) if holdout is None else holdout
     block = {(holdout_start + j) % p for j in range(holdout)}
@@ -608,7 +606,7 @@ def in_sample_r2(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> float:
     Prototypes centred with their mean, projected on the right singular vectors with
     ``s >= svd_tol s_max`` (at most ``min(p - 1, r)``), least squares ``x_c A ~ x_{c+1}``
     over all ``p`` pairs, and ``1 - SSE / SST`` pooled over coordinates (SST about the
-    targets' mean). Chapter 03.
+    targets' mean).
     """
     X = np.asarray(protos, float)
     X = X - X.mean(0)
@@ -656,7 +654,7 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
 
 
 def grok_epoch(epochs: np.ndarray, acc: np.ndarray, level: float = 0.99) -> int | None:
-    """First logged epoch with ``acc >= level`` (None if never). Chapter 03."""
+    """First logged epoch with ``acc >= level`` (None if never)."""
     hit = np.flatnonzero(np.asarray(acc) >= level)
     return int(epochs[hit[0]]) if hit.size else None
 
@@ -680,7 +678,7 @@ DEFAULT_PAPER_MODELS = dict(epochs=1000, checkpoint_every=50, branch_epoch=800)
 
 def checkpoint_schedule(epochs: int, every: int, sparse_after: int = 2000, sparse_every: int = 500) -> tuple[int, ...]:
     """Epochs analysed: 0, every ``every`` epochs up to ``sparse_after``, then every
-    ``sparse_every`` (the paper's 100 / 2,000 / 500), and the last epoch. Chapter 03."""
+    ``sparse_every`` (the paper's 100 / 2,000 / 500), and the last epoch."""
     eps = set(range(0, min(epochs, sparse_after) + 1, every))
     eps |= set(range(sparse_after, epochs + 1, sparse_every)) if epochs > sparse_after else set()
     eps.add(epochs)
@@ -735,7 +733,7 @@ def _branch_run(run: GrokRun) -> GrokRun:
 
 
 def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
-    """Train the main run of ``run`` (cached) and analyse its checkpoints. Chapter 03.
+    """Train the main run of ``run`` (cached) and analyse its checkpoints.
 
     Returns ``{"main": branch record, "final_params", "branch_params" (the parameters at
     ``run.branch_epoch``, or None), "train_cpu_s"}``; a branch record is ``{"log":
@@ -775,7 +773,7 @@ def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> 
 
 
 def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict | None:
-    """The weight-decay branch of ``run`` (cached; None if ``run.branch_epoch`` is 0). Chapter 03.
+    """The weight-decay branch of ``run`` (cached; None if ``run.branch_epoch`` is 0).
 
     Continues the main run's parameters at ``run.branch_epoch`` (:func:`run_main`, cached)
     with ``run.branch_weight_decay`` and a fresh AdamW to ``run.epochs``; its checkpoints
@@ -801,7 +799,7 @@ def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -
 def run_experiment(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
     """Both parts of ``run`` trained as one stack of ``run.n_models`` models: :func:`run_main`
     and :func:`run_branch` merged into ``{"main", "branch" (or None), "final_params",
-    "branch_params", "train_cpu_s"}``. Chapter 03 (the 'paper' preset's committed run)."""
+    "branch_params", "train_cpu_s"}``."""
     main = run_main(run, progress=progress, refresh=refresh)
     branch = run_branch(run, progress=progress, refresh=refresh)
     return {**main, "branch": branch["branch"] if branch else None,
@@ -837,7 +835,7 @@ def run_experiment_resumable(
     otherwise returns the dict of :func:`run_experiment` (``train_cpu_s`` summed over
     calls). With ``stop_after_main`` the call stops once the main run is finished and returns
     its result with ``"branch": None`` (a later call trains the branch). ``segment_epochs``
-    must be a multiple of ``run.eval_every``. Chapter 03.
+    must be a multiple of ``run.eval_every``.
     """
     from pathlib import Path
 
@@ -903,7 +901,7 @@ def run_experiment_resumable(
 
 
 def single_runs(run: GrokRun) -> list[GrokRun]:
-    """``run`` as ``run.n_models`` one-model runs, model ``i`` seeded ``run.seed + 1000 i``. Chapter 03."""
+    """``run`` as ``run.n_models`` one-model runs, model ``i`` seeded ``run.seed + 1000 i``."""
     return [replace(run, seed=s, n_models=1) for s in run.model_seeds()]
 
 
@@ -946,7 +944,7 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
     model). A model's numbers do not depend on ``workers`` or on the other models.
 
     ``"main"`` returns :func:`run_main`'s keys, ``"branch"`` :func:`run_branch`'s (None
-    without a branch), with the models stacked on the model axis. Chapters 03 and 06.
+    without a branch), with the models stacked on the model axis.
     """
     if stage not in ("main", "branch"):
         raise ValueError(f"stage must be 'main' or 'branch', got {stage!r}")
@@ -971,7 +969,7 @@ def _resumable_in_worker(run: GrokRun, path: str, segment_epochs: int, max_segme
 
 def resumable_path(run: GrokRun):
     """Where :func:`run_models_resumable` keeps the state of the one-model ``run``: in the
-    ace-book cache, named by the run's configuration. Chapter 03."""
+    ace-book cache, named by the run's configuration."""
     from ace_utils.book.cache import cache_dir, config_key
     key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
     return cache_dir() / "modular" / f"resumable-{config_key(key)[:24]}.pt"
@@ -992,7 +990,7 @@ def run_models_resumable(
     ``stop_after_main`` returns as soon as the main runs are finished (``"branch": None``).
     A finished run is read from its state file. Returns the keys of
     :func:`run_experiment` with the models stacked on the model axis; the numbers equal
-    :func:`run_models`'s. Chapters 03 and 06.
+    :func:`run_models`'s.
     """
     runs = single_runs(run)
     paths = [resumable_path(r) for r in runs]
@@ -1028,7 +1026,7 @@ def preset_run(
     """The :class:`GrokRun` of chapter 03's parameters: ``epochs = 0``, ``checkpoint_every
     = 0`` and ``branch_epoch = -1`` take the preset's values (:data:`PRESETS`); checkpoints
     follow :func:`checkpoint_schedule`. Raises ``ValueError`` if the branch is not before
-    the last epoch. Chapter 03."""
+    the last epoch."""
     cfg = dict(DEFAULT_PAPER_MODELS if (preset, architecture) == ("default", "paper") else PRESETS[preset])
     n_epochs = epochs or cfg["epochs"]
     every = checkpoint_every or cfg["checkpoint_every"]
@@ -1054,7 +1052,7 @@ def curves_record(result: dict) -> dict[str, np.ndarray]:
     Keys ``"{branch}/log/{name}"`` for ``name`` in :data:`LOG_KEYS` ((T,) epochs, else
     (T, M)) and ``"{branch}/ckpt/{name}"`` for ``"epoch"`` (C,) and :data:`CURVE_KEYS`
     (C, M), with ``branch`` in ``main`` and (if present) ``wd0`` (the weight-decay-0
-    branch). Timings are left out: they are not reproducible. Chapter 03.
+    branch). Timings are left out: they are not reproducible.
     """
     out: dict[str, np.ndarray] = {}
     for name, br in (("main", result["main"]), ("wd0", result.get("branch"))):
@@ -1069,7 +1067,7 @@ def curves_record(result: dict) -> dict[str, np.ndarray]:
 
 
 def save_curves(path, record: dict[str, np.ndarray]) -> None:
-    """Write a :func:`curves_record` as a compressed ``.npz`` (atomically). Chapter 03."""
+    """Write a :func:`curves_record` as a compressed ``.npz`` (atomically)."""
     import io
 
     from ace_utils.book.cache import write_bytes_atomic
@@ -1079,6 +1077,6 @@ def save_curves(path, record: dict[str, np.ndarray]) -> None:
 
 
 def load_curves(path) -> dict[str, np.ndarray]:
-    """Read a record written by :func:`save_curves`. Chapter 03."""
+    """Read a record written by :func:`save_curves`."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
