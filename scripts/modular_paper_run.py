@@ -17,8 +17,13 @@ first epochs and checks them against the file.
 ``--architecture pre-ln`` is the TransformerLens-native run committed under
 ``results/modular_paper`` (made in one uninterrupted call before this script resumed runs).
 The paper's models cost about 0.15-0.2 s per epoch and model on one core of a 2-core CPU:
-about 2 x 1 hour for the main run and as much for the branch (the models train one after
-another in this process; one torch thread).
+about 2 x 1 hour for the main run and as much for the branch when the models train one after
+another in this process (``--jobs 1``, one torch thread, the state in ``--state``). With
+``--jobs N`` (N > 1) each model is a Dask task on N local worker processes, or on the cluster
+at ``--scheduler ADDRESS``, with its own resumable state in the ace-book cache
+(:func:`ace_utils.tasks.modular.run_models_resumable`; a model's numbers do not depend on how
+many train at once): on 2 cores the two models take about half the time. A run keeps the mode
+it was started with (``meta.json`` records it).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from ace_utils.book.machine import fingerprint  # noqa: E402
 from ace_utils.models.paper import ARCHITECTURES  # noqa: E402
 from ace_utils.book.rerun import machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
-from ace_utils.book.cache import cache_dir, write_bytes_atomic# noqa: E402
+from ace_utils.book.cache import cache_dir, write_bytes_atomic  # noqa: E402
 
 
 def _git_commit() -> str:
@@ -67,7 +72,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--state", default=None, help="the resumable state file (default: in the ace-book cache)")
     ap.add_argument("--segment-epochs", type=int, default=500, help="epochs between two saves of the state")
     ap.add_argument("--max-segments", type=int, default=None, help="stop after this many segments (continue later)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="1: the models one after another in this process; N > 1: each model a Dask task, N at a time")
+    ap.add_argument("--scheduler", default=None, help="with --jobs > 1: the address of a running Dask scheduler")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1 and args.state:
+        ap.error("--state is for --jobs 1; with --jobs > 1 every model keeps its state in the ace-book cache")
+    if args.scheduler and args.jobs == 1:
+        ap.error("--scheduler needs --jobs > 1 (the models as Dask tasks)")
+    if args.scheduler:
+        os.environ["ACE_BOOK_SCHEDULER"] = args.scheduler
+    parallel = args.jobs > 1
     torch.set_num_threads(args.threads)
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -79,18 +96,29 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if meta.get("run") not in (None, json.loads(json.dumps(run.to_dict()))):
         raise SystemExit(f"{meta_path} describes another run; choose another --out")
+    if meta.get("models_as_tasks", parallel) != parallel:
+        raise SystemExit(f"{meta_path} is a run started with --jobs {'> 1' if meta['models_as_tasks'] else '1'}; "
+                         "continue it the same way (the two keep their states in different places)")
     started = dt.datetime.now(dt.timezone.utc)
     commit = _git_commit()  # the code that runs is the code at the start (modules are imported by now)
     t0, c0 = time.perf_counter(), time.process_time()
-    result = mod.run_experiment_resumable(run, state, segment_epochs=args.segment_epochs,
+    if parallel:
+        result = mod.run_models_resumable(run, workers=args.jobs, segment_epochs=args.segment_epochs,
                                           max_segments=args.max_segments)
-    saved = torch.load(state, weights_only=False)
+        states = [torch.load(mod.resumable_path(r), weights_only=False) for r in mod.single_runs(run)]
+        order = {"main": 0, "branch": 1, "done": 2}
+        saved = min(states, key=lambda st: (order[st["stage"]], st["epoch"]))  # the model furthest behind
+    else:
+        result = mod.run_experiment_resumable(run, state, segment_epochs=args.segment_epochs,
+                                              max_segments=args.max_segments)
+        saved = torch.load(state, weights_only=False)
     call = {
         "started_utc": started.isoformat(timespec="seconds"),
         "git_commit": commit,
         "machine": machine_info(),
         "machine_fingerprint": fingerprint(args.threads),
-        "torch_threads": args.threads,
+        "torch_threads": args.threads if not parallel else 1,
+        "jobs": args.jobs,
         "wall_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(time.process_time() - c0, 1),
         "reached": f"{saved['stage']} epoch {saved['epoch']}",
@@ -101,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "note": "resumable run: one entry in 'calls' per invocation of the command",
         "calls": meta.get("calls", []) + [call],
         "run": run.to_dict(),
+        "models_as_tasks": parallel,
     }
     if result is not None:
         mod.save_curves(out / "curves.npz", mod.curves_record(result))

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ace_utils.book.machine import fingerprint
@@ -89,3 +90,24 @@ def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "curves.npz").exists()  # written only when the run is complete
     saved = torch.load(tmp_path / "state.pt", weights_only=False)
     assert saved["ckpt_epoch"]["main"] == [0] and len(saved["logs"]["main"]) == 2
+
+
+def test_long_run_script_trains_the_models_as_dask_tasks_and_keeps_the_mode(tmp_path, monkeypatch):
+    """--jobs 2: each model a task with its own resumable state; two calls continue both; a
+    call in the other mode is refused (the states live elsewhere)."""
+    import importlib.util
+
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("modular_paper_run", RESULTS.parents[1] / "scripts" / "modular_paper_run.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--n-models", "2", "--jobs", "2"]
+    with torch_threads(None):
+        script.main(args)
+        script.main(args)
+        meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+        assert meta["models_as_tasks"] and [c["reached"] for c in meta["calls"]] == ["main epoch 10", "main epoch 20"]
+        with pytest.raises(SystemExit, match="--jobs > 1"):
+            script.main(["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--n-models", "2"])
+    with pytest.raises(SystemExit):
+        script.main(args[:-2] + ["--jobs", "2", "--state", str(tmp_path / "s.pt")])
