@@ -20,6 +20,9 @@ HF_HUB_OFFLINE ?= 1
 export OMP_WAIT_POLICY HF_HUB_OFFLINE VENV PYTHON
 
 JB := $(VENV)/bin/jupyter-book
+# notebooks executed at once before the build renders them (scripts/execute_book.py)
+BOOK_JOBS ?= 2
+export BOOK_JOBS
 
 .PHONY: help venv book test browser-test clean clean-all
 
@@ -34,9 +37,12 @@ help:
 venv:
 	@scripts/setup_venv.sh
 
-# --all re-reads every page (seconds; executions still come from the cache), so -W sees the
-# warnings of unchanged pages too instead of passing on a stale incremental build
+# scripts/execute_book.py first executes the uncached notebooks, $(BOOK_JOBS) at a time, into the
+# build's execution cache; the build then renders them (and executes, with its error report, any
+# that failed there). --all re-reads every page (seconds; executions still come from the cache),
+# so -W sees the warnings of unchanged pages too instead of passing on a stale incremental build
 book: venv
+	$(VENV)/bin/python scripts/execute_book.py --jobs $(BOOK_JOBS)
 	$(JB) build . -W -n --keep-going --all
 	@echo "open _build/html/index.html"
 

@@ -3,10 +3,11 @@
 # if an earlier one fails; the script exits non-zero if any part failed.
 #
 #   1. unit tests: pytest over tests/, two at a time (pytest-xdist, one worker per core)
-#   2. chapters:   the book built as `make book` builds it (jupyter-book build -W -n
-#                  --keep-going --all into _build/html) from an emptied execution cache, so
-#                  every chapter (notebooks/*.ipynb and the MyST notebooks in book/) executes
-#                  once, from scratch. The asserting cells are what make it a test: a failing
+#   2. chapters:   the book built as `make book` builds it (scripts/execute_book.py, which
+#                  executes the notebooks two at a time into the execution cache, then
+#                  jupyter-book build -W -n --keep-going --all into _build/html) from an
+#                  emptied execution cache, so every chapter (notebooks/*.ipynb and the MyST
+#                  notebooks in book/) executes once, from scratch. The asserting cells are what make it a test: a failing
 #                  claim, an error or a cell running longer than 300 s (execute.timeout in
 #                  _config.yml: the book's per-cell budget) fails the build, and so does any
 #                  Sphinx warning (broken refs, toc, bibliography, autodoc). A derived config
@@ -72,6 +73,9 @@ with open(sys.argv[1], "w", encoding="utf8") as f:
     yaml.safe_dump(cfg, f, sort_keys=False)
 PYEOF
     local rc=0
+    # the notebooks first, ${BOOK_JOBS:-2} at a time, into the execution cache the build reads
+    IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" \
+        "$PY" scripts/execute_book.py --jobs "${BOOK_JOBS:-2}" --config "$TEST_DIR/_config.yml" || rc=$?
     IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" \
         "$VENV/bin/jupyter-book" build . --config "$TEST_DIR/_config.yml" -W -n --keep-going --all || rc=$?
     if [[ -f "$TEST_DIR/cell_times.jsonl" ]]; then
