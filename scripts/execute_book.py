@@ -12,10 +12,13 @@ step. Settings come from the book's config: the per-cell ``execute.timeout``,
 
 Chapters reuse models that earlier chapters trained and cached (:data:`NEEDS`), so a chapter
 starts only after the chapters whose models it reads have finished; among the ready ones the
-longest (:data:`COST_ORDER`) starts first. Which notebooks run together does not change
+longest (:data:`COST_ORDER`) starts first, but two chapters that train for minutes on both
+cores (:data:`HEAVY`) never run together: side by side they would double each other's cell
+times, and each cell has 300 s. Which notebooks run together does not change
 their numbers: every model trains with its own seeds in its own process.
 
-    .venv/bin/python scripts/execute_book.py [--jobs 2] [--config _config.yml] [--build _build]
+    .venv/bin/python scripts/execute_book.py [--jobs 2] [--config _config.yml] [--build _build] [--root .]
+        [--pages 01_markov_cores,02_core_alignment]
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "06_ace_vs_baselines": ("01_markov_cores", "03_grokking_core", "05_agreement_axis"),
     "07_architecture_and_the_core": ("01_markov_cores", "03_grokking_core"),
 }
+# pages that train for minutes with both cores (two worker processes): at most one of them runs at
+# a time, so that a training cell is slowed only by a lighter page beside it (two of them together
+# double their cells' times, towards the 300 s per-cell limit)
+HEAVY = frozenset({"03_grokking_core", "04_grokking_time", "05_agreement_axis", "07_architecture_and_the_core"})
 # the pages from the longest to the shortest cold run (results/run_all.md); pages not listed go last
 COST_ORDER = ("03_grokking_core", "05_agreement_axis", "04_grokking_time", "07_architecture_and_the_core",
               "06_ace_vs_baselines", "01_markov_cores", "02_core_alignment", "your_model", "00_ace_in_five_minutes")
@@ -81,9 +88,13 @@ def read_page(path: Path) -> nbformat.NotebookNode:
 
 
 def schedule(pending: list[str], running: set[str], finished: set[str]) -> str | None:
-    """The next page to start: the first in cost order whose needed pages have all finished."""
+    """The next page to start: the first in cost order whose needed pages have all finished,
+    and not a second :data:`HEAVY` page while one runs."""
     rank = {s: i for i, s in enumerate(COST_ORDER)}
+    heavy_running = bool(HEAVY & running)
     for stem in sorted(pending, key=lambda s: rank.get(s, len(rank))):
+        if stem in HEAVY and heavy_running:
+            continue
         if all(n in finished or (n not in pending and n not in running) for n in NEEDS.get(stem, ())):
             return stem
     return None
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2)")
     ap.add_argument("--config", default=str(ROOT / "_config.yml"), help="the book's config (timeout, errors, cwd)")
     ap.add_argument("--build", default=str(ROOT / "_build"), help="the build folder (the cache is <build>/.jupyter_cache)")
+    ap.add_argument("--root", default=str(ROOT), help="the book's source folder (with _toc.yml)")
+    ap.add_argument("--pages", default="", help="comma-separated page names (stems) to execute (default: all)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
@@ -115,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     in_temp = bool(execute_cfg.get("run_in_temp", False))
     cache = get_cache(str(Path(args.build) / ".jupyter_cache"))
 
-    pages = executable_pages(ROOT)
+    pages = executable_pages(Path(args.root))
+    chosen = [p for p in args.pages.split(",") if p]
+    if unknown := sorted(set(chosen) - set(pages)):
+        ap.error(f"--pages: unknown {unknown}; the executable pages are {sorted(pages)}")
+    if chosen:
+        pages = {stem: path for stem, path in pages.items() if stem in chosen}
     notebooks = {stem: read_page(path) for stem, path in pages.items()}
     pending = []
     for stem, nb in notebooks.items():
