@@ -24,9 +24,9 @@
 # coordinates recovers the chain's eigenvalues $0.75\pm0.25i$ and $0.5$. Beyond the
 # paper: pre-LN models of the same size find the same core but let more history into its
 # thinnest direction, which biases the fitted $0.5$ upward; and a random 5-state chain
-# gives a 4-D core with its spectrum. **Runtime:** about 35 s on 2 CPU cores with a
-# cold model cache (7 models of a few seconds of training each; 34 s with AVX-512 kernels, 33 s with
-# AVX2 only), 20-40 s when cached.
+# gives a 4-D core with its spectrum. **Runtime:** 1-2.5 minutes on 2 CPU cores with a
+# cold model cache (7 models of a few seconds of training each, two at a time: 154 s on an AMD
+# EPYC with AVX2 kernels beside chapter 03 in the book build), 20-40 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.

@@ -28,10 +28,11 @@
 # Beyond the paper: pre-LN TransformerLens-native models of the same size (`architecture="pre-ln"`)
 # grok too, but keep a ~44-D energy core, need $p-1$ directions removed to lose the answer
 # and have no generalising rotation; and over 20,000 epochs their core inflates without
-# weight decay instead of with it (a committed long run). **Runtime:** about 10 minutes
+# weight decay instead of with it (a committed long run). **Runtime:** 7-10 minutes
 # on 2 CPU cores with a cold model cache (float32 training of the two models in parallel
-# processes, 1000 epochs and a 200-epoch branch, and their checkpoint analyses: 594 s with
-# AVX-512 kernels, 606 s with AVX2 only), 20-25 s when cached.
+# processes, 1000 epochs and a 200-epoch branch, and their checkpoint analyses: 594 s on an
+# Intel Xeon with AVX-512 kernels, 606 s with AVX2 only; 421 s on an AMD EPYC with AVX2 kernels),
+# 10-25 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.

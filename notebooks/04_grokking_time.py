@@ -31,9 +31,10 @@
 # $p_\text{crit}$ they fall faster than the law's form allows (between $p=79$ and $101$ as
 # $p^{-2.2}$, the law as $p^{-1.35}$), so a fit without $p=79$ and $101$ predicts the delay
 # at 101 28 % too high, at the edge of the 30 % we allow; over seeds 0-9 that miss exceeds
-# 30 % on 7 of 10 (median 49 %, robustness page). **Runtime:** about 8 minutes on 2
-# CPU cores with a cold cache (float32, two worker processes: 478 s with AVX-512 kernels,
-# 456 s with AVX2 only), 20 s when cached.
+# 30 % on 7 of 10 (median 49 %, robustness page). **Runtime:** 5-8 minutes on 2
+# CPU cores with a cold cache (float32, two worker processes: 478 s on an Intel Xeon with
+# AVX-512 kernels, 456 s with AVX2 only; 276 s on an AMD EPYC with AVX2 kernels), 10-20 s when
+# cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.

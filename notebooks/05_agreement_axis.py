@@ -24,9 +24,10 @@
 # margin, flipping it during generation turns the verbs' number around, and the three
 # models' coordinates on that axis agree. The same code runs GPT-2 Small/Medium/Large
 # through TransformerBridge where the Hugging Face hub is reachable
-# (`model_source="hub"`). **Runtime:** about 8 minutes on 2 CPU cores with a cold
-# cache (566 s with AVX-512 kernels, 492 s with AVX2 only; training the three models, two
-# at a time, is most of it), 1-1.5 minutes when cached.
+# (`model_source="hub"`). **Runtime:** 4.5-9 minutes on 2 CPU cores with a cold
+# cache (566 s on an Intel Xeon with AVX-512 kernels, 492 s with AVX2 only; 269 s on an AMD
+# EPYC with AVX2 kernels; training the three models, two at a time, is most of it), 40-90 s
+# when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.

@@ -39,9 +39,9 @@
 # to 15-31°, as far as the finders are from each other. What the architecture does to the
 # core itself, which the paper does not ask, is the next chapter's question: on modular
 # addition no single design choice of the pre-LN models inflates it, the four together do.
-# **Runtime:** about 3 minutes on 2 CPU cores in the book's order (chapters 01, 03 and 05
-# have trained and cached every model it uses: 247 s with AVX-512 kernels, 161 s with AVX2
-# only); with a cold cache it first trains them all, which takes about as long as those
+# **Runtime:** 1.5-4 minutes on 2 CPU cores in the book's order (chapters 01, 03 and 05
+# have trained and cached every model it uses: 247 s on an Intel Xeon with AVX-512 kernels,
+# 161 s with AVX2 only; 89 s on an AMD EPYC with AVX2 kernels); with a cold cache it first trains them all, which takes about as long as those
 # three chapters.
 
 # %% tags=["remove-cell"]
