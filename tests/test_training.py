@@ -248,3 +248,35 @@ def test_cached_trained_native_model_roundtrip(tmp_path):
     assert len(built) == 1
     with torch.no_grad():
         assert torch.equal(first(_DATA), second(_DATA))
+
+
+# --------------------------------------------------------------------------- the loop every task uses
+
+
+def test_run_loop_calls_updates_then_due_events_in_order():
+    calls: list[tuple[str, int]] = []
+    last = T.run_loop(lambda t: calls.append(("update", t)), start=2, stop=7, events=[
+        T.Event(lambda t: calls.append(("every 2", t)), every=2, at=frozenset({7})),
+        T.Event(lambda t: calls.append(("when", t)), when=lambda t: t == 5),
+    ])
+    assert last == 7
+    assert calls == [("update", 3), ("update", 4), ("every 2", 4), ("update", 5), ("when", 5), ("update", 6),
+                     ("every 2", 6), ("update", 7), ("every 2", 7)]
+
+
+def test_run_loop_stops_when_until_holds_before_an_update():
+    done: list[int] = []
+    last = T.run_loop(done.append, start=0, stop=100, until=lambda: len(done) == 3)
+    assert last == 3 and done == [1, 2, 3]
+    assert T.run_loop(done.append, start=5, stop=5) == 5  # nothing to run
+
+
+def test_clock_leaves_untimed_events_out():
+    import time
+
+    clock = T.Clock()
+    T.run_loop(lambda t: None, start=0, stop=2, clock=clock,
+               events=[T.Event(lambda t: time.sleep(0.05), every=1, timed=False)])
+    wall, _ = clock.elapsed()
+    total, _ = clock.total()
+    assert total >= 0.1 and wall < 0.02

@@ -1,8 +1,10 @@
-"""Seeding and a small training loop for any ``nn.Module``.
+"""Seeding and the book's one training loop.
 
 :func:`seed_everything` seeds Python, NumPy and PyTorch; :func:`deterministic` switches
-PyTorch's deterministic algorithms on for a block; :func:`train` runs epochs of a loss
-over batches with logging (:class:`TrainingLog`); :func:`move_model` moves a model
+PyTorch's deterministic algorithms on for a block; :func:`run_loop` is the loop every task
+trains with (updates, :class:`Event` s such as evaluation and checkpoints, early stop, a
+:class:`Clock` that leaves analyses out); :func:`train` runs it for one ``nn.Module`` over
+epochs of batches with logging (:class:`TrainingLog`); :func:`move_model` moves a model
 (TransformerBridge or plain module) to a device quietly.
 """
 
@@ -13,7 +15,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -21,11 +23,14 @@ from torch import Tensor, nn
 
 
 __all__ = [
+    "Clock",
+    "Event",
     "LogRow",
     "TrainingLog",
     "deterministic",
     "move_model",
     "seed_everything",
+    "run_loop",
     "torch_threads",
     "train",
 ]
@@ -81,7 +86,102 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-# --------------------------------------------------------------------------- training loop
+# --------------------------------------------------------------------------- the loop
+
+
+class Clock:
+    """Wall and CPU seconds since it was made, less the seconds spent in :meth:`paused` blocks."""
+
+    def __init__(self) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._paused_wall = self._paused_cpu = 0.0
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """A block whose seconds :meth:`elapsed` leaves out (e.g. analyses at checkpoints)."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self._paused_wall += time.perf_counter() - wall
+            self._paused_cpu += time.process_time() - cpu
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall, CPU) seconds so far, paused blocks left out."""
+        wall, cpu = self.total()
+        return wall - self._paused_wall, cpu - self._paused_cpu
+
+    def total(self) -> tuple[float, float]:
+        """(wall, CPU) seconds so far, paused blocks included."""
+        return time.perf_counter() - self._wall0, time.process_time() - self._cpu0
+
+
+@dataclass(frozen=True)
+class Event:
+    """``call(t)`` after update ``t`` of :func:`run_loop` when ``t`` is a multiple of ``every``
+    (0: never), is in ``at``, or ``when(t)`` holds. ``timed=False``: its seconds are left out of
+    the loop's :class:`Clock` (checkpoint analyses, not training)."""
+
+    call: Callable[[int], Any]
+    every: int = 0
+    at: frozenset[int] = frozenset()
+    when: Callable[[int], bool] | None = None
+    timed: bool = True
+
+    def due(self, t: int) -> bool:
+        return bool((self.every and t % self.every == 0) or t in self.at or (self.when is not None and self.when(t)))
+
+
+def run_loop(
+    update: Callable[[int], Any],
+    *,
+    start: int,
+    stop: int,
+    events: Sequence[Event] = (),
+    until: Callable[[], bool] | None = None,
+    clock: Clock | None = None,
+    progress: bool = False,
+    desc: str = "training",
+) -> int:
+    """The book's training loop: ``update(t)`` for ``t = start + 1, ..., stop``, then the
+    :class:`Event` s due at ``t``, in order; returns the last ``t`` run.
+
+    ``update(t)`` is one unit of training (an optimizer step or an epoch of them; ``t``
+    counts completed units, so a run continued from a saved state passes ``start`` = the units
+    already done). ``until()`` is asked before every update and ends the loop when true (runs
+    that all reached their goal). ``clock`` (default: a fresh one) leaves the seconds of the
+    untimed events out. ``progress``: a tqdm bar named ``desc``. Every task trains through it:
+    :func:`train` (one module), :func:`ace_utils.tasks.modular.train_stacked` (stacked
+    mod-add models, per-model dropout streams, checkpoints),
+    :func:`ace_utils.tasks.grokking_time.train_until_grokked` (models leave the stack as they
+    grok) and :func:`ace_utils.tasks.agreement.train_agreement_model` (GPT-2 language models,
+    resumable).
+    """
+    clock = clock or Clock()
+    units: Iterable[int] = range(start + 1, stop + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        units = tqdm(units, desc=desc, leave=False, mininterval=1.0)
+    last = start
+    for t in units:
+        if until is not None and until():
+            break
+        update(t)
+        last = t
+        for event in events:
+            if event.due(t):
+                if event.timed:
+                    event.call(t)
+                else:
+                    with clock.paused():
+                        event.call(t)
+    if progress:
+        units.close()
+    return last
+
+
+# --------------------------------------------------------------------------- one module
 
 
 @dataclass
@@ -141,18 +241,6 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return b.index is None or a.index == b.index
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(_to_device(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
 def train(
     model: M,
     loss_fn: Callable[[M, Any], Tensor],
@@ -162,55 +250,50 @@ def train(
     optimizer_factory: Callable[[M], torch.optim.Optimizer],
     log_every: int = 1,
     seed: int | None = None,
-    device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "training",
 ) -> TrainingLog:
-    """Train ``model`` in place for ``epochs`` epochs; return a :class:`TrainingLog`.
+    """Train ``model`` (on the CPU) in place for ``epochs`` epochs of :func:`run_loop`; return
+    a :class:`TrainingLog`.
 
-    Each epoch ``e`` (0-based) iterates ``batches(e)`` (tensors, tuples or dicts of
-    tensors; moved to ``device``) and, per batch, runs ``loss = loss_fn(model, batch)``
-    (a scalar tensor), ``backward`` and one optimizer step (``optimizer_factory(model)``
-    is called once, e.g. ``lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3)``).
-    Epochs are counted as *completed* epochs, 1..``epochs``. Every ``log_every`` epochs,
-    and after the last, a row with the mean ``train_loss`` over that epoch's batches is
-    logged. ``seed`` (optional) calls :func:`seed_everything` first, which fixes dropout
-    and any global-RNG shuffling. No per-step synchronisation: the loss is read once per
-    logged epoch. :mod:`ace_utils.tasks.markov` trains its models with it.
+    Epoch ``e`` (1-based) iterates ``batches(e - 1)`` and, per batch, runs ``loss =
+    loss_fn(model, batch)`` (a scalar tensor), ``backward`` and one optimizer step
+    (``optimizer_factory(model)`` is called once, e.g. ``lambda m: torch.optim.AdamW(
+    m.parameters(), lr=1e-3)``). Every ``log_every`` epochs, and after the last, a row with
+    the mean ``train_loss`` over that epoch's batches is logged (the loss is read once per
+    logged epoch). ``seed`` (optional) calls :func:`seed_everything` first, which fixes
+    dropout and any global-RNG shuffling. :mod:`ace_utils.tasks.markov` trains its models
+    with it.
     """
-    from tqdm.auto import tqdm
-
     if epochs < 0:
         raise ValueError("epochs must be >= 0")
     if log_every < 1:
         raise ValueError("log_every must be >= 1")
     if seed is not None:
         seed_everything(seed)
-    device = torch.device(device)
-    move_model(model, device)
     log = TrainingLog()
-    t0 = time.perf_counter()
+    clock = Clock()
     optimizer = optimizer_factory(model)
     model.train()
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False, mininterval=0.5)
-    for epoch in bar:
-        loss_sum = torch.zeros((), device=device)
-        n_batches = 0
+    epoch_loss = {"sum": torch.zeros(()), "n": 0}
+
+    def update(epoch: int) -> None:
+        epoch_loss["sum"], epoch_loss["n"] = torch.zeros(()), 0
         for batch in batches(epoch - 1):
-            batch = _to_device(batch, device)
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach()
-            n_batches += 1
+            epoch_loss["sum"] += loss.detach()
+            epoch_loss["n"] += 1
             log.steps += 1
         log.epochs = epoch
-        if epoch == epochs or epoch % log_every == 0:
-            metrics = {"train_loss": (loss_sum / max(n_batches, 1)).item() if n_batches else float("nan")}
-            log.rows.append(LogRow(epoch, log.steps, metrics))
-            if progress:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
-    bar.close()
-    log.wall_s = time.perf_counter() - t0
+
+    def record(epoch: int) -> None:
+        n = epoch_loss["n"]
+        log.rows.append(LogRow(epoch, log.steps, {"train_loss": (epoch_loss["sum"] / n).item() if n else float("nan")}))
+
+    run_loop(update, start=0, stop=epochs, clock=clock, progress=progress, desc=desc,
+             events=[Event(record, every=log_every, at=frozenset({epochs}))])
+    log.wall_s = clock.total()[0]
     return log

@@ -41,6 +41,7 @@ from ace_utils.method.ace import ACEResult, ace, observability_from_gradients
 from ace_utils.method.activations import collect_activations_and_gradients
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import GPT2_EOS_ID, load_gpt2_tokenizer, load_pretrained
+from ace_utils.models.training import Event, run_loop
 from ace_utils.tasks import agreement_corpus as ac
 
 __all__ = [
@@ -277,7 +278,8 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
             losses, start, seconds = list(saved["losses"]), int(saved["step"]), float(saved["seconds"])
         stop = run.steps if max_steps is None else min(run.steps, start + max_steps)
         model.train()
-        for step in range(start, stop):
+
+        def update(t: int) -> None:  # optimizer step t (1-based)
             idx = torch.randint(0, len(rows), (run.batch_size,), generator=gen)
             T = int(lengths[idx].max())
             batch = data[idx, :T]
@@ -293,8 +295,9 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-            if progress and step % 100 == 0:
-                print(f"step {step}: loss {losses[-1]:.4f}")
+
+        report = Event(lambda t: print(f"step {t - 1}: loss {losses[-1]:.4f}"), when=lambda t: progress and t % 100 == 1)
+        run_loop(update, start=start, stop=stop, events=[report])
         seconds += time.perf_counter() - t0
         if stop < run.steps:
             if state_path is None:

@@ -41,6 +41,7 @@ from ace_utils.book.cache import cached
 from ace_utils.book.processes import map_in_processes
 from ace_utils.models.paper import check_architecture, stacked_last_logits
 from ace_utils.models.precision import autocast, check_precision
+from ace_utils.models.training import Clock, Event, run_loop
 from ace_utils.tasks import modular as mod
 
 __all__ = [
@@ -221,7 +222,7 @@ def train_until_grokked(
     mem: list[int | None] = [None] * M
     grok: list[int | None] = [None] * M
     steps_run = [spec.max_steps] * M
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Clock()
     model_steps = 0
 
     @torch.no_grad()
@@ -249,15 +250,8 @@ def train_until_grokked(
             if keep:
                 opt.keep(torch.tensor(keep))
 
-    evaluate(0)
-    it = range(1, spec.max_steps + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"p={spec.p}", leave=False, mininterval=1.0)
-    for step in it:
-        if not active:
-            break
+    def update(step: int) -> None:
+        nonlocal orders, cursor, model_steps
         if cursor >= n:  # new epoch: fresh permutations
             orders = [torch.randperm(n, generator=g) for g in batch_gens]
             cursor = 0
@@ -271,14 +265,17 @@ def train_until_grokked(
         (loss * len(active)).backward()
         opt.step()
         model_steps += len(active)
-        if step % spec.eval_every == 0:
-            evaluate(step)
+
+    evaluate(0)
+    run_loop(update, start=0, stop=spec.max_steps, events=[Event(evaluate, every=spec.eval_every)],
+             until=lambda: not active, clock=clock, progress=progress, desc=f"p={spec.p}")
     if final_params is not None:
         for j, i in enumerate(active):
             final_params[i] = {k: v[j].detach().clone() for k, v in opt.params.items()}
     results = [RunResult(spec.p, float(spec.omegas[i]), int(spec.seeds[i]), spec.lr, mem[i], grok[i], steps_run[i])
                for i in range(M)]
-    return results, {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "model_steps": model_steps}
+    wall, cpu = clock.total()
+    return results, {"wall_s": wall, "cpu_s": cpu, "model_steps": model_steps}
 
 
 # --------------------------------------------------------------------------- fits

@@ -61,6 +61,7 @@ from ace_utils.models.paper import (
     without_default_variant,
 )
 from ace_utils.models.precision import autocast, check_precision
+from ace_utils.models.training import Clock, Event, run_loop
 
 __all__ = [
     "ACE_HOOK",
@@ -432,34 +433,19 @@ def train_stacked(
     n = data.train_x.shape[0]
     log: dict[str, list] = {k: [] for k in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss",
                                              "train_wall_s", "train_cpu_s")}
-    ckpts = set(run.checkpoint_epochs)
-    spent = [0.0, 0.0]  # wall, CPU seconds inside on_checkpoint
-
-    def checkpoint(epoch: int) -> None:
-        w, c = time.perf_counter(), time.process_time()
-        on_checkpoint(epoch, params)
-        spent[0] += time.perf_counter() - w
-        spent[1] += time.process_time() - c
+    ckpts = frozenset(run.checkpoint_epochs)
+    clock = Clock()  # checkpoint analyses paused: train_*_s count training and logging only
 
     def record(epoch: int) -> None:
-        log["train_wall_s"].append(time.perf_counter() - t0 - spent[0])
-        log["train_cpu_s"].append(time.process_time() - c0 - spent[1])
+        wall, cpu = clock.elapsed()
+        log["train_wall_s"].append(wall)
+        log["train_cpu_s"].append(cpu)
         tr_acc, tr_loss = evaluate_stacked(params, data.train_x, data.train_y, run.n_heads, run.variant)
         te_acc, te_loss = evaluate_stacked(params, data.test_x, data.test_y, run.n_heads, run.variant)
         for k, v in zip(("epoch", "train_acc", "test_acc", "train_loss", "test_loss"), (epoch, tr_acc, te_acc, tr_loss, te_loss)):
             log[k].append(v)
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    if start_epoch == 0 and not resuming:
-        record(0)
-    if on_checkpoint is not None and start_epoch in ckpts and not resuming:
-        checkpoint(start_epoch)
-    it = range(start_epoch + 1, end_epoch + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="mod-add training", leave=False, mininterval=1.0)
-    for epoch in it:
+    def update(epoch: int) -> None:
         perms = _batch_perms(run, epoch - 1, n, offset=stream * 7_777_777)
         for s in range(0, n, run.batch_size):
             idx = perms[:, s : s + run.batch_size]
@@ -475,18 +461,24 @@ def train_stacked(
             opt.zero_grad(set_to_none=True)
             (loss * logits.shape[0]).backward()
             opt.step()
-        if epoch % run.eval_every == 0 or epoch == end_epoch:
-            record(epoch)
-        if on_checkpoint is not None and epoch in ckpts:
-            checkpoint(epoch)
+
+    events = [Event(record, every=run.eval_every, at=frozenset({end_epoch}))]
+    if on_checkpoint is not None:
+        events.append(Event(lambda epoch: on_checkpoint(epoch, params), at=ckpts, timed=False))
+    if start_epoch == 0 and not resuming:
+        record(0)
+    if on_checkpoint is not None and start_epoch in ckpts and not resuming:
+        with clock.paused():
+            on_checkpoint(start_epoch, params)
+    run_loop(update, start=start_epoch, stop=end_epoch, events=events, clock=clock, progress=progress,
+             desc="mod-add training")
     for v in params.values():
         v.requires_grad_(False)
     if state is not None:
         state.update(optimizer=opt.state_dict(), gen=None if gen is None else gen.get_state(),
                      rng_states=[t.clone() for t in rng_states])
     out = {k: np.asarray(v, dtype=float) for k, v in log.items()}
-    out["wall_s"] = time.perf_counter() - t0
-    out["cpu_s"] = time.process_time() - c0
+    out["wall_s"], out["cpu_s"] = clock.total()
     return out
 
 
