@@ -635,57 +635,86 @@ if branch is not None:
 # %% tags=["hide-input"]
 import json  # noqa: E402
 
-paper_dir = Path(mod.__file__).resolve().parents[2] / "results" / "modular_paper"
-long = mod.load_curves(paper_dir / "curves.npz")
-long_meta = json.loads((paper_dir / "meta.json").read_text())
-print(f"command: {long_meta['command']}\nstarted {long_meta['started_utc']} at commit {long_meta['git_commit']}; "
-      f"{long_meta['wall_s'] / 60:.0f} min wall on: {long_meta['machine']}")
-LC = {b: {k.split("/", 2)[2]: v for k, v in long.items() if k.startswith(b + "/ckpt/")} for b in ("main", "wd0")}
-LG = {b: {k.split("/", 2)[2]: v for k, v in long.items() if k.startswith(b + "/log/")} for b in ("main", "wd0")}
+
+def read_long_run(directory: Path) -> tuple[dict, dict, dict]:
+    """A committed long run (``scripts/modular_paper_run.py``): its checkpoint curves and its
+    logs per branch ('main': WD = 1, 'wd0': the WD 1→0 branch), each name -> (epochs, models),
+    and its meta record; prints how it was made and its first and last checkpoints."""
+    curves = mod.load_curves(directory / "curves.npz")
+    meta = json.loads((directory / "meta.json").read_text())
+    calls = meta.get("calls", [meta])  # a resumed run records one entry per call
+    print(f"command: {meta['command']}\n{len(calls)} call(s) from {calls[0]['started_utc']} at commit "
+          f"{calls[0]['git_commit']}; {sum(c['wall_s'] for c in calls) / 60:.0f} min wall on: "
+          + "; ".join(sorted({c['machine'].split('; load')[0] for c in calls})))
+    ckpts = {b: {k.split("/", 2)[2]: v for k, v in curves.items() if k.startswith(b + "/ckpt/")} for b in ("main", "wd0")}
+    logs = {b: {k.split("/", 2)[2]: v for k, v in curves.items() if k.startswith(b + "/log/")} for b in ("main", "wd0")}
+    for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
+        c = ckpts[b]
+        for j in (0, -1):
+            print(f"{name:7s} epoch {int(c['epoch'][j]):6d}: test acc {np.round(c['test_acc'][j], 3).tolist()}, "
+                  f"r_core {c['r_core'][j].astype(int).tolist()}, r_suf {c['r_suf'][j].astype(int).tolist()}, "
+                  f"r_energy {c['r_energy'][j].astype(int).tolist()}, modes {c['modes'][j].astype(int).tolist()}, "
+                  f"R²_h {np.round(c['r2_h'][j], 2).tolist()}")
+    return ckpts, logs, meta
+
+
+def plot_long_run(ckpts: dict, meta: dict) -> None:
+    """Five panels over the run, mean ± SE over models, WD = 1 (black) and WD 1→0 (purple)."""
+    fig, axes = plt.subplots(1, 5, figsize=(15, 3.1))
+    for b, col, lab in (("main", "k", "WD = 1"), ("wd0", "purple", "WD 1→0")):
+        c = ckpts[b]
+        for ax, key in zip(axes, ("r_core", "r_suf", "r_energy", "modes", "r2_h")):
+            m_, s_ = mean_se(c[key])
+            ax.plot(c["epoch"], m_, color=col, label=lab)
+            ax.fill_between(c["epoch"], m_ - s_, m_ + s_, color=col, alpha=0.15)
+    for ax, lab in zip(axes, ("core dimension r_core", "sufficient dimension r_suf", "energy dimension r_energy",
+                              f"rotational modes (max {meta['run']['p'] // 2 + 1})", "held-out R²_h of the shift operator")):
+        ax.axvline(meta["run"]["branch_epoch"], color="0.4", ls=":")
+        ax.set(xlabel="epoch", ylabel=lab)
+    axes[4].set_ylim(-2.1, 1.05)
+    axes[4].axhline(0.9, color="0.6", lw=0.8)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_long_run_accuracy(logs: dict) -> None:
+    """Test accuracy over the run, one line per model, WD = 1 (left) and WD 1→0 (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+    for ax, b, name in zip(axes, ("main", "wd0"), ("WD = 1", "WD 1→0 (from epoch 900)")):
+        for i in range(logs[b]["test_acc"].shape[1]):
+            ax.plot(logs[b]["epoch"], logs[b]["test_acc"][:, i], lw=0.7, label=f"model {i + 1}")
+        ax.set(xlabel="epoch", title=name)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def long_run_changes(ckpts: dict, logs: dict, meta: dict) -> dict:
+    """Per model: r_core and r_energy growth from the branch epoch to the end in both branches,
+    and the lowest test accuracy after epoch 1000."""
+    jb = int(np.flatnonzero(ckpts["main"]["epoch"] == meta["run"]["branch_epoch"])[0])
+    main, wd0 = ckpts["main"], ckpts["wd0"]
+    return {
+        "grow_wd1": main["r_core"][-1] - main["r_core"][jb], "grow_wd0": wd0["r_core"][-1] - wd0["r_core"][0],
+        "energy_drop_wd1": main["r_energy"][jb] - main["r_energy"][-1], "energy_drop_wd0": wd0["r_energy"][0] - wd0["r_energy"][-1],
+        "min_acc": {b: logs[b]["test_acc"][logs[b]["epoch"] > 1000].min(0) for b in ("main", "wd0")},
+    }
+
+
+LC, LG, long_meta = read_long_run(Path(mod.__file__).resolve().parents[2] / "results" / "modular_paper")
 p_long = long_meta["run"]["p"]
-for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
-    c = LC[b]
-    for j in (0, -1):
-        print(f"{name:7s} epoch {int(c['epoch'][j]):6d}: test acc {np.round(c['test_acc'][j], 3).tolist()}, "
-              f"r_core {c['r_core'][j].astype(int).tolist()}, r_suf {c['r_suf'][j].astype(int).tolist()}, "
-              f"r_energy {c['r_energy'][j].astype(int).tolist()}, modes {c['modes'][j].astype(int).tolist()}, "
-              f"R²_h {np.round(c['r2_h'][j], 2).tolist()}")
 
 # %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs (the committed run, two models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h. Without weight decay the core inflates and the rotation comes to generalise; with it, the core does not grow.", "name": "fig-modadd-long"}}
-fig, axes = plt.subplots(1, 5, figsize=(15, 3.1))
-for b, col, lab in (("main", "k", "WD = 1"), ("wd0", "purple", "WD 1→0")):
-    c = LC[b]
-    for ax, key in zip(axes, ("r_core", "r_suf", "r_energy", "modes", "r2_h")):
-        m_, s_ = mean_se(c[key])
-        ax.plot(c["epoch"], m_, color=col, label=lab)
-        ax.fill_between(c["epoch"], m_ - s_, m_ + s_, color=col, alpha=0.15)
-for ax, lab in zip(axes, ("core dimension r_core", "sufficient dimension r_suf", "energy dimension r_energy",
-                          f"rotational modes (max {p_long // 2 + 1})", "held-out R²_h of the shift operator")):
-    ax.axvline(long_meta["run"]["branch_epoch"], color="0.4", ls=":")
-    ax.set(xlabel="epoch", ylabel=lab)
-axes[4].set_ylim(-2.1, 1.05)
-axes[4].axhline(0.9, color="0.6", lw=0.8)
-axes[0].legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+plot_long_run(LC, long_meta)
 
 # %% mystnb={"figure": {"caption": "Test accuracy over the long run (logged every 10 epochs), one line per model: with weight decay 1 (left) the grokked models collapse and recover repeatedly; the weight-decay-0 branch (right) stays at \u2265 0.89.", "name": "fig-modadd-long-acc"}}
-fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
-for ax, b, name in zip(axes, ("main", "wd0"), ("WD = 1", "WD 1→0 (from epoch 900)")):
-    for i in range(LG[b]["test_acc"].shape[1]):
-        ax.plot(LG[b]["epoch"], LG[b]["test_acc"][:, i], lw=0.7, label=f"model {i + 1}")
-    ax.set(xlabel="epoch", title=name)
-axes[0].set_ylabel("test accuracy")
-axes[0].legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+plot_long_run_accuracy(LG)
 
 # %%
-jb_long = int(np.flatnonzero(LC["main"]["epoch"] == long_meta["run"]["branch_epoch"])[0])
-grow_wd1 = LC["main"]["r_core"][-1] - LC["main"]["r_core"][jb_long]
-grow_wd0 = LC["wd0"]["r_core"][-1] - LC["wd0"]["r_core"][0]
-late = LG["main"]["epoch"] > 1000
-min_acc = {b: LG[b]["test_acc"][LG[b]["epoch"] > 1000].min(0) for b in ("main", "wd0")}
+ch = long_run_changes(LC, LG, long_meta)
+grow_wd1, grow_wd0, min_acc = ch["grow_wd1"], ch["grow_wd0"], ch["min_acc"]
 print(f"r_core growth from epoch 900 to 20,000: WD = 1 {grow_wd1.astype(int).tolist()}, WD 1->0 {grow_wd0.astype(int).tolist()}")
 print(f"lowest test accuracy after epoch 1000: WD = 1 {np.round(min_acc['main'], 3).tolist()}, "
       f"WD 1->0 {np.round(min_acc['wd0'], 3).tolist()}")
@@ -700,10 +729,8 @@ claims.check("pre-LN long run: the rotation generalises late, without weight dec
              "in the WD 1→0 branch, every model)",
              bool((LC["wd0"]["r2_h"][-1] >= 0.9).all()), np.round(LC["wd0"]["r2_h"][-1], 3).tolist(), expected=">= 0.9")
 claims.check("pre-LN long run: the energy dimension falls in both branches (epoch 20,000 vs 900, by >= 10, every model)",
-             bool(((LC["main"]["r_energy"][jb_long] - LC["main"]["r_energy"][-1]) >= 10).all()
-                  and ((LC["wd0"]["r_energy"][0] - LC["wd0"]["r_energy"][-1]) >= 10).all()),
-             {"WD=1": (LC["main"]["r_energy"][jb_long] - LC["main"]["r_energy"][-1]).tolist(),
-              "WD 1->0": (LC["wd0"]["r_energy"][0] - LC["wd0"]["r_energy"][-1]).tolist()}, expected=">= 10")
+             bool((ch["energy_drop_wd1"] >= 10).all() and (ch["energy_drop_wd0"] >= 10).all()),
+             {"WD=1": ch["energy_drop_wd1"].tolist(), "WD 1->0": ch["energy_drop_wd0"].tolist()}, expected=">= 10")
 claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked models (test accuracy below 0.5 after "
              "epoch 1000 in some model, never below 0.85 without weight decay)",
              bool(min_acc["main"].min() < 0.5 and min_acc["wd0"].min() >= 0.85),
