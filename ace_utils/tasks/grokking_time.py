@@ -348,16 +348,13 @@ PRESETS = {
                   modulus_omega=1.0, wd_max_steps=20000 * 3, p_max_steps=30000, eval_every=1),
 }
 
-# The default grid on the paper's one-layer post-LN model, whose steps cost about twice the
-# native model's here and whose delays are longer (2-core AMD EPYC, AVX2, float32, seed 0:
-# at omega = 3, full batch, tau = 840, 540, 540, 360, 180 steps at p = 43, 53, 61, 79, 101;
-# at p = 53, batch 512, tau = 1630-1780 steps at omega = 1): weight decays 1 to 3 with 2
-# seeds and the five moduli with one seed each (the default grid), with a shorter step
-# budget for the modulus sweep. The chapter then took about 12 minutes there (training
-# 500 + 269 + 334 s of CPU time in two processes), and 363 s alone on a 2-core AMD EPYC with
-# AVX-512 limited to AVX2 kernels (seed 0, results/robustness/paper-models/). The chapter's
-# default architecture stays 'pre-ln' until this grid has its ten-seed table: only claims that
-# hold on 9 of 10 seeds are asserted at the defaults.
+# The default grid on the paper's one-layer post-LN model (the chapter's default), whose
+# steps cost about twice the native model's here and whose delays are longer (2-core AMD
+# EPYC, AVX2 kernels, float32, seed 0: at omega = 3, full batch, tau = 840, 540, 540, 360,
+# 180 steps at p = 43, 53, 61, 79, 101; at p = 53, batch 512, tau = 1630-1780 steps at
+# omega = 1): weight decays 1 to 3 with 2 seeds and the five moduli with one seed each (the
+# default grid), with a shorter step budget for the modulus sweep (every run of seeds 0-9
+# grokked within it). The chapter took 355-434 s per seed there (results/robustness/).
 DEFAULT_PAPER_MODELS = dict(n_seeds=2, modulus_seeds=1, omegas=(1.0, 1.5, 2.0, 3.0), moduli=(43, 53, 61, 79, 101),
                             modulus_omega=3.0, wd_max_steps=8000, p_max_steps=6000, eval_every=10)
 
