@@ -25,7 +25,7 @@
 # paper: pre-LN models of the same size find the same core but let more history into its
 # thinnest direction, which biases the fitted $0.5$ upward; and a random 5-state chain
 # gives a 4-D core with its spectrum. **Runtime:** 1-2.5 minutes on 2 CPU cores with a
-# cold model cache (7 models of a few seconds of training each, two at a time: 154 s on an AMD
+# cold model cache (7 models of a few seconds of training each, two at a time: 169 s on an AMD
 # EPYC with AVX2 kernels beside chapter 03 in the book build), 20-40 s when cached.
 
 # %% tags=["remove-cell"]

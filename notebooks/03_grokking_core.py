@@ -31,7 +31,7 @@
 # weight decay instead of with it (a committed long run). **Runtime:** 7-10 minutes
 # on 2 CPU cores with a cold model cache (float32 training of the two models in parallel
 # processes, 1000 epochs and a 200-epoch branch, and their checkpoint analyses: 594 s on an
-# Intel Xeon with AVX-512 kernels, 606 s with AVX2 only; 421 s on an AMD EPYC with AVX2 kernels),
+# Intel Xeon with AVX-512 kernels, 606 s with AVX2 only; 445 s on an AMD EPYC with AVX2 kernels),
 # 10-25 s when cached.
 
 # %% tags=["remove-cell"]

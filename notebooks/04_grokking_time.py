@@ -34,8 +34,9 @@
 # 101 by 51 % at seed 0 (by more than 30 % on 5 of 10 seeds). The
 # TransformerLens-native pre-LN models (`architecture="pre-ln"`) follow $1/\omega$ closely
 # (exponent $-1.15$ to $-1.02$ over seeds) and show the same shape in $p$. **Runtime:** about
-# 6-7 minutes on 2 CPU cores with a cold cache (float32, two worker processes: 355-434 s per
-# seed on an AMD EPYC with AVX2 kernels), 10-20 s when cached.
+# 6-7.5 minutes on 2 CPU cores with a cold cache (float32, two worker processes: 355-434 s
+# per seed alone and 444 s in the book build on an AMD EPYC with AVX2 kernels; not measured on
+# the slower Intel Xeon, where the pre-LN models' grid took 456 s), 10-20 s when cached.
 
 # %% tags=["remove-cell"]
 # Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
