@@ -250,7 +250,7 @@ not_grokked = [(r.p, r.omega, r.seed) for r in runs if r.tau is None]
 print("runs that did not grok within their step budget (p, omega, seed):", not_grokked or "none")
 
 # %% [markdown]
-# ## Weight decay: the delay scales as $1/\omega$
+# ## Weight decay: the delay falls with $\omega$, faster than $1/\omega$
 #
 # Each point below is one run; the summary is the mean and standard deviation over the
 # seeds at each $\omega$. The slope is a least-squares fit of $\log\tau$ on $\log\omega$
