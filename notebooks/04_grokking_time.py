@@ -517,7 +517,7 @@ display(Markdown(markdown_table(["quantity", ours_head, "ours, the paper's model
 #   CPU (see "Setup and speed");
 #   `preset="paper"` runs the paper's grid (12 seeds, $\omega=1$, every step), which takes
 #   hours on a CPU and was not run here. Without $p=31$ the fitted $p_\text{crit}$ is
-#   bounded by 43 instead; earlier, with $p=31$ in the grid (and bfloat16 training), every
+#   bounded by 43 instead; on the pre-LN models with $p=31$ in the grid (in bfloat16), every
 #   run at 31 grokked only after ~10,600 steps and $p_\text{crit}$ sat just below 31.
 # - *The modulus law's shape.* Our delays fall with $p$, as the paper's law says, and rise
 #   towards the smallest modulus, with $p_\text{crit}$ fitted below it. But away from
