@@ -259,3 +259,12 @@ def test_local_dask_cluster_gives_the_in_process_table(tmp_path):
     a = rerun.write_tables(here, tmp_path / "here", "t", {})
     b = rerun.write_tables(dask, tmp_path / "dask", "t", {})
     assert rerun.read_runs_csv(a[0]) == rerun.read_runs_csv(b[0]) and a[1].read_text() == b[1].read_text()
+
+
+def test_parameter_values_are_read_as_papermill_reads_them_and_lists_as_lists():
+    assert rerun.resolve_value("3") == 3 and rerun.resolve_value("0.5") == 0.5
+    assert rerun.resolve_value("True") is True and rerun.resolve_value("paper") == "paper"
+    assert rerun.resolve_value("[0.3, 0.5, 1.0]") == [0.3, 0.5, 1.0]
+    assert rerun.resolve_value("[]") == []
+    with pytest.raises((ValueError, SyntaxError)):
+        rerun.resolve_value("[0.3, 0.5")

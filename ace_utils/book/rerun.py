@@ -138,7 +138,14 @@ def claims_from_output(nb: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], s
 
 
 def resolve_value(text: str) -> Any:
-    """A ``-p NAME VALUE`` value as papermill's command line reads it: bool, None, int, float, else str."""
+    """A ``-p NAME VALUE`` value as papermill's command line reads it: bool, None, int, float, else
+    str; and, for the list parameters papermill's ``-p`` cannot pass, a list literal
+    (``"[0.3, 0.5, 1]"``) as that list."""
+    if text.lstrip().startswith("["):
+        value = ast.literal_eval(text)
+        if not isinstance(value, list):
+            raise ValueError(f"not a list literal: {text!r}")
+        return value
     if text in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[text]
     for kind in (int, float):
