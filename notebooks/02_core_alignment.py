@@ -380,15 +380,13 @@ plt.show()
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-from ace_utils.book.claims import SEED_TABLES, seed_values
-from ace_utils.book.rerun import numbers
-from ace_utils.book.tables import markdown_table, span
+from ace_utils.book.claims import SEED_TABLES
+from ace_utils.book.tables import markdown_table, seed_span, span
 
 
 def pre_ln(claim: str, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
     """Range over seeds 0-9 of a claim's value on the pre-LN models (their committed seed table)."""
-    v = [x * scale for x in numbers(list(seed_values("02_core_alignment", claim, SEED_TABLES / "pre-ln").values()))]
-    return span(v, fmt) if v else "not recorded"
+    return seed_span("02_core_alignment", claim, SEED_TABLES / "pre-ln", scale=scale, fmt=fmt, missing="not recorded")
 
 
 mean_ratio = "mean overlap <= 2x the random level (mean / level)"

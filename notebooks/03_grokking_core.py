@@ -769,19 +769,17 @@ claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked mo
 # %% tags=["hide-input"]
 from IPython.display import Markdown  # noqa: E402
 
-from ace_utils.book.claims import SEED_TABLES, seed_values  # noqa: E402
-from ace_utils.book.rerun import numbers  # noqa: E402
-from ace_utils.book.tables import markdown_table, span  # noqa: E402
+from ace_utils.book.claims import SEED_TABLES  # noqa: E402
+from ace_utils.book.tables import markdown_table, seed_span, span  # noqa: E402
 
 
 def rng_(x, fmt="{:.0f}"):
     return span(x, fmt, missing="n/a")
 
 
-def pre_ln(claim: str, pick=lambda v: v, fmt: str = "{:.0f}") -> str:
+def pre_ln(claim: str, pick=None, fmt: str = "{:.0f}") -> str:
     """Range over seeds 0-9 of (part of) a claim's value on the pre-LN models (their committed seed table)."""
-    vals = seed_values("03_grokking_core", claim, SEED_TABLES / "pre-ln").values()
-    return rng_(numbers([pick(v) for v in vals]), fmt) if vals else "not recorded"
+    return seed_span("03_grokking_core", claim, SEED_TABLES / "pre-ln", pick=pick, fmt=fmt)
 
 
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))

@@ -423,9 +423,8 @@ def _ci(f: dict) -> str:
     return f"{f['beta']:.2f} [{f['beta_ci'][0]:.2f}, {f['beta_ci'][1]:.2f}]"
 
 
-from ace_utils.book.claims import SEED_TABLES, seed_support, seed_values  # noqa: E402
-from ace_utils.book.rerun import numbers  # noqa: E402
-from ace_utils.book.tables import span  # noqa: E402
+from ace_utils.book.claims import SEED_TABLES, seed_support  # noqa: E402
+from ace_utils.book.tables import seed_span  # noqa: E402
 
 C_FIT = "fitted exponent within [-1.5, -0.5]"
 C_WD = "the theory's exponent: the 95% interval contains -1"
@@ -437,10 +436,9 @@ C_HP = "the log law predicts the held-out moduli within 30 % (largest |error|)"
 C_GROK = "every run of the modulus sweep groks within its step budget"
 
 
-def over_seeds(claim: str, directory: Path = SEED_TABLES, pick=lambda v: v, fmt: str = "{:.2f}") -> str:
+def over_seeds(claim: str, directory: Path = SEED_TABLES, pick=None, fmt: str = "{:.2f}") -> str:
     """Range over the committed seed table's seeds of (part of) a claim's value."""
-    vals = seed_values("04_grokking_time", claim, directory)
-    return span(numbers([pick(v) for v in vals.values()]), fmt, missing="n/a") if vals else "not recorded"
+    return seed_span("04_grokking_time", claim, directory, pick=pick, fmt=fmt)
 
 
 def held_count(claim: str, directory: Path = SEED_TABLES) -> str:

@@ -35,3 +35,19 @@ def test_span_takes_generators_and_arrays_of_any_shape():
     assert span((x for x in [3.0, 1.0]), "{:.0f}") == "1-3"
     assert span(np.array([[0.5, 0.25], [0.75, 0.5]]), "{:.2f}") == "0.25-0.75"
     assert span(2.0, "{:.1f}") == "2.0"
+
+
+def test_seed_span_reads_one_claims_range_from_a_committed_seed_table(tmp_path):
+    from ace_utils.book import rerun
+    from ace_utils.book.tables import seed_span
+
+    runs = [rerun.RunResult(s, "ok", 1.0, {"c": {"holds": True, "value": [s, 10 * s], "expected": "", "asserted": True},
+                                           "nan": {"holds": False, "value": None, "expected": "", "asserted": True}})
+            for s in (1, 2, 3)]
+    rerun.write_tables(runs, tmp_path, "ch", {})
+    assert seed_span("ch", "c", tmp_path, fmt="{:.0f}") == "1-30"
+    assert seed_span("ch", "c", tmp_path, pick=lambda v: v[0], scale=2.0, fmt="{:.0f}") == "2-6"
+    assert seed_span("ch", "nan", tmp_path) == "n/a"
+    assert seed_span("ch", "nan", tmp_path, missing="none") == "none"
+    assert seed_span("ch", "absent", tmp_path) == "not recorded"
+    assert seed_span("other", "c", tmp_path) == "not recorded"

@@ -1,17 +1,19 @@
 """Markdown tables for the chapters: value ranges and the table text itself.
 
 :func:`span` writes the range of a set of values the way the closing tables do ("12-14",
-"-0.20 to 0.10", one value when they agree); :func:`markdown_table` writes a header and
+"-0.20 to 0.10", one value when they agree); :func:`seed_span` the range of one claim's value
+over a committed seed table; :func:`markdown_table` writes a header and
 rows as a Markdown table, which a notebook shows with ``IPython.display.Markdown``.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+import os
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["span", "per_model", "markdown_table", "dict_table"]
+__all__ = ["span", "seed_span", "per_model", "markdown_table", "dict_table"]
 
 
 def span(values: Iterable[float] | float, fmt: str = "{:.3f}", missing: str = "never") -> str:
@@ -26,6 +28,24 @@ def span(values: Iterable[float] | float, fmt: str = "{:.3f}", missing: str = "n
     if lo == hi:
         return lo
     return f"{lo}{' to ' if v.min() < 0 else '-'}{hi}"
+
+
+def seed_span(chapter: str, claim: str, directory: str | os.PathLike[str] | None = None, *,
+              pick: Callable[[Any], Any] | None = None, scale: float = 1.0, fmt: str = "{:.3f}",
+              missing: str = "n/a") -> str:
+    """:func:`span` of one claim's value over the seeds of a committed seed table
+    (``<directory>/<chapter>.csv``, default ``results/robustness``): ``pick`` (optional) takes
+    the part of each seed's value to use, every finite number in it is multiplied by ``scale``;
+    "not recorded" when the table or the claim is absent, ``missing`` when no number is finite.
+    For closing tables that set another configuration's seeds beside the chapter's run."""
+    from ace_utils.book.claims import seed_values
+    from ace_utils.book.rerun import numbers
+
+    values = list(seed_values(chapter, claim, directory).values())
+    if not values:
+        return "not recorded"
+    xs = numbers([pick(v) for v in values] if pick is not None else values)
+    return span([x * scale for x in xs], fmt, missing=missing)
 
 
 def per_model(values: Iterable[float], fmt: str = "{:.0f}", missing: str = "–") -> str:

@@ -275,23 +275,24 @@ def train(
     clock = Clock()
     optimizer = optimizer_factory(model)
     model.train()
-    epoch_loss = {"sum": torch.zeros(()), "n": 0}
+    loss_sum, n_batches = torch.zeros(()), 0  # of the epoch just run
 
     def update(epoch: int) -> None:
-        epoch_loss["sum"], epoch_loss["n"] = torch.zeros(()), 0
+        nonlocal loss_sum, n_batches
+        loss_sum, n_batches = torch.zeros(()), 0
         for batch in batches(epoch - 1):
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            epoch_loss["sum"] += loss.detach()
-            epoch_loss["n"] += 1
+            loss_sum += loss.detach()
+            n_batches += 1
             log.steps += 1
         log.epochs = epoch
 
     def record(epoch: int) -> None:
-        n = epoch_loss["n"]
-        log.rows.append(LogRow(epoch, log.steps, {"train_loss": (epoch_loss["sum"] / n).item() if n else float("nan")}))
+        mean = (loss_sum / n_batches).item() if n_batches else float("nan")
+        log.rows.append(LogRow(epoch, log.steps, {"train_loss": mean}))
 
     run_loop(update, start=0, stop=epochs, clock=clock, progress=progress, desc=desc,
              events=[Event(record, every=log_every, at=frozenset({epochs}))])

@@ -296,8 +296,8 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
             sched.step()
             losses.append(float(loss.detach()))
 
-        report = Event(lambda t: print(f"step {t - 1}: loss {losses[-1]:.4f}"), when=lambda t: progress and t % 100 == 1)
-        run_loop(update, start=start, stop=stop, events=[report])
+        report = Event(lambda t: print(f"step {t - 1}: loss {losses[-1]:.4f}"), when=lambda t: t % 100 == 1)
+        run_loop(update, start=start, stop=stop, events=[report] if progress else [])
         seconds += time.perf_counter() - t0
         if stop < run.steps:
             if state_path is None:
