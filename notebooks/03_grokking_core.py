@@ -697,12 +697,12 @@ def plot_long_run_accuracy(logs: dict) -> None:
 
 
 def long_run_changes(ckpts: dict, logs: dict, meta: dict) -> dict:
-    """Per model: r_core and r_energy growth from the branch epoch to the end in both branches,
-    and the lowest test accuracy after epoch 1000."""
+    """The branch epoch's checkpoint index ``jb``; per model: r_core and r_energy growth from the
+    branch epoch to the end in both branches, and the lowest test accuracy after epoch 1000."""
     jb = int(np.flatnonzero(ckpts["main"]["epoch"] == meta["run"]["branch_epoch"])[0])
     main, wd0 = ckpts["main"], ckpts["wd0"]
     return {
-        "grow_wd1": main["r_core"][-1] - main["r_core"][jb], "grow_wd0": wd0["r_core"][-1] - wd0["r_core"][0],
+        "jb": jb, "grow_wd1": main["r_core"][-1] - main["r_core"][jb], "grow_wd0": wd0["r_core"][-1] - wd0["r_core"][0],
         "energy_drop_wd1": main["r_energy"][jb] - main["r_energy"][-1], "energy_drop_wd0": wd0["r_energy"][0] - wd0["r_energy"][-1],
         "min_acc": {b: logs[b]["test_acc"][logs[b]["epoch"] > 1000].min(0) for b in ("main", "wd0")},
     }
@@ -719,8 +719,7 @@ plot_long_run_accuracy(PG)
 
 # %%
 pch = long_run_changes(PC, PG, paper_meta)
-main_p, wd0_p = PC["main"], PC["wd0"]
-jb_p = int(np.flatnonzero(main_p["epoch"] == paper_meta["run"]["branch_epoch"])[0])
+main_p, wd0_p, jb_p = PC["main"], PC["wd0"], pch["jb"]
 modes_max = paper_meta["run"]["p"] // 2 + 1
 LATE = 15_000  # r_core jumps by up to ~30 between neighbouring checkpoints late in the run: claims use the mean from here on
 
@@ -730,37 +729,38 @@ def late(c: dict, key: str) -> np.ndarray:
     return c[key][c["epoch"] >= LATE].mean(0)
 
 
+late_wd1 = {key: late(main_p, key) for key in ("r_core", "r_nec", "r_suf", "r_energy", "modes", "r2_h")}
+late_wd0 = {key: late(wd0_p, key) for key in late_wd1}
 print(f"per model: at epoch {int(main_p['epoch'][jb_p])} -> mean over epochs {LATE:,}-20,000 (at 20,000)")
 for key in ("r_core", "r_suf", "r_energy", "modes", "r2_h"):
-    for name, c, j0 in (("WD = 1", main_p, jb_p), ("WD 1->0", wd0_p, 0)):
-        print(f"  {key:8s} {name:7s} {np.round(c[key][j0], 2).tolist()} -> {np.round(late(c, key), 2).tolist()} "
+    for name, c, j0, m in (("WD = 1", main_p, jb_p, late_wd1), ("WD 1->0", wd0_p, 0, late_wd0)):
+        print(f"  {key:8s} {name:7s} {np.round(c[key][j0], 2).tolist()} -> {np.round(m[key], 2).tolist()} "
               f"({np.round(c[key][-1], 2).tolist()})")
 print(f"lowest test accuracy after epoch 1000: WD = 1 {np.round(pch['min_acc']['main'], 3).tolist()}, "
       f"WD 1->0 {np.round(pch['min_acc']['wd0'], 3).tolist()}")
-core_wd1, core_wd0, core_900 = late(main_p, "r_core"), late(wd0_p, "r_core"), main_p["r_core"][jb_p]
+core_wd1, core_wd0, core_900 = late_wd1["r_core"], late_wd0["r_core"], main_p["r_core"][jb_p]
+energy_wd1, energy_wd0 = late_wd1["r_energy"], late_wd0["r_energy"]
+modes_wd1, modes_wd0 = late_wd1["modes"], late_wd0["modes"]
 claims.check("paper's models, long run, the paper's inflation: late in the run r_core is larger under WD = 1 than under "
              f"WD 1→0 (mean over epochs {LATE:,}-20,000, per model)",
              bool((core_wd1 > core_wd0).all()), {"WD=1": core_wd1.round(1).tolist(), "WD 1->0": core_wd0.round(1).tolist()},
              expected="WD=1 > WD 1->0 (paper: ~60 vs no inflation [TS])")
-energy_wd1, energy_wd0 = late(main_p, "r_energy"), late(wd0_p, "r_energy")
 claims.check("paper's models, long run: the activation energy spreads under WD = 1 and not without it: late r_energy "
              f"under WD = 1 exceeds WD 1→0 by >= 10 (means over epochs {LATE:,}-20,000, every model)",
              bool((energy_wd1 - energy_wd0 >= 10).all()),
              {"WD=1": energy_wd1.round(1).tolist(), "WD 1->0": energy_wd0.round(1).tolist()}, expected="difference >= 10")
-modes_wd0 = late(wd0_p, "modes")
 claims.check("paper's models, long run: no proliferation of modes without weight decay: late rotational modes under "
              f"WD = 1 exceed WD 1→0 by >= 5 (means over epochs {LATE:,}-20,000, every model)",
-             bool((late(main_p, "modes") - modes_wd0 >= 5).all()),
-             {"WD=1": late(main_p, "modes").round(1).tolist(), "WD 1->0": modes_wd0.round(1).tolist()},
+             bool((modes_wd1 - modes_wd0 >= 5).all()),
+             {"WD=1": modes_wd1.round(1).tolist(), "WD 1->0": modes_wd0.round(1).tolist()},
              expected="difference >= 5 (paper: no mode proliferation with WD 1->0 [TS])")
 claims.check(f"paper's models, long run: under WD = 1 the core at least doubles from epoch 900 (mean over epochs {LATE:,}-20,000, "
              "every model)", bool((core_wd1 >= 2 * core_900).all()),
              {"900": core_900.tolist(), "late": core_wd1.round(1).tolist()}, expected=">= 2 x r_core(900)")
-redundancy = late(main_p, "r_nec") - late(main_p, "r_suf")
+redundancy = late_wd1["r_nec"] - late_wd1["r_suf"]
 claims.check("paper's models, long run: the inflation is redundancy: under WD = 1 the necessary dimension exceeds the "
              f"sufficient one by >= 15 (means over epochs {LATE:,}-20,000, every model)",
              bool((redundancy >= 15).all()), redundancy.round(1).tolist(), expected="r_nec - r_suf >= 15")
-modes_wd1 = late(main_p, "modes")
 claims.check(f"paper's models, long run: under WD = 1 the rotational modes at least double from epoch 900 (mean over epochs "
              f"{LATE:,}-20,000, every model)", bool((modes_wd1 >= 2 * main_p["modes"][jb_p]).all()),
              {"900": main_p["modes"][jb_p].tolist(), "late": modes_wd1.round(1).tolist()}, expected=">= 2 x modes(900)")
@@ -805,7 +805,6 @@ claims.check("paper's models, long run: WD = 1 keeps the grokked models accurate
 
 # %% tags=["hide-input"]
 LC, LG, long_meta = read_long_run(RESULTS / "modular_paper")
-jb_l = int(np.flatnonzero(LC["main"]["epoch"] == long_meta["run"]["branch_epoch"])[0])
 
 # %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the pre-LN models (the committed run, two models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h. Without weight decay the core inflates and the rotation comes to generalise; with it, the core does not grow.", "name": "fig-modadd-long-preln"}}
 plot_long_run(LC, long_meta)
@@ -923,15 +922,15 @@ rows = [
      f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", na,
      "5-7 after grokking / not recorded", "not retrieved"),
 ]
+paper_at_20000 = {"r_core": "~60 / no inflation [TS]", "r_suf": "stays small while r_nec grows [C-fig]",
+                  "r_energy": "not retrieved", "modes": "→ 27 (max) / fewer [TQ][TS]", "r2_h": "≈1 from grokking on [TS]"}
 for label, key, fmt in (("core dim. r_core", "r_core", "{:.0f}"), ("sufficient dim. r_suf", "r_suf", "{:.0f}"),
                         ("energy dim. r_energy", "r_energy", "{:.0f}"), ("rotational modes", "modes", "{:.0f}"),
                         ("R²_h", "r2_h", "{:.2f}")):
-    paper_says = {"r_core": "~60 / no inflation [TS]", "r_suf": "stays small while r_nec grows [C-fig]",
-                  "modes": "→ 27 (max) / fewer [TQ][TS]", "r2_h": "≈1 from grokking on [TS]"}.get(key, "not retrieved")
     rows.append((f"{label} at epoch 20,000, WD = 1 / WD 1→0 (the committed long runs; at 900)",
                  f"{rng_(PC['main'][key][-1], fmt)} / {rng_(PC['wd0'][key][-1], fmt)} ({rng_(PC['main'][key][jb_p], fmt)})",
-                 f"{rng_(LC['main'][key][-1], fmt)} / {rng_(LC['wd0'][key][-1], fmt)} ({rng_(LC['main'][key][jb_l], fmt)}; one long run)",
-                 "not run (20,000 epochs)", paper_says))
+                 f"{rng_(LC['main'][key][-1], fmt)} / {rng_(LC['wd0'][key][-1], fmt)} ({rng_(LC['main'][key][ch['jb']], fmt)}; one long run)",
+                 "not run (20,000 epochs)", paper_at_20000[key]))
 rows.append(("lowest test acc. after epoch 1000, WD = 1 / WD 1→0 (long runs)",
              f"{rng_(pch['min_acc']['main'], '{:.3f}')} / {rng_(pch['min_acc']['wd0'], '{:.3f}')}",
              f"{rng_(min_acc['main'], '{:.3f}')} / {rng_(min_acc['wd0'], '{:.3f}')}", "not run", "not retrieved"))

@@ -31,10 +31,10 @@ PREFIX_EPOCHS = 30
 # analysis by <= 7e-16. On an Intel Xeon with AVX-512 and AMX (PyTorch's AVX512 kernels)
 # the logs differ by <= 0.0057 (accuracy) and 0.019 (loss), and the epoch-0 analysis by
 # <= 6.5e-8: its float32 activations of the untrained models already differ in the last
-# bits there (other matmul kernels), and the operator fit's R^2 carries that. Tolerances
-# For the paper's models in float32 (AMD EPYC, first 30 epochs, AVX2 vs AVX512 kernels): logged
-# accuracies differ by <= 0.0021, losses by <= 0.0022, the epoch-0 analysis not at all.
-# Tolerances about twice the largest of all these:
+# bits there (other matmul kernels), and the operator fit's R^2 carries that. For the paper's
+# models in float32 (AMD EPYC, first 30 epochs, AVX2 vs AVX512 kernels): logged accuracies
+# differ by <= 0.0021, losses by <= 0.0022, the epoch-0 analysis not at all. Tolerances about
+# twice the largest of all these:
 ATOL = {"acc": 0.012, "loss": 0.04, "ckpt": 1.5e-7}
 
 
