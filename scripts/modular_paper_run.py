@@ -1,5 +1,5 @@
 """Chapter 03's 'paper' preset: 20,000 epochs of mod-add training (p = 53, weight decay 1,
-dropout 0.1, two seeded 2-layer models) with the weight-decay-0 branch from epoch 900,
+dropout 0.1, the paper's three seeded 2-layer models) with the weight-decay-0 branch from epoch 900,
 analysed at the paper's checkpoints. Resumable: the run is trained in segments and its
 whole state (parameters, optimizer moments, dropout RNG states, logs, analyses) is written
 to ``--state`` after each; if the command is interrupted, run it again and it continues
@@ -11,19 +11,21 @@ asserts its inflation claims from: ``ace_utils.tasks.modular.curves_record``) an
 commit, wall and CPU time, epochs reached). ``tests/test_modular_paper.py`` retrains the
 first epochs and checks them against the file.
 
-    .venv/bin/python scripts/modular_paper_run.py [--architecture paper] [--seed 0] [--n-models 2]
+    .venv/bin/python scripts/modular_paper_run.py [--architecture paper] [--seed 0] [--n-models 3]
         [--out results/modular_paper_models] [--state PATH] [--segment-epochs 500] [--max-segments N]
 
-``--architecture pre-ln`` is the TransformerLens-native run committed under
+``--architecture pre-ln --n-models 2`` is the TransformerLens-native run committed under
 ``results/modular_paper`` (made in one uninterrupted call before this script resumed runs).
 The paper's models cost about 0.15-0.2 s per epoch and model on one core of a 2-core CPU:
-about 2 x 1 hour for the main run and as much for the branch when the models train one after
-another in this process (``--jobs 1``, one torch thread, the state in ``--state``). With
+about 1 hour per model for the main run and as much for the branch when the models train one
+after another in this process (``--jobs 1``, one torch thread, the state in ``--state``). With
 ``--jobs N`` (N > 1) each model is a Dask task on N local worker processes, or on the cluster
 at ``--scheduler ADDRESS``, with its own resumable state in the ace-book cache
 (:func:`ace_utils.tasks.modular.run_models_resumable`; a model's numbers do not depend on how
-many train at once): on 2 cores the two models take about half the time. A run keeps the mode
-it was started with (``meta.json`` records it).
+many train at once): on 2 cores two models take about half the time. A run keeps the mode
+it was started with (``meta.json`` records it). In that mode a finished run can be given more
+models (``--n-models`` larger than the recorded run's, same ``--out``): the earlier models are
+read from their finished states and only the added ones train.
 """
 
 from __future__ import annotations
@@ -60,11 +62,20 @@ def _git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def _adds_models(recorded: dict, wanted: dict, parallel: bool) -> bool:
+    """Whether ``wanted`` is the ``recorded`` run with more models, trained as separate tasks:
+    its first models are then the recorded ones (same seeds, same resumable states) and only
+    the added models train."""
+    return parallel and wanted["n_models"] > recorded["n_models"] and {**recorded, "n_models": wanted["n_models"]} == wanted
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--architecture", choices=ARCHITECTURES, default="paper")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-models", type=int, default=2)
+    ap.add_argument("--n-models", type=int, default=3,
+                    help="models, seeded seed + 1000 i (the paper trains 3); with --jobs > 1, a finished run's "
+                         "--out can be given more models: the earlier ones are read from their states")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="training arithmetic of pre-LN models (bf16 is fast only with native bf16 instructions)")
@@ -94,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     state.parent.mkdir(parents=True, exist_ok=True)
     meta_path = out / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if meta.get("run") not in (None, json.loads(json.dumps(run.to_dict()))):
+    this_run = json.loads(json.dumps(run.to_dict()))
+    if meta.get("run") not in (None, this_run) and not _adds_models(meta["run"], this_run, parallel):
         raise SystemExit(f"{meta_path} describes another run; choose another --out")
     if meta.get("models_as_tasks", parallel) != parallel:
         raise SystemExit(f"{meta_path} is a run started with --jobs {'> 1' if meta['models_as_tasks'] else '1'}; "
@@ -124,9 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         "reached": f"{saved['stage']} epoch {saved['epoch']}",
     }
     cmd = "python scripts/modular_paper_run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    call.update(command=cmd.strip(), n_models=args.n_models)
     meta = {
         "command": cmd.strip(),
-        "note": "resumable run: one entry in 'calls' per invocation of the command",
+        "note": "resumable run: one entry in 'calls' per invocation of the command; every model keeps its own "
+                "state, so a call with more models than the earlier calls trains only the added ones",
         "calls": meta.get("calls", []) + [call],
         "run": run.to_dict(),
         "models_as_tasks": parallel,

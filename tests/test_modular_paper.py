@@ -119,3 +119,26 @@ def test_long_run_script_trains_the_models_as_dask_tasks_and_keeps_the_mode(tmp_
             script.main(["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--n-models", "2"])
     with pytest.raises(SystemExit):
         script.main(args[:-2] + ["--jobs", "2", "--state", str(tmp_path / "s.pt")])
+
+
+def test_long_run_script_adds_models_to_a_run(tmp_path, monkeypatch):
+    """--jobs 2 with more --n-models than the recorded run: the earlier models continue from
+    their own states, the added one starts; fewer models, or another run, are refused."""
+    import importlib.util
+
+    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("modular_paper_run", ROOT / "scripts" / "modular_paper_run.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = ["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--jobs", "2"]
+    with torch_threads(None):
+        script.main(base + ["--n-models", "1"])
+        script.main(base + ["--n-models", "2"])
+        meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+        assert meta["run"]["n_models"] == 2 and [c["n_models"] for c in meta["calls"]] == [1, 2]
+        assert meta["calls"][-1]["reached"] == "main epoch 10"  # the added model, the one furthest behind
+        first = mod.single_runs(mod.preset_run("paper", n_models=1, architecture="paper"))[0]
+        assert torch.load(mod.resumable_path(first), weights_only=False)["epoch"] == 20  # continued, not restarted
+        for refused in (["--n-models", "1"], ["--n-models", "3", "--seed", "1"]):
+            with pytest.raises(SystemExit, match="another run"):
+                script.main(base + refused)
