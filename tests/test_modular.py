@@ -99,6 +99,28 @@ def test_scan_matches_hooks(data, architecture):
     assert remove[0] == base and keep.shape == (129,)
 
 
+def test_redundancy_profile_known_answers(data):
+    """Scaling the readout by c = 2 (exact in floating point) scales the margin and W_U's norm by c and leaves every
+    accuracy, dimension and energy share alone; the energy outside the energy rank is below
+    the threshold's complement; the norm is all parameters' norm."""
+    run = mod.GrokRun(n_models=1, architecture="paper")
+    model = mod.to_models(mod.init_stacked(run), run)[0]
+    a = mod.redundancy_profile(model, data)
+    assert 0 < a["energy_beyond"] <= 1 - mod.ENERGY_THRESHOLD
+    assert a["param_norm"] == pytest.approx(float(torch.nn.utils.parameters_to_vector(model.parameters()).double().norm()))
+    scan = mod.analyse_checkpoint(model, data)
+    assert a["acc_without_energy"] == scan["remove_acc"][scan["r_energy"]] and a["r_nec"] == scan["r_nec"]
+    with torch.no_grad():
+        model.unembed.weight.mul_(2.0)
+        model.unembed.bias.mul_(2.0)
+    b = mod.redundancy_profile(model, data)
+    assert b["median_margin"] == pytest.approx(2 * a["median_margin"], rel=1e-12)
+    assert b["readout_norm"] == pytest.approx(2 * a["readout_norm"], rel=1e-12)
+    for key in ("r_energy", "r_nec", "r_suf", "test_acc", "acc_without_energy"):
+        assert b[key] == a[key], key
+    assert b["energy_beyond"] == pytest.approx(a["energy_beyond"], rel=1e-6)
+
+
 def test_core_dimensions_known_answer():
     D, p = 6, 53
     keep = np.array([np.nan, 0.1, 0.5, 0.9995, 1.0, 1.0, 1.0])

@@ -142,3 +142,20 @@ def test_long_run_script_adds_models_to_a_run(tmp_path, monkeypatch):
         for refused in (["--n-models", "1"], ["--n-models", "3", "--seed", "1"]):
             with pytest.raises(SystemExit, match="another run"):
                 script.main(base + refused)
+
+
+def test_final_states_match_the_last_checkpoint():
+    """results/modular_paper_models/final_states.json (scripts/long_run_final_states.py, from the
+    run's final models) describes the same models as curves.npz: at epoch 20,000 each model's
+    energy, necessary and sufficient dimensions and test accuracy in both branches."""
+    results = RUNS[0]
+    rec = mod.load_curves(results / "curves.npz")
+    meta = json.loads((results / "meta.json").read_text())
+    final = json.loads((results / "final_states.json").read_text())
+    assert [m["model_seed"] for m in final["models"]] == [meta["run"]["seed"] + 1000 * i for i in range(meta["run"]["n_models"])]
+    assert final["epoch"] == rec["main/ckpt/epoch"][-1] == rec["wd0/ckpt/epoch"][-1]
+    for i, m in enumerate(final["models"]):
+        for branch in ("main", "wd0"):
+            for key in ("r_energy", "r_nec", "r_suf"):
+                assert m[branch][key] == rec[f"{branch}/ckpt/{key}"][-1, i], (branch, key, i)
+            assert m[branch]["test_acc"] == pytest.approx(rec[f"{branch}/ckpt/test_acc"][-1, i], abs=1e-6)

@@ -645,6 +645,36 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     }
 
 
+def redundancy_profile(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
+    """Where a model's necessary dimension sits relative to its activation energy, for one model.
+
+    From :func:`analyse_checkpoint` (same site, basis and scans): ``r_energy``, ``r_nec``,
+    ``r_suf``; ``acc_without_energy`` the test accuracy with the top ``r_energy`` ACE
+    directions removed (the readout bias kept), ``energy_beyond`` the share of the ACE energy
+    (the paper's energies sigma^2, summed) outside those directions; ``param_norm`` the Euclidean norm of
+    all parameters, ``readout_norm`` the Frobenius norm of ``W_U`` (K, D), and
+    ``median_margin`` the median over test pairs of the top logit minus the runner-up (logits,
+    no unit). A necessary dimension far above ``r_energy`` with ``acc_without_energy`` well
+    above chance means copies of the answer in directions of little energy. Not used in
+    training; it reads a model, e.g. the final states of a long run.
+    """
+    a = analyse_checkpoint(model, data, threshold)
+    r_e = a["r_energy"]
+    e = np.asarray(a["energies"], dtype=np.float64)
+    H = last_position_activations(model, data.test_x).double()
+    W = readout_matrix(model).double()
+    logits = H @ W.T + readout_bias(model).double()
+    top2 = logits.topk(2, dim=1).values
+    return {
+        "r_energy": r_e, "r_nec": a["r_nec"], "r_suf": a["r_suf"], "test_acc": a["test_acc"],
+        "acc_without_energy": float(a["remove_acc"][r_e]),
+        "energy_beyond": float(e[r_e:].sum() / e.sum()),
+        "param_norm": float(torch.sqrt(sum((q.detach().double() ** 2).sum() for q in model.parameters()))),
+        "readout_norm": float(W.norm()),
+        "median_margin": float((top2[:, 0] - top2[:, 1]).median()),
+    }
+
+
 def grok_epoch(epochs: np.ndarray, acc: np.ndarray, level: float = 0.99) -> int | None:
     """First logged epoch with ``acc >= level`` (None if never)."""
     hit = np.flatnonzero(np.asarray(acc) >= level)
