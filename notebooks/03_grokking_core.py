@@ -796,6 +796,53 @@ claims.check("paper's models, long run: WD = 1 keeps the grokked models accurate
 # measured (each run takes about 3.3 hours of both cores).
 
 # %% [markdown]
+# ### Where the redundant copies sit
+#
+# A necessary dimension far above the energy dimension means that the answer survives the
+# removal of every direction that carries activation energy: copies of it sit in directions
+# of little energy. `scripts/long_run_final_states.py` measures this on the run's final
+# models (epoch 20,000, both branches, from the run's saved states:
+# `results/modular_paper_models/final_states.json`; `ace_utils.tasks.modular.redundancy_profile`):
+# the test accuracy with the top r_energy ACE directions removed, the share of the ACE
+# energy outside them, and how large the weights and the logit margins have grown.
+
+# %% tags=["hide-input"]
+from IPython.display import Markdown, display  # noqa: E402
+
+from ace_utils.book.tables import markdown_table  # noqa: E402
+
+final_states = json.loads((RESULTS / "modular_paper_models" / "final_states.json").read_text())
+fs_rows = []
+for m in final_states["models"]:
+    for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
+        f = m[b]
+        fs_rows.append([f"model seed {m['model_seed']}, {name}", f["r_energy"], f["r_nec"], f["r_suf"],
+                        f"{f['acc_without_energy']:.3f}", f"{100 * f['energy_beyond']:.2f} %", f"{f['param_norm']:.0f}",
+                        f"{f['readout_norm']:.1f}", f"{f['median_margin']:.1f}"])
+display(Markdown(markdown_table(
+    ["final model (epoch 20,000)", "r_energy", "r_nec", "r_suf", f"test acc. without the r_energy directions (2/p = {2 / 53:.3f})",
+     "ACE energy outside them", "parameter norm", "‖W_U‖", "median logit margin"], fs_rows)))
+fs_wd1 = np.array([m["main"]["param_norm"] for m in final_states["models"]])
+fs_wd0 = np.array([m["wd0"]["param_norm"] for m in final_states["models"]])
+claims.check("paper's models, long run: without weight decay the weights keep growing: at epoch 20,000 the parameter "
+             "norm of the WD 1→0 branch is >= 2x that under WD = 1, every model",
+             bool((fs_wd0 >= 2 * fs_wd1).all()), {"WD=1": fs_wd1.round(1).tolist(), "WD 1->0": fs_wd0.round(1).tolist()},
+             expected=">= 2x")
+
+# %% [markdown]
+# **The redundancy lives in directions of almost no energy.** Under weight decay 1 both
+# models still answer part of the test pairs after the removal of their 35-38 energy
+# directions (test accuracy 0.29 and 0.06 against 2/p = 0.038), from the last 0.6-0.9 % of
+# the ACE energy: that is the gap between r_energy and r_nec. Without weight decay the
+# first model (seed 0) is the extreme case: its 16 energy directions hold all but 0.44 % of
+# the energy, and without them it still answers half of the test pairs. Without weight
+# decay the weights of both models grow, to 3-3.6 times the norm they reach under weight
+# decay, and their logit margins widen, but only the first model keeps such a copy
+# (the second: r_nec 13 ≤ r_energy 14), so weight growth alone does not explain it. The
+# paper reports no inflation without weight decay for its three models; with two models we
+# cannot say how often a model keeps a low-energy copy of its answer.
+
+# %% [markdown]
 # ## Beyond the paper: the same 20,000 epochs on pre-LN models
 #
 # The same schedule on the pre-LN TransformerLens-native models (seed 0, trained in
@@ -952,6 +999,11 @@ Markdown(markdown_table(head, rows))
 #   sufficiency and the rotation need only the epochs up to shortly after grokking, so the
 #   short schedule does not change them; inflation is not tested by it, but by the
 #   committed 20,000-epoch run of the same seeds (a separate script; hours of CPU time).
+# - *Long run.* The committed 20,000-epoch run has two models (the paper: three, from one
+#   seed); one of them keeps a copy of its answer in directions of almost no energy without
+#   weight decay, so its necessary dimension grows as under weight decay, which the paper
+#   does not report for its three. With two models we cannot tell a rare model from a
+#   difference in setup.
 # - *Evaluation.* Accuracy is logged every 10 epochs (the reference code: every epoch), so
 #   grokking epochs are multiples of 10.
 # - *Scans.* $r_\text{nec}$ is scanned from $r=1$ (the reference code starts at
