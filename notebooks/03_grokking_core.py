@@ -69,10 +69,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown, display
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Float, Int
 from ace_utils.book.plots import eigenvalue_clock
+from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.method.ace import ace, observability_from_readout
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_bias, readout_matrix
@@ -143,8 +145,6 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # %% tags=["hide-input"]
 bench = Path(mod.__file__).resolve().parents[2] / "benchmarks" / "results" / "modular_training.md"
 if bench.exists():  # shown as a table; its '#' title line becomes bold text (no new section)
-    from IPython.display import Markdown, display
-
     lines = bench.read_text().splitlines()
     display(Markdown("\n".join([f"**{lines[0].lstrip('# ')}**"] + lines[1:])))
 else:
@@ -807,10 +807,6 @@ claims.check("paper's models, long run: WD = 1 keeps the grokked models accurate
 # energy outside them, and how large the weights and the logit margins have grown.
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display  # noqa: E402
-
-from ace_utils.book.tables import markdown_table  # noqa: E402
-
 final_states = json.loads((RESULTS / "modular_paper_models" / "final_states.json").read_text())
 fs_rows = []
 for m in final_states["models"]:
@@ -820,7 +816,7 @@ for m in final_states["models"]:
                         f"{f['acc_without_energy']:.3f}", f"{100 * f['energy_beyond']:.2f} %", f"{f['param_norm']:.0f}",
                         f"{f['readout_norm']:.1f}", f"{f['median_margin']:.1f}"])
 display(Markdown(markdown_table(
-    ["final model (epoch 20,000)", "r_energy", "r_nec", "r_suf", f"test acc. without the r_energy directions (2/p = {2 / 53:.3f})",
+    ["final model (epoch 20,000)", "r_energy", "r_nec", "r_suf", f"test acc. without the r_energy directions (2/p = {2 / paper_meta['run']['p']:.3f})",
      "ACE energy outside them", "parameter norm", "‖W_U‖", "median logit margin"], fs_rows)))
 fs_wd1 = np.array([m["main"]["param_norm"] for m in final_states["models"]])
 fs_wd0 = np.array([m["wd0"]["param_norm"] for m in final_states["models"]])
@@ -915,10 +911,7 @@ claims.check("pre-LN long run: weight decay 1 keeps destabilising the grokked mo
 # unverified third-party summaries; "not retrieved": not available to us).
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown  # noqa: E402
-
 from ace_utils.book.claims import SEED_TABLES  # noqa: E402
-from ace_utils.book.tables import markdown_table, seed_span, span  # noqa: E402
 
 
 def rng_(x, fmt="{:.0f}"):

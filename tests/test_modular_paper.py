@@ -79,14 +79,20 @@ def test_first_epochs_of_the_committed_run_reproduce(results: Path):
             np.testing.assert_allclose(value, committed, rtol=0, atol=ATOL[kind], err_msg=key)
 
 
-def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
-    """Two short calls of scripts/modular_paper_run.py (one segment each) continue one run."""
+def _long_run_script(tmp_path: Path, monkeypatch):
+    """scripts/modular_paper_run.py as a module, its ace-book cache in ``tmp_path``."""
     import importlib.util
 
     monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
     spec = importlib.util.spec_from_file_location("modular_paper_run", ROOT / "scripts" / "modular_paper_run.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
+    """Two short calls of scripts/modular_paper_run.py (one segment each) continue one run."""
+    script = _long_run_script(tmp_path, monkeypatch)
     args = ["--out", str(tmp_path / "out"), "--state", str(tmp_path / "state.pt"), "--segment-epochs", "10",
             "--max-segments", "1", "--n-models", "1"]
     with torch_threads(None):  # the script sets its own thread count
@@ -103,12 +109,7 @@ def test_long_run_script_resumes_across_calls(tmp_path, monkeypatch):
 def test_long_run_script_trains_the_models_as_dask_tasks_and_keeps_the_mode(tmp_path, monkeypatch):
     """--jobs 2: each model a task with its own resumable state; two calls continue both; a
     call in the other mode is refused (the states live elsewhere)."""
-    import importlib.util
-
-    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("modular_paper_run", ROOT / "scripts" / "modular_paper_run.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _long_run_script(tmp_path, monkeypatch)
     args = ["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--n-models", "2", "--jobs", "2"]
     with torch_threads(None):
         script.main(args)
@@ -124,12 +125,7 @@ def test_long_run_script_trains_the_models_as_dask_tasks_and_keeps_the_mode(tmp_
 def test_long_run_script_adds_models_to_a_run(tmp_path, monkeypatch):
     """--jobs 2 with more --n-models than the recorded run: the earlier models continue from
     their own states, the added one starts; fewer models, or another run, are refused."""
-    import importlib.util
-
-    monkeypatch.setenv("ACE_BOOK_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("modular_paper_run", ROOT / "scripts" / "modular_paper_run.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _long_run_script(tmp_path, monkeypatch)
     base = ["--out", str(tmp_path / "out"), "--segment-epochs", "10", "--max-segments", "1", "--jobs", "2"]
     with torch_threads(None):
         script.main(base + ["--n-models", "1"])

@@ -612,6 +612,18 @@ def in_sample_r2(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> float:
     return float(1.0 - ((Yk - Xk @ A) ** 2).sum() / (((Yk - Yk.mean(0)) ** 2).sum() + 1e-12))
 
 
+def _core_scan(model, data: ModData, threshold: float) -> tuple:
+    """The part of a checkpoint analysis every reader of it shares: test-pair activations ``H``
+    (N, D) at :data:`ACE_HOOK`, readout ``W`` (K, D) and bias ``b`` (K,), the ACE result, the
+    keep/remove scans with the base accuracy, and the core dimensions."""
+    H = last_position_activations(model, data.test_x)
+    W = readout_matrix(model)
+    b = readout_bias(model)
+    res = ace(H, observability_from_readout(W), threshold=threshold)
+    keep, remove, base = scan_keep_remove(H, res.basis, W, data.test_y, b)
+    return H, W, b, res, keep, remove, base, core_dimensions(keep, remove, base, res.rank, data.p)
+
+
 def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
     """Every per-checkpoint quantity of chapter 03 for one model (bridge or paper's module).
 
@@ -623,11 +635,7 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     prototypes in the ``r_core``-dimensional core. Arrays: ``energies`` (D,),
     ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
     """
-    H = last_position_activations(model, data.test_x)
-    W = readout_matrix(model)
-    res = ace(H, observability_from_readout(W), threshold=threshold)
-    keep, remove, base = scan_keep_remove(H, res.basis, W, data.test_y, readout_bias(model))
-    dims = core_dimensions(keep, remove, base, res.rank, data.p)
+    H, W, b, res, keep, remove, base, dims = _core_scan(model, data, threshold)
     r = min(dims["r_core"], H.shape[1])
     Z = res.coords(H, r).numpy()
     protos = class_prototypes(Z, data.test_y.numpy(), data.p)
@@ -648,7 +656,8 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
 def redundancy_profile(model, data: ModData, threshold: float = ENERGY_THRESHOLD) -> dict:
     """Where a model's necessary dimension sits relative to its activation energy, for one model.
 
-    From :func:`analyse_checkpoint` (same site, basis and scans): ``r_energy``, ``r_nec``,
+    The scans of :func:`analyse_checkpoint` (same site, basis and rules; its operator fits
+    are not needed here): ``r_energy``, ``r_nec``,
     ``r_suf``; ``acc_without_energy`` the test accuracy with the top ``r_energy`` ACE
     directions removed (the readout bias kept), ``energy_beyond`` the share of the ACE energy
     (the paper's energies sigma^2, summed) outside those directions; ``param_norm`` the Euclidean norm of
@@ -658,16 +667,14 @@ def redundancy_profile(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     above chance means copies of the answer in directions of little energy. Not used in
     training; it reads a model, e.g. the final states of a long run.
     """
-    a = analyse_checkpoint(model, data, threshold)
-    r_e = a["r_energy"]
-    e = np.asarray(a["energies"], dtype=np.float64)
-    H = last_position_activations(model, data.test_x).double()
-    W = readout_matrix(model).double()
-    logits = H @ W.T + readout_bias(model).double()
-    top2 = logits.topk(2, dim=1).values
+    H, W, b, res, _, remove, base, dims = _core_scan(model, data, threshold)
+    r_e = dims["r_energy"]
+    e = res.energies.double()
+    W = W.double()
+    top2 = (H.double() @ W.T + b.double()).topk(2, dim=1).values
     return {
-        "r_energy": r_e, "r_nec": a["r_nec"], "r_suf": a["r_suf"], "test_acc": a["test_acc"],
-        "acc_without_energy": float(a["remove_acc"][r_e]),
+        "r_energy": r_e, "r_nec": dims["r_nec"], "r_suf": dims["r_suf"], "test_acc": base,
+        "acc_without_energy": float(remove[r_e]),
         "energy_beyond": float(e[r_e:].sum() / e.sum()),
         "param_norm": float(torch.sqrt(sum((q.detach().double() ** 2).sum() for q in model.parameters()))),
         "readout_norm": float(W.norm()),
