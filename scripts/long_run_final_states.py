@@ -43,11 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads((out / "meta.json").read_text())
     if not meta.get("models_as_tasks"):
         raise SystemExit(f"{out}: the run was not trained as one task per model (--jobs > 1); its states are elsewhere")
-    r = meta["run"]
-    run = mod.preset_run("paper", seed=r["seed"], n_models=r["n_models"], precision=r["precision"],
-                         architecture=r["architecture"])
-    if json.loads(json.dumps(run.to_dict())) != r:
-        raise SystemExit(f"{out}/meta.json is not the 'paper' preset's run")
+    try:
+        run = mod.preset_run_from_record(meta["run"], "paper")
+    except ValueError as err:
+        raise SystemExit(f"{out}/meta.json: {err}") from None
     data = mod.make_data(run.p, run.train_frac, run.split_seed)
     torch.set_num_threads(1)
     models = []

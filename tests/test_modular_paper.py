@@ -42,20 +42,26 @@ ATOL = {"acc": 0.012, "loss": 0.04, "ckpt": 1.5e-7}
 def test_committed_curves_cover_the_paper_schedule(results: Path):
     rec = mod.load_curves(results / "curves.npz")
     meta = json.loads((results / "meta.json").read_text())
-    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
-                         precision=meta["run"]["precision"], architecture=meta["run"]["architecture"])
-    assert meta["run"] == json.loads(json.dumps(run.to_dict()))  # the file is the preset's run
+    run = mod.preset_run_from_record(meta["run"], "paper")  # raises unless the file is the preset's run
     assert rec["main/log/epoch"][-1] == run.epochs == 20_000
     assert rec["wd0/ckpt/epoch"][0] == run.branch_epoch == 900
     assert rec["main/ckpt/epoch"].tolist() == list(run.checkpoint_epochs)
+
+
+def test_preset_run_from_record_refuses_another_run():
+    record = json.loads(json.dumps(mod.preset_run("paper", seed=7, n_models=3, architecture="paper").to_dict()))
+    run = mod.preset_run_from_record(record, "paper")
+    assert (run.seed, run.n_models, run.epochs, run.branch_epoch) == (7, 3, 20_000, 900)
+    for key, value in (("epochs", 1000), ("weight_decay", 0.5), ("branch_epoch", 0)):
+        with pytest.raises(ValueError, match="not the 'paper' preset's run"):
+            mod.preset_run_from_record({**record, key: value}, "paper")
 
 
 @pytest.mark.parametrize("results", RUNS, ids=lambda d: d.name)
 def test_first_epochs_of_the_committed_run_reproduce(results: Path):
     rec = mod.load_curves(results / "curves.npz")
     meta = json.loads((results / "meta.json").read_text())
-    run = mod.preset_run("paper", seed=meta["run"]["seed"], n_models=meta["run"]["n_models"],
-                         precision=meta["run"]["precision"], architecture=meta["run"]["architecture"])
+    run = mod.preset_run_from_record(meta["run"], "paper")
     short = replace(run, epochs=PREFIX_EPOCHS, branch_epoch=0,
                     checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e <= PREFIX_EPOCHS))
     # same thread count as the recorded run: float64 reductions in the analyses (ACE's eigh,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -1067,6 +1068,17 @@ def preset_run(
         checkpoint_epochs=checkpoint_schedule(n_epochs, every), branch_epoch=branch, precision=precision,
         architecture=architecture,
     )
+
+
+def preset_run_from_record(record: dict, preset: str = "paper") -> GrokRun:
+    """The :class:`GrokRun` of a committed run's ``meta.json`` ``"run"`` record, rebuilt from
+    ``preset`` with the record's seed, model count, precision and architecture. Raises
+    ``ValueError`` if the record is not that preset's run (other epochs, schedule or decay)."""
+    run = preset_run(preset, seed=record["seed"], n_models=record["n_models"], precision=record["precision"],
+                     architecture=record["architecture"])
+    if json.loads(json.dumps(run.to_dict())) != record:
+        raise ValueError(f"the run record is not the {preset!r} preset's run: {record}")
+    return run
 
 
 # per-checkpoint scalars kept in a curves record (the full scans and spectra are dropped)
