@@ -24,11 +24,13 @@
 # necessary (removing it gives chance) and sufficient (keeping only it keeps the
 # accuracy). In it the "add 1" map is a rotation: its eigenvalues lie on the unit circle
 # and it predicts held-out classes ($R^2_h$ 0.93-0.99). This is the paper's picture, and so
-# is most of what follows over the paper's 20,000 epochs (a committed run of the same
-# models): under continued weight decay the core inflates to 43-52 dimensions (the paper:
-# ~60), mostly redundancy, with 17-18 rotational modes (the paper: towards 27), while
-# without weight decay the energy and the modes stay where grokking left them; the
-# necessary dimension of one model of two grows without weight decay too.
+# is much of what follows over the paper's 20,000 epochs (a committed run of three models,
+# as in the paper): under continued weight decay the core at least doubles, to 36-52
+# dimensions on average late in the run (the paper: ~60), mostly redundancy, with 12-18
+# rotational modes (the paper: towards 27), while without weight decay the energy and the
+# modes stay where grokking left them. Two differences: one model inflates late and less
+# than the other two, and in two models of three the necessary dimension grows without
+# weight decay as well, in directions of almost no energy.
 # Beyond the paper: pre-LN TransformerLens-native models of the same size (`architecture="pre-ln"`)
 # grok too, but keep a ~44-D energy core, need $p-1$ directions removed to lose the answer
 # and have no generalising rotation; and over 20,000 epochs their core inflates without
@@ -628,9 +630,11 @@ if branch is not None:
 # build, so such runs are made by `scripts/modular_paper_run.py` (resumable: it saves its
 # whole state every 500 epochs and continues where it stopped) and their curves are
 # committed under `results/` with the exact command, machine and commit of every call. The
-# run shown here is the preset on the paper's models, seed 0 (the same two models as this
-# chapter's default run up to epoch 1000), float32, each model trained as its own task on
-# one of the two cores (`results/modular_paper_models/`). `tests/test_modular_paper.py`
+# run shown here is the preset on the paper's models, seed 0: three models, as in the
+# paper (seeds 0, 1000 and 2000; the first two are this chapter's default run up to epoch
+# 1000), float32, each model trained as its own task on one of the two cores
+# (`results/modular_paper_models/`; the third model was added to the finished run of two by
+# the same script with `--n-models 3`). `tests/test_modular_paper.py`
 # retrains the committed run's first 30 epochs and requires every logged number and
 # checkpoint analysis to match the file: exactly on the machine that made it, within the
 # differences measured between CPU kinds elsewhere, so the file is known to come from this
@@ -711,7 +715,7 @@ def long_run_changes(ckpts: dict, logs: dict, meta: dict) -> dict:
 RESULTS = Path(mod.__file__).resolve().parents[2] / "results"
 PC, PG, paper_meta = read_long_run(RESULTS / "modular_paper_models")
 
-# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the paper's models (the committed run, two models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h.", "name": "fig-modadd-long"}}
+# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the paper's models (the committed run, three models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h.", "name": "fig-modadd-long"}}
 plot_long_run(PC, paper_meta)
 
 # %% mystnb={"figure": {"caption": "Test accuracy over the paper's models' long run (logged every 10 epochs), one line per model, weight decay 1 (left) and the weight-decay-0 branch (right).", "name": "fig-modadd-long-acc"}}
@@ -748,12 +752,13 @@ claims.check("paper's models, long run, the paper's inflation: late in the run r
 claims.check("paper's models, long run: the activation energy spreads under WD = 1 and not without it: late r_energy "
              f"under WD = 1 exceeds WD 1→0 by >= 10 (means over epochs {LATE:,}-20,000, every model)",
              bool((energy_wd1 - energy_wd0 >= 10).all()),
-             {"WD=1": energy_wd1.round(1).tolist(), "WD 1->0": energy_wd0.round(1).tolist()}, expected="difference >= 10")
+             {"WD=1": energy_wd1.round(1).tolist(), "WD 1->0": energy_wd0.round(1).tolist()}, expected="difference >= 10",
+             asserted=False)
 claims.check("paper's models, long run: no proliferation of modes without weight decay: late rotational modes under "
              f"WD = 1 exceed WD 1→0 by >= 5 (means over epochs {LATE:,}-20,000, every model)",
              bool((modes_wd1 - modes_wd0 >= 5).all()),
              {"WD=1": modes_wd1.round(1).tolist(), "WD 1->0": modes_wd0.round(1).tolist()},
-             expected="difference >= 5 (paper: no mode proliferation with WD 1->0 [TS])")
+             expected="difference >= 5 (paper: no mode proliferation with WD 1->0 [TS])", asserted=False)
 claims.check(f"paper's models, long run: under WD = 1 the core at least doubles from epoch 900 (mean over epochs {LATE:,}-20,000, "
              "every model)", bool((core_wd1 >= 2 * core_900).all()),
              {"900": core_900.tolist(), "late": core_wd1.round(1).tolist()}, expected=">= 2 x r_core(900)")
@@ -763,37 +768,44 @@ claims.check("paper's models, long run: the inflation is redundancy: under WD = 
              bool((redundancy >= 15).all()), redundancy.round(1).tolist(), expected="r_nec - r_suf >= 15")
 claims.check(f"paper's models, long run: under WD = 1 the rotational modes at least double from epoch 900 (mean over epochs "
              f"{LATE:,}-20,000, every model)", bool((modes_wd1 >= 2 * main_p["modes"][jb_p]).all()),
-             {"900": main_p["modes"][jb_p].tolist(), "late": modes_wd1.round(1).tolist()}, expected=">= 2 x modes(900)")
+             {"900": main_p["modes"][jb_p].tolist(), "late": modes_wd1.round(1).tolist()}, expected=">= 2 x modes(900)",
+             asserted=False)
 claims.check(f"paper's models, long run: the rotational modes approach the maximum {modes_max} under WD = 1 (mean over "
              f"epochs {LATE:,}-20,000 >= {modes_max - 3}, every model)",
              bool((modes_wd1 >= modes_max - 3).all()), modes_wd1.round(1).tolist(),
              expected=f">= {modes_max - 3} (paper: approaches {modes_max} [TQ][TS])", asserted=False)
 claims.check("paper's models, long run: WD = 1 keeps the grokked models accurate (test accuracy >= 0.98 after epoch 1000, "
              "every model)", bool((pch["min_acc"]["main"] >= 0.98).all()), np.round(pch["min_acc"]["main"], 4).tolist(),
-             expected=">= 0.98")
+             expected=">= 0.98", asserted=False)
 
 # %% [markdown]
 # **On the paper's models, weight decay inflates the core, as the paper reports, with fewer
-# modes than it reports.** Under continued weight decay 1 the core of the two models grows
-# from 17 and 11 dimensions at epoch 900 to 43 and 52 on average over epochs 15,000-20,000
-# (42 and 64 at epoch 20,000; the paper: ~60), while the sufficient dimension reaches only
-# 19-20: most of the growth is redundancy, directions each of which can go without harm but
-# not all together, as in the paper's figure 2B. The activation energy spreads with it
-# (r_energy 17 and 11 to 38 and 35) and the shift operator gains rotational modes, from 7
-# and 5 to 17-19, towards but well short of the maximum 27 the paper reports. The models stay
-# accurate throughout (test accuracy $\ge 0.988$ after epoch 1000) while the operator's
-# held-out fit loosens ($R^2_h$ 0.93-0.95 at epoch 900, 0.83 and 0.91 late). Without weight
-# decay the energy dimension (16 and 14), the modes (9 and 7), the sufficient dimension (10)
-# and the held-out fit (0.96-0.98) stay where grokking left them: no proliferation of modes,
-# as the paper says. The necessary dimension is the exception: in one model of the two it
-# grows without weight decay as well (from 17 to about 44 by epoch 4000, as large as under
-# weight decay), while that model's activation energy stays in 16 directions, so its
-# redundant copies sit in directions of little energy. The paper's contrast in core size
-# therefore holds for one model of two; in energy and modes it holds for both. Late in the
-# run the necessary dimension jumps by up to 30 between neighbouring checkpoints (model 2
-# under weight decay: 36 to 70), which is why the claims above average over the last
-# quarter of the run. One run of two models: how these numbers spread over seeds is not
-# measured (each run takes about 3.3 hours of both cores).
+# modes than it reports, and in one model of three only late.** Under continued weight
+# decay 1 the core of the three models grows from 17, 11 and 15 dimensions at epoch 900 to
+# 43, 52 and 36 on average over epochs 15,000-20,000 (42, 64 and 46 at epoch 20,000; the
+# paper: ~60), while the sufficient dimension reaches only 14-20: most of the growth is
+# redundancy (r_nec exceeds r_suf by 22-32), directions each of which can go without harm
+# but not all together, as in the paper's figure 2B. In the first two models the activation
+# energy spreads with it (r_energy 17 and 11 to 38 and 35) and the shift operator gains
+# rotational modes, from 7 and 5 to 17-18, towards but well short of the maximum 27 the
+# paper reports. The third model (seed 2000) keeps its grokked core for most of the run
+# (r_energy 15-18 and 8-9 modes to epoch 14,000) and spreads only in the last quarter
+# (r_energy 25 and 13 modes at epoch 20,000), so its late averages (23 and 12) fall short of
+# the contrasts the first two show, and its test accuracy dips once under weight decay
+# (0.90 at epoch 13,570; the first two stay $\ge 0.988$ after epoch 1000). The operator's
+# held-out fit loosens under weight decay ($R^2_h$ 0.90-0.95 at epoch 900, 0.83-0.91 late).
+# Without weight decay the energy dimension (14-16), the modes (7-9), the sufficient
+# dimension (10-11) and the held-out fit (0.96-0.98) stay where grokking left them: no
+# proliferation of modes, as the paper says. The necessary dimension is the exception: in
+# two models of three it grows without weight decay as well (seed 0: from 16 to about 44 by
+# epoch 4500; seed 2000: from 15 to 30-45 after epoch 10,000), while their activation
+# energy stays in 15-16 directions, so these redundant copies sit in directions of little
+# energy. The paper's contrast in core size therefore holds clearly for one model of three
+# (seed 1000: 52 against 14); in energy and modes it holds for all three, by less for the
+# late-spreading third. Late in the run the necessary dimension jumps by up to 30 between
+# neighbouring checkpoints (seed 1000 under weight decay: 36 to 70), which is why the claims
+# above average over the last quarter of the run. One run of three models: how these
+# numbers spread over seeds is not measured (each model takes about 2 hours of one core).
 
 # %% [markdown]
 # ### Where the redundant copies sit
@@ -826,17 +838,17 @@ claims.check("paper's models, long run: without weight decay the weights keep gr
              expected=">= 2x")
 
 # %% [markdown]
-# **The redundancy lives in directions of almost no energy.** Under weight decay 1 both
-# models still answer part of the test pairs after the removal of their 35-38 energy
-# directions (test accuracy 0.29 and 0.06 against 2/p = 0.038), from the last 0.6-0.9 % of
-# the ACE energy: that is the gap between r_energy and r_nec. Without weight decay the
-# first model (seed 0) is the extreme case: its 16 energy directions hold all but 0.44 % of
-# the energy, and without them it still answers half of the test pairs. Without weight
-# decay the weights of both models grow, to 3-3.6 times the norm they reach under weight
-# decay, and their logit margins widen, but only the first model keeps such a copy
-# (the second: r_nec 13 ≤ r_energy 14), so weight growth alone does not explain it. The
-# paper reports no inflation without weight decay for its three models; with two models we
-# cannot say how often a model keeps a low-energy copy of its answer.
+# **The redundancy lives in directions of almost no energy.** Under weight decay 1 all
+# three models still answer part of the test pairs after the removal of their 25-38 energy
+# directions (test accuracy 0.29, 0.06 and 0.51 against 2/p = 0.038), from the last
+# 0.6-0.9 % of the ACE energy: that is the gap between r_energy and r_nec. Without weight
+# decay two models keep such a copy: seed 0 answers half of the test pairs without its 16
+# energy directions (which hold all but 0.44 % of the energy), seed 2000 a few (0.08 without
+# its 15, r_nec 31). Without weight decay the weights of all three grow, to 3-3.6 times the
+# norm they reach under weight decay, and their logit margins widen, but seed 1000 keeps no
+# copy (r_nec 13 ≤ r_energy 14), so weight growth alone does not explain it. The paper
+# reports no inflation without weight decay for its three models; ours show it in two of
+# three, in the necessary dimension only.
 
 # %% [markdown]
 # ## Beyond the paper: the same 20,000 epochs on pre-LN models
@@ -992,11 +1004,12 @@ Markdown(markdown_table(head, rows))
 #   sufficiency and the rotation need only the epochs up to shortly after grokking, so the
 #   short schedule does not change them; inflation is not tested by it, but by the
 #   committed 20,000-epoch run of the same seeds (a separate script; hours of CPU time).
-# - *Long run.* The committed 20,000-epoch run has two models (the paper: three, from one
-#   seed); one of them keeps a copy of its answer in directions of almost no energy without
-#   weight decay, so its necessary dimension grows as under weight decay, which the paper
-#   does not report for its three. With two models we cannot tell a rare model from a
-#   difference in setup.
+# - *Long run.* The committed 20,000-epoch run has three models, as the paper's, but from
+#   our seeds (0, 1000, 2000), not the reference code's `seed_all(1031)`. Two of them keep
+#   copies of their answer in directions of almost no energy without weight decay, so their
+#   necessary dimension grows as under weight decay, which the paper does not report for its
+#   three; and one inflates under weight decay only in the last quarter of the run. Whether
+#   these are differences of seed or of setup is not settled by three models.
 # - *Evaluation.* Accuracy is logged every 10 epochs (the reference code: every epoch), so
 #   grokking epochs are multiples of 10.
 # - *Scans.* $r_\text{nec}$ is scanned from $r=1$ (the reference code starts at

@@ -69,7 +69,10 @@ def test_first_epochs_of_the_committed_run_reproduce(results: Path):
     first = meta.get("calls", [meta])[0]  # a resumed run: its first call trained these epochs
     with torch_threads(first["torch_threads"]):
         exact = first.get("machine_fingerprint") == fingerprint(first["torch_threads"])
-        again = mod.curves_record(mod.run_experiment(short, progress=False, refresh=True))
+        # trained as the file was made: one model per task (each model alone), or all stacked
+        singles = mod.single_runs(short) if meta.get("models_as_tasks") else [short]
+        recs = [mod.curves_record(mod.run_experiment(r, progress=False, refresh=True)) for r in singles]
+    again = {k: recs[0][k] if k.endswith("/epoch") else np.concatenate([r[k] for r in recs], axis=1) for k in recs[0]}
     n_log = len(again["main/log/epoch"])
     n_ck = len(again["main/ckpt/epoch"])
     assert n_log == PREFIX_EPOCHS // run.eval_every + 1 and n_ck == 1
@@ -78,7 +81,12 @@ def test_first_epochs_of_the_committed_run_reproduce(results: Path):
             continue
         part = "log" if "/log/" in key else "ckpt"
         committed = rec[key][: n_log if part == "log" else n_ck]
-        if exact or key.endswith("/epoch"):
+        if exact and part == "ckpt" and not key.endswith("/epoch"):
+            # float64 analyses: the third long-run model's epoch-0 r2_train came out 1 ulp (2e-16
+            # relative) apart between the call that wrote the file and every rerun since, of that
+            # commit's code and of today's, on the same machine; training logs stay bit-exact
+            np.testing.assert_allclose(value, committed, rtol=1e-14, atol=1e-15, err_msg=key)
+        elif exact or key.endswith("/epoch"):
             np.testing.assert_array_equal(value, committed, err_msg=key)
         else:
             kind = "ckpt" if part == "ckpt" else "acc" if key.endswith("_acc") else "loss"
