@@ -170,9 +170,13 @@ def main(argv: list[str] | None = None) -> None:
         finals = dict(zip(branches, pool.map(final_profile, [str(list(f.values())[-1]) for f in branches.values()])))
     args.out.mkdir(parents=True, exist_ok=True)
     mod.save_curves(args.out / "curves.npz", record)
-    final_entries = [{"model": i, "branch": b, "epoch": int(list(branches[b])[-1]), **finals[b][i]}
-                     for b in branches for i in range(len(finals[b]))]
-    write_bytes_atomic(args.out / "final_states.json", (json.dumps(final_entries, indent=1) + "\n").encode())
+    final_states = {
+        "command": "python scripts/reference_run_analysis.py (redundancy_profile of each branch's last checkpoint)",
+        "epoch": {b: int(list(f)[-1]) for b, f in branches.items()},
+        "models": [{"model": f"reference M{i}", **{b: finals[b][i] for b in branches}}
+                   for i in range(len(finals["main"]))],
+    }
+    write_bytes_atomic(args.out / "final_states.json", (json.dumps(final_states, indent=1) + "\n").encode())
     meta = {
         "what": "the reference code's paper schedule (its modadd.py: 3 models, seed_all(1031), 20,000 epochs at "
                 "weight decay 1, the weight-decay-0 branch from epoch 900), trained outside this repository, "
@@ -187,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         "analysis_cpu_s": round(time.process_time() - cpu0
                                 + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime, 1),
         "logit_gap_reference_vs_ours": gap,
+        "branch_epoch": args.branch_epoch,
         "checkpoints": {b: len(f) for b, f in branches.items()},
         "analysed_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
