@@ -1,6 +1,7 @@
 """The final models of chapter 03's long run, both branches: where each model's necessary
 dimension sits relative to its activation energy and how large its weights have grown
-(:func:`ace_utils.tasks.modular.redundancy_profile`). Reads the finished resumable states
+(:func:`ace_utils.tasks.modular.redundancy_profile`), and the rotational modes of its final core
+counted both ways (``modes``, ``modes_in``: :func:`ace_utils.tasks.modular.analyse_checkpoint`). Reads the finished resumable states
 that ``scripts/modular_paper_run.py --jobs N`` left in the ace-book cache (so it runs where
 the long run ran) and writes ``<out>/final_states.json``, one entry per model and branch,
 with the machine and commit. ``tests/test_modular_paper.py`` checks that its dimensions
@@ -33,6 +34,9 @@ from ace_utils.book.rerun import git_commit, machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 
 BRANCHES = {"main": "final_params", "wd0": "branch_final"}  # curves-record branch name -> state key
+# the operator fits of analyse_checkpoint on the final core: rotational modes both ways (ridge 1 with
+# held-out classes, and the in-sample ridge-0 fit of the reference code's mode sweep) and their R^2
+OPERATOR_KEYS = ("r_core", "modes", "modes_in", "r2_h", "r2_in")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +64,10 @@ def main(argv: list[str] | None = None) -> None:
         entry = {"model_seed": single.seed}
         for branch, key in BRANCHES.items():
             model = mod.to_models(state[key], single)[0]
-            entry[branch] = {k: round(v, 6) if isinstance(v, float) else v for k, v in mod.redundancy_profile(model, data).items()}
+            profile = mod.redundancy_profile(model, data)
+            a = mod.analyse_checkpoint(model, data)
+            profile.update({k: a[k] for k in OPERATOR_KEYS})
+            entry[branch] = {k: round(v, 6) if isinstance(v, float) else v for k, v in profile.items()}
         models.append(entry)
         print(json.dumps(entry))
     record = {

@@ -10,12 +10,13 @@ names; the logits are checked to agree), analyses it with
 long run, and writes
 
 - ``<out>/curves.npz``: ``main/ckpt/epoch`` (C,) and ``main/ckpt/{name}`` (C, 3) for
-  the chapter's curve names (:data:`~ace_utils.tasks.modular.CURVE_KEYS`), and the same
+  the chapter's curve names (:data:`~ace_utils.tasks.modular.CURVE_KEYS`) and ``modes_in``
+  (the rotational modes of the in-sample fit, the reference's own mode sweep), and the same
   under ``wd0/`` from the branch epoch on (the branch's first row is the weight-decay-1
   checkpoint it starts from). No ``log/`` keys: the reference code evaluates only at its
   checkpoints, so ``ckpt/test_acc`` is its accuracy curve.
 - ``<out>/final_states.json``: :func:`~ace_utils.tasks.modular.redundancy_profile` of each
-  model's last checkpoint in both branches.
+  model's last checkpoint in both branches, with its core's operator fits (modes both ways, R^2).
 - ``<out>/meta.json``: the command, the reference commit, the machine, the times.
 
 The reference code names its first checkpoint "epoch 0" though it is saved after one epoch
@@ -55,6 +56,9 @@ from ace_utils.tasks import modular as mod  # noqa: E402
 P = 53
 # the reference code's TwoLayerTransformer for mod-add: 2 post-LN layers, d_model 128, 4 heads, d_ff 512
 CONFIG = PaperModelConfig(n_layers=2, d_model=128, n_heads=4, d_mlp=512, d_vocab=P)
+# the chapter's curves and the rotational modes of the in-sample ridge-0 fit (the reference's own mode sweep)
+CURVES = (*mod.CURVE_KEYS, "modes_in")
+OPERATOR_KEYS = ("r_core", "modes", "modes_in", "r2_h", "r2_in")
 RENAME = ((r"^token_emb\.", "embed."), (r"^pos_emb\.", "pos_embed."), (r"^layer1\.", "blocks.0.layer."),
           (r"^layer2\.", "blocks.1.layer."), (r"^lm_head\.", "unembed."))
 
@@ -117,7 +121,7 @@ def analyse_file(path: str) -> list[dict]:
     rows = []
     for ref_state in states:
         a = mod.analyse_checkpoint(load_model(ref_state), data)
-        rows.append({k: a[k] for k in mod.CURVE_KEYS})
+        rows.append({k: a[k] for k in CURVES})
     return rows
 
 
@@ -125,7 +129,12 @@ def final_profile(path: str) -> list[dict]:
     torch.set_num_threads(1)
     data = mod.make_data(P, 0.5, 42)
     states = torch.load(path, map_location="cpu", weights_only=False)["model_state_dicts"]
-    return [mod.redundancy_profile(load_model(s), data) for s in states]
+    out = []
+    for s in states:
+        model = load_model(s)
+        a = mod.analyse_checkpoint(model, data)
+        out.append({**mod.redundancy_profile(model, data), **{k: a[k] for k in OPERATOR_KEYS}})
+    return out
 
 
 def check_equivalence(path: Path) -> float:
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, files in branches.items():
             rows = list(pool.map(analyse_file, [str(p) for p in files.values()]))
             record[f"{name}/ckpt/epoch"] = np.array(list(files), dtype=float)
-            for key in mod.CURVE_KEYS:
+            for key in CURVES:
                 record[f"{name}/ckpt/{key}"] = np.array([[r[key] for r in row] for row in rows], dtype=float)
             print(f"{name}: {len(files)} checkpoints analysed, {time.time() - t0:.0f} s", flush=True)
         finals = dict(zip(branches, pool.map(final_profile, [str(list(f.values())[-1]) for f in branches.values()])))

@@ -122,6 +122,12 @@ def summary(run: LongRun, start: int = LATE_FROM, acc_after: int = 1000) -> dict
         f"lowest test acc. at checkpoints after {acc_after}, WD = 1 (epoch)":
             ", ".join(f"{a:.3f} ({e:.0f})" for a, e in zip(low, low_at)),
     }
+    if "modes_in" in run.ckpts["main"]:
+        rows["rotational modes late, in-sample ridge-0 fit: WD = 1; WD 1->0"] = (
+            f"{_ints(run.late('main', 'modes_in', start))}; {_ints(run.late('wd0', 'modes_in', start))}")
+    if run.finals and "modes_in" in run.finals[0]["main"]:
+        rows["rotational modes at the end, held-out ridge-1 fit -> in-sample ridge-0 fit: WD = 1; WD 1->0"] = "; ".join(
+            ", ".join(f"{f[b]['modes']} -> {f[b]['modes_in']}" for f in run.finals) for b in BRANCHES)
     if run.finals:
         rows["final: acc. without the r_energy directions, WD = 1; WD 1->0"] = (
             _floats([f["main"]["acc_without_energy"] for f in run.finals], 2) + "; "

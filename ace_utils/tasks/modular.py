@@ -613,6 +613,25 @@ def in_sample_r2(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> float:
     return float(1.0 - ((Yk - Xk @ A) ** 2).sum() / (((Yk - Yk.mean(0)) ** 2).sum() + 1e-12))
 
 
+def in_sample_modes(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> int:
+    """Rotational modes of the in-sample "add 1" map (the fit of :func:`in_sample_r2`: ridge 0,
+    all ``p`` classes, no held-out block), counted by
+    :func:`ace_utils.method.operators.rotational_mode_count`. This is the reference code's mode
+    sweep (the paper's figure 2D); ``modes`` of :func:`shift_operator` counts the eigenvalues of
+    the ridge-1 fit with held-out classes (the paper's clock panels), which pulls eigenvalues
+    inside the unit circle and so counts fewer. ``protos`` (p, r)."""
+    X = np.asarray(protos, float)
+    X = X - X.mean(0)
+    Y = np.roll(X, -1, axis=0)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if not s.size or s[0] <= 0:
+        return 0
+    k = max(1, min(int((s >= svd_tol * s[0]).sum()), p - 1, X.shape[1]))
+    Xk, Yk = X @ Vt[:k].T, Y @ Vt[:k].T
+    A, *_ = np.linalg.lstsq(Xk, Yk, rcond=None)
+    return rotational_mode_count(np.linalg.eigvals(A), p)
+
+
 def _core_scan(model, data: ModData, threshold: float) -> tuple:
     """The part of a checkpoint analysis every reader of it shares: test-pair activations ``H``
     (N, D) at :data:`ACE_HOOK`, readout ``W`` (K, D) and bias ``b`` (K,), the ACE result, the
@@ -633,7 +652,8 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     readout bias kept; core dimensions (:func:`core_dimensions`); core-only and
     core-removed accuracy at ``r_core``; the shift operator (:func:`shift_operator`, with
     held-out classes) and its in-sample R^2 (:func:`in_sample_r2`, ``r2_in``) on
-    prototypes in the ``r_core``-dimensional core. Arrays: ``energies`` (D,),
+    prototypes in the ``r_core``-dimensional core, and the rotational modes of that in-sample
+    fit (:func:`in_sample_modes`, ``modes_in``). Arrays: ``energies`` (D,),
     ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
     """
     H, W, b, res, keep, remove, base, dims = _core_scan(model, data, threshold)
@@ -651,6 +671,7 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
         "core_removed_acc": float(remove[r]),
         **op,
         "r2_in": in_sample_r2(protos, data.p),
+        "modes_in": in_sample_modes(protos, data.p),
     }
 
 
