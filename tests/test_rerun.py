@@ -60,32 +60,16 @@ def test_write_tables_and_read_back(tmp_path):
     assert "3 runs (seeds 0, 1, 2), 2 finished, 1 raised an error" in md
     assert "- seed 2: `AssertionError: claim 'b' does not hold" in md
     few = " *(reported: asserted only when held on >= 9 of >= 10 seeds)*"
-    assert f"| a{few} | 2/3 **✗** | 1 |  | 0.85 | 0.91 | 0.95 |" in md
-    assert f"| b{few} | 2/3 **✗** | 2 |  | 1 | 2 | 5 |" in md
-    assert "| c *(reported, not asserted)* | 2/3 **✗** | none | 2 |  |  |  |" in md
-    assert "- command: `x`" in md
+    assert f"| `a` | a{few} | >= 0.9 | 2/3 **✗** | 1 |  | 0.85 | 0.91 | 0.95 |" in md
+    assert f"| `b` | b{few} | >= 0.9 | 2/3 **✗** | 2 |  | 1 | 2 | 5 |" in md
+    assert "| `c` | c *(reported, not asserted)* | >= 0.9 | 2/3 **✗** | none | 2 |  |  |  |" in md
+    assert "- command: `x`" in md and rerun.table_header(md_path) == {"command": "`x`", "date": "today",
+                                                                      "per-seed data": "`ch.csv`"}
     back = rerun.read_runs_csv(csv_path)
     assert back[2]["status"] == "failed" and back[2]["error"].startswith("AssertionError")
-    assert back[1]["checks"]["a"] == {"holds": False, "value": 0.85, "asserted": True}
+    assert back[1]["checks"]["a"] == {"kind": "finding", "holds": False, "value": 0.85, "asserted": True}
     assert back[1]["checks"]["c"]["asserted"] is False
     assert back[0]["checks"]["b"]["value"] == [1, 3] and back[0]["checks"]["c"]["value"] is None
-
-
-def test_claims_from_output_reads_the_ledger_lines():
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("")
-    cell.outputs = [
-        nbformat.v4.new_output("stream", name="stdout", text="noise\nholds: x > 1  (value 1.5; expected > 1)\n"),
-        nbformat.v4.new_output("stream", name="stdout",
-                               text="DOES NOT HOLD: y (list)  (value [0.1, 0.2]; expected see text)\n"),
-        nbformat.v4.new_output("error", ename="AssertionError", evalue="claim 'y (list)' does not hold\nmore",
-                               traceback=[]),
-    ]
-    nb.cells = [cell]
-    checks, error = rerun.claims_from_output(json.loads(nbformat.writes(nb)))
-    assert checks == {"x > 1": {"holds": True, "value": 1.5, "expected": "> 1", "asserted": True},
-                      "y (list)": {"holds": False, "value": [0.1, 0.2], "expected": "", "asserted": True}}
-    assert error == "AssertionError: claim 'y (list)' does not hold"
 
 
 def test_runner_keeps_failed_runs(tmp_path):
@@ -101,26 +85,28 @@ def test_runner_keeps_failed_runs(tmp_path):
     nb.cells = [params, nbformat.v4.new_code_cell(
         "from ace_utils.book.claims import Claims\n"
         f"claims = Claims('toy', {{'seed': seed}}, strict=True, seed_tables={str(tables)!r})\n"
-        "claims.check('first', True, seed * 0.5, expected='always')\n"
-        "claims.check('second', seed == 0, [seed, 2.0], expected='seed 0 only')\n"
-        "claims.check('third', True, 1, expected='never reached on seed 1')\n"
+        "claims.at_least('first', seed * 0.5, 0, 'always')\n"
+        "claims.holds('second', seed == 0, [seed, 2.0], 'seed 0 only', 'second')\n"
+        "claims.at_least('third', 1, 0, 'never reached on seed 1')\n"
         "claims.save()\n")]
     path = tmp_path / "toy.ipynb"
     nbformat.write(nb, path)
     results = rerun.run_seeds(path, [0, 1], jobs=2, keep_going=False, log=lambda s: None)
     assert [r.status for r in results] == ["ok", "failed"]
     assert list(results[0].checks) == ["first", "second", "third"]
-    assert results[1].checks["first"] == {"holds": True, "value": 0.5, "expected": "always", "asserted": True}
+    assert {k: results[1].checks["first"][k] for k in ("holds", "value", "expected", "asserted", "kind")} == \
+        {"holds": True, "value": 0.5, "expected": ">= 0", "asserted": True, "kind": "finding"}
     assert results[1].checks["second"]["holds"] is False and "third" not in results[1].checks
     assert results[1].error.startswith("AssertionError: claim 'second' does not hold")
     md = rerun.write_tables(results, tmp_path / "out", "toy", {}, keep_going=False)[1].read_text()
     assert "the run stopped there" in md
     few = " *(reported: asserted only when held on >= 9 of >= 10 seeds)*"
-    assert f"| second{few} | 1/2 **✗** | 1 |" in md and f"| third{few} | 1/2 **✗** | none | 1 |" in md
+    assert f"| `second` | second{few} | seed 0 only | 1/2 **✗** | 1 |" in md
+    assert f"| `third` | never reached on seed 1{few} | >= 0 | 1/2 **✗** | none | 1 |" in md
     # keep going (the default): the cell after the failing one still runs, the run still counts as failed
-    nb.cells[1].source = nb.cells[1].source.replace("claims.check('third'", "\nclaims.check('never'")
+    nb.cells[1].source = nb.cells[1].source.replace("claims.at_least('third'", "\nclaims.at_least('never'")
     nb.cells[1].source = nb.cells[1].source.replace("claims.save()\n", "")
-    nb.cells.append(nbformat.v4.new_code_cell("claims.check('third', True, 1)\nclaims.save()"))
+    nb.cells.append(nbformat.v4.new_code_cell("claims.at_least('third', 1, 0, 'third')\nclaims.save()"))
     nbformat.write(nb, path)
     r1 = rerun.run_one(path, 1)
     assert r1.status == "failed" and r1.error.startswith("AssertionError: claim 'second' does not hold")
@@ -147,6 +133,51 @@ def test_code_hash_ignores_text_cells(tmp_path):
     nbformat.write(nb, tmp_path / "c.ipynb")
     a, b, c = (rerun.code_hash(tmp_path / f"{n}.ipynb") for n in "abc")
     assert a == b != c and len(a) == 16
+    # the environment-setup cell (Colab install, hidden from the book) computes nothing the chapter shows
+    setup = nbformat.v4.new_code_cell("import sys\nif 'google.colab' in sys.modules:\n    pass")
+    setup.metadata["tags"] = ["remove-cell"]
+    nb.cells.insert(0, setup)
+    nbformat.write(nb, tmp_path / "d.ipynb")
+    nb.cells[0].source = "import sys\nif 'google.colab' in sys.modules:\n    print('installing')"
+    nbformat.write(nb, tmp_path / "e.ipynb")
+    assert rerun.code_hash(tmp_path / "d.ipynb") == rerun.code_hash(tmp_path / "e.ipynb") == c
+
+
+def _toy_chapter(path: Path, value: str = "seed * 0.5", comment: str = "") -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("seed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        f"{comment}\nfrom ace_utils.book.claims import Claims\nclaims = Claims('toy', {{'seed': seed}}, strict=False)\n"
+        f"claims.at_least('x', {value}, 0, 'x is not negative')\n"
+        "claims.at_most('s', 1, 1, 'a sanity check', kind='sanity')\nclaims.save()\n")]
+    nbformat.write(nb, path)
+
+
+def test_same_output_records_a_proof_only_when_a_seed_reruns_identically(tmp_path):
+    """A code change shown output-neutral on a seed puts the table in step with the new code;
+    a change of any number does not."""
+    from ace_utils.book.seed_tables import in_step, same_output_codes
+
+    nb = tmp_path / "toy.ipynb"
+    _toy_chapter(nb)
+    out = tmp_path / "tables"
+    assert rerun.main([str(nb), "--seeds", "0-1", "--jobs", "1", "--out", str(out)]) == 0
+    md = out / "toy.md"
+    assert in_step(nb, md) and same_output_codes(md) == []
+    _toy_chapter(nb, comment="# a comment: same output")
+    assert not in_step(nb, md)
+    assert rerun.main([str(nb), "--same-output", "0", "--out", str(out)]) == 0
+    assert in_step(nb, md) and same_output_codes(md) == [rerun.code_hash(nb)]
+    assert "seed 0 rerun on" in rerun.table_header(md)[rerun.SAME_OUTPUT_KEY]
+    assert (out / rerun.INDEX_NAME).read_text() == rerun.index_text(out)
+    _toy_chapter(nb, value="seed * 0.5 + 1e-12")  # one number differs in its last bits
+    assert rerun.main([str(nb), "--same-output", "0", "--out", str(out)]) == 1
+    assert not in_step(nb, md)
+    committed = rerun.results_from_csv(out / "toy.csv")[0]
+    again = rerun.run_one(nb, 0)
+    assert rerun.compare_runs(again, committed) == ["x: value 1e-12 (committed 0.0)"]
 
 
 def _committed(chapter: str) -> Path:
@@ -198,7 +229,7 @@ def test_committed_table_entry_reruns(chapter, seed):
     for name, c in again.checks.items():
         w = want["checks"][name]
         where = f"{chapter} seed {seed}, claim {name!r}"
-        assert (c["holds"], c.get("asserted", True)) == (w["holds"], w["asserted"]), f"{where}: {c} vs committed {w}"
+        assert (c["holds"], c["asserted"], c["kind"]) == (w["holds"], w["asserted"], w["kind"]), f"{where}: {c} vs committed {w}"
         if exact:
             assert json.loads(json.dumps(c["value"])) == w["value"], f"{where}: rerun {c['value']} != committed {w['value']}"
         else:
@@ -219,7 +250,8 @@ def test_interrupted_rerun_resumes_with_the_seeds_it_has(tmp_path, monkeypatch):
         calls.append(seed)
         if seed == 2 and calls.count(2) == 1:
             raise KeyboardInterrupt  # the first call is cut off here
-        return RunResult(seed, "ok", 1.0, {"c": {"holds": seed != 1, "value": seed, "expected": "", "asserted": True}})
+        return RunResult(seed, "ok", 1.0, {"c": {"kind": "finding", "sentence": "c", "holds": seed != 1, "value": seed,
+                                                 "expected": "", "asserted": True, "source": "", "paper": ""}})
 
     monkeypatch.setattr(rerun, "run_one", fake_run_one)
     argv = [str(path), "--seeds", "0-3", "--jobs", "1", "--out", str(tmp_path / "out"), "-p", "n", "4"]

@@ -1,70 +1,145 @@
-"""Recording a chapter's claims: checked, printed, asserted where they are made, saved.
+"""Recording a chapter's claims: checked, shown, asserted where they are made, saved.
 
-Every chapter creates one :class:`Claims` after its parameters are validated,
-calls :meth:`Claims.check` for each claim it makes, and :meth:`Claims.save` at
-the end.
+Every chapter opens one :class:`Claims` after its parameters are validated, states each claim
+in one call that carries its stable id, the measured value, the bound, its kind and its
+sentence, e.g. ::
 
-Which claims are asserted. A claim that fails raises ``AssertionError`` only when
-(1) the chapter runs at the settings its claims are made for (``strict=True``: the
-default parameters, any seed), (2) the chapter asks for it (``asserted=True``, the
-default) and (3) the chapter's committed seed table
-(``results/robustness/<chapter>.csv``, made by ``python -m ace_utils.book.rerun`` over
-seeds 0-9) shows the claim holding on at least :data:`MIN_HELD` of at least
-:data:`MIN_SEEDS` seeds. Every other claim is checked and reported, never dropped:
-a claim that held at one seed is not promoted to an assertion, because it breaks on
-the next seed, CPU or library version. Each printed line says which case applies
-and the seed count behind it. If the environment variable
-``ACE_BOOK_CLAIMS`` names a directory, :meth:`Claims.save` writes
-``<dir>/<chapter>.json`` with every claim's outcome and numbers and the
-chapter's parameters, which the seed-robustness runner collects.
-Used in every chapter.
+    claims.at_most("keep_gap", gap, 0.005, "sufficient: core-only accuracy within {bound} of the full model")
+
+(the threshold is written once: the sentence may show it through ``{bound}``, ``{lo}``, ``{hi}``
+or ``{target}``), shows a section's claims as one table with :meth:`Claims.ledger`, and calls
+:meth:`Claims.save` at the end. Seed tables key on the id, so a reworded sentence changes nothing.
+
+Kinds of claim (:data:`KINDS`):
+
+* ``finding``: a result of the paper or beyond it, measured in this run, counted over seeds;
+* ``sanity``: a check that the pipeline works, true by construction or nearly automatic (a known
+  answer, an identity between two computations), not a result; counted over seeds like a finding
+  but never reported as one;
+* ``committed``: read from a committed long run or study (``source`` names the file): the same
+  one run whatever the seed, so it is counted once, with its provenance, never over seeds.
+
+Which claims are asserted. A claim that fails raises ``AssertionError`` only when (1) the
+chapter runs at the settings its claims are made for (``strict=True``: its defaults, any
+seed), (2) the chapter asks for it (``asserted=True``, the default) and (3) the chapter's
+committed seed table (``results/robustness/<chapter>.csv``, made by ``python -m
+ace_utils.book.rerun`` over seeds 0-9) backs it: a finding or sanity check held on at least
+:data:`MIN_HELD` of at least :data:`MIN_SEEDS` seeds; a committed-run claim held in the one run
+it reads. Every other claim is checked and reported, never dropped. If the environment
+variable ``ACE_BOOK_CLAIMS`` names a directory, the ledger is written to
+``<dir>/<chapter>.json`` after every claim (so a run that stops still leaves the claims it
+made) and by :meth:`Claims.save` at the end, with the chapter's parameters and recorded values;
+the seed runner collects it. Used in every chapter.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import operator
 import os
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["Claims", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES", "seed_support", "seed_values"]
+__all__ = ["Claims", "Support", "FINDING", "SANITY", "COMMITTED", "KINDS", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES",
+           "seed_support", "seed_values"]
 
-MIN_SEEDS = 10  # seeds a claim's table must cover before it can be asserted
+MIN_SEEDS = 10  # seeds a claim's table must cover before a finding or sanity check can be asserted
 MIN_HELD = 9  # of which it must hold on at least this many
 SEED_TABLES = Path(__file__).resolve().parents[2] / "results" / "robustness"
+FINDING, SANITY, COMMITTED = "finding", "sanity", "committed"
+KINDS = (FINDING, SANITY, COMMITTED)
+KIND_LABEL = {FINDING: "finding", SANITY: "sanity check", COMMITTED: "committed run"}
+_ID = re.compile(r"[a-z][a-z0-9_]*")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 
 
-def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) -> dict[str, tuple[int, int]]:
-    """``{claim: (seeds where it held, seeds run)}`` from ``<directory>/<chapter>.csv`` (default
-    :data:`SEED_TABLES`); a claim not reached on a seed counts as not held there. ``{}`` if no table."""
-    from ace_utils.book.rerun import read_runs_csv  # the table's reader (rerun imports this module)
+def _flat(value: Any) -> list[float | None]:
+    """Every number in a plain claim value (nested lists and dicts; bools and text left out), a
+    missing or non-finite one as None, so that a comparison with it fails."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return []
+    if value is None:
+        return [None]
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    if isinstance(value, Mapping):
+        return [x for v in value.values() for x in _flat(v)]
+    return []
+
+
+def _all(value: Any, test: Callable[[float], bool]) -> bool:
+    """Whether ``value`` has a number and every number in it passes ``test`` (None fails)."""
+    xs = _flat(_plain(value))
+    return bool(xs) and all(x is not None and test(x) for x in xs)
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a committed seed table says of one claim: its ``kind``, the runs it ``held`` in out
+    of ``runs`` (for a committed-run claim: 1 or 0 of 1, the one committed run), the ``values``
+    over seeds and whether a committed-run claim had the ``same`` value on every row."""
+
+    kind: str
+    held: int
+    runs: int
+    values: tuple = ()
+    same: bool = True
+
+    @property
+    def backed(self) -> bool:
+        """Whether the table backs asserting the claim (module docstring)."""
+        if self.kind == COMMITTED:
+            return self.runs == 1 and self.held == 1 and self.same
+        return self.runs >= MIN_SEEDS and self.held >= MIN_HELD
+
+    def describe(self) -> str:
+        """'held on 9/10 seeds', 'held in the committed run', ..."""
+        if self.kind == COMMITTED:
+            if not self.same:
+                return "value not the same on every seed: not a committed-run claim"
+            return f"{'held' if self.held else 'did not hold'} in the committed run"
+        return f"held on {self.held}/{self.runs} seeds"
+
+
+def _read_rows(chapter: str, directory: str | os.PathLike[str] | None):
+    from ace_utils.book.seed_tables import results_from_csv  # the table's reader (it imports this module)
 
     path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
-    if not path.exists():
-        return {}
-    runs = read_runs_csv(path)
-    held: dict[str, int] = {}
-    for run in runs.values():
-        for name, c in run["checks"].items():
-            held[name] = held.get(name, 0) + c["holds"]
-    return {name: (h, len(runs)) for name, h in held.items()}
+    return results_from_csv(path) if path.exists() else []
+
+
+def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) -> dict[str, Support]:
+    """``{claim id: Support}`` from ``<directory>/<chapter>.csv`` (default :data:`SEED_TABLES`);
+    a claim not reached on a seed counts as not held there. ``{}`` if no table."""
+    runs = _read_rows(chapter, directory)
+    out: dict[str, Support] = {}
+    ids = list(dict.fromkeys(i for r in runs for i in r.checks))
+    for i in ids:
+        rows = [r.checks[i] for r in runs if i in r.checks]
+        kind = rows[0].get("kind", FINDING)
+        values = tuple(json.dumps(c["value"]) for c in rows)
+        if kind == COMMITTED:
+            same = len(set(values)) == 1 and len(rows) == len(runs)
+            out[i] = Support(kind, int(same and all(c["holds"] for c in rows)), 1, values[:1], same)
+        else:
+            out[i] = Support(kind, sum(c["holds"] for c in rows), len(runs), tuple(c["value"] for c in rows))
+    return out
 
 
 def seed_values(chapter: str, claim: str, directory: str | os.PathLike[str] | None = None) -> dict[int, Any]:
-    """``{seed: value}`` of one claim in ``<directory>/<chapter>.csv`` (default
+    """``{seed: value}`` of claim ``claim`` (its id) in ``<directory>/<chapter>.csv`` (default
     :data:`SEED_TABLES`), over the seeds that reached it; ``{}`` if no table or no such claim.
     For closing tables that set another configuration's seed range beside this run."""
-    from ace_utils.book.rerun import read_runs_csv
-
-    path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
-    if not path.exists():
-        return {}
-    return {seed: run["checks"][claim]["value"] for seed, run in sorted(read_runs_csv(path).items())
-            if claim in run["checks"]}
+    return {r.seed: r.checks[claim]["value"] for r in _read_rows(chapter, directory) if claim in r.checks}
 
 
 def _plain(x: Any) -> Any:
@@ -86,6 +161,11 @@ def _plain(x: Any) -> Any:
     return x
 
 
+def _num(x: float) -> str:
+    """A bound as the rule shows it: 0.005, 1e-06, 25, -1.5."""
+    return f"{x:g}"
+
+
 class Claims:
     """A chapter's claim ledger. ``Claims("01_markov_cores", params, strict=...)``."""
 
@@ -97,59 +177,135 @@ class Claims:
         self.support = seed_support(chapter, seed_tables)
         self.checks: dict[str, dict[str, Any]] = {}
         self.values: dict[str, Any] = {}
+        self._shown = 0
         self._t0 = time.perf_counter()
 
-    def check(self, name: str, ok: bool, value: Any = None, *, expected: str = "", asserted: bool = True) -> None:
-        """Record claim ``name``: whether it holds, the measured ``value``, the ``expected`` rule.
+    # -- one call per claim ------------------------------------------------------------------
+    def _compare(self, cid: str, value: Any, op: str, bound: float, sentence: str, fmt: Mapping[str, Any],
+                 **kw: Any) -> None:
+        ok = _all(value, lambda x: _OPS[op](x, bound))  # NaN, None and "no number" fail
+        self._add(cid, ok, value, f"{op} {_num(bound)}", sentence.format_map(fmt) if "{" in sentence else sentence, **kw)
 
-        Prints one line, ending in how the claim is treated here (module docstring). Raises
-        ``AssertionError`` if it fails and it is enforced: ``self.strict``, ``asserted``, and
-        held on >= :data:`MIN_HELD` of >= :data:`MIN_SEEDS` seeds in the chapter's table.
-        Returns None, so a check that ends a notebook cell prints nothing more (read the
-        outcome from :attr:`checks`).
-        """
-        ok = bool(ok)
-        held, n = self.support.get(name, (0, 0))
-        backed = n >= MIN_SEEDS and held >= MIN_HELD
-        enforced = self.strict and asserted and backed
+    def at_most(self, cid: str, value: Any, bound: float, sentence: str, **kw: Any) -> None:
+        """Claim that every number in ``value`` is <= ``bound`` (keywords: :meth:`holds`)."""
+        self._compare(cid, value, "<=", bound, sentence, {"bound": _num(bound)}, **kw)
+
+    def below(self, cid: str, value: Any, bound: float, sentence: str, **kw: Any) -> None:
+        """Claim that every number in ``value`` is < ``bound``."""
+        self._compare(cid, value, "<", bound, sentence, {"bound": _num(bound)}, **kw)
+
+    def at_least(self, cid: str, value: Any, bound: float, sentence: str, **kw: Any) -> None:
+        """Claim that every number in ``value`` is >= ``bound``."""
+        self._compare(cid, value, ">=", bound, sentence, {"bound": _num(bound)}, **kw)
+
+    def above(self, cid: str, value: Any, bound: float, sentence: str, **kw: Any) -> None:
+        """Claim that every number in ``value`` is > ``bound``."""
+        self._compare(cid, value, ">", bound, sentence, {"bound": _num(bound)}, **kw)
+
+    def equal(self, cid: str, value: Any, target: float, sentence: str, **kw: Any) -> None:
+        """Claim that every number in ``value`` equals ``target``."""
+        self._compare(cid, value, "==", target, sentence, {"target": _num(target), "bound": _num(target)}, **kw)
+
+    def between(self, cid: str, value: Any, lo: float, hi: float, sentence: str, *, open_: bool = False,
+                **kw: Any) -> None:
+        """Claim that every number in ``value`` lies in ``[lo, hi]`` (``(lo, hi)`` with ``open_``)."""
+        inside = (lambda x: lo < x < hi) if open_ else (lambda x: lo <= x <= hi)
+        rule = f"in ({_num(lo)}, {_num(hi)})" if open_ else f"in [{_num(lo)}, {_num(hi)}]"
+        fmt = {"lo": _num(lo), "hi": _num(hi)}
+        self._add(cid, _all(value, inside), value, rule,
+                  sentence.format_map(fmt) if "{" in sentence else sentence, **kw)
+
+    def holds(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, **kw: Any) -> None:
+        """Claim decided by the chapter's own test ``ok`` (a comparison between two measured
+        quantities, a pattern over models); ``rule`` says in words what ``ok`` tested.
+
+        Keywords of every claim call: ``kind`` (:data:`KINDS`, default ``finding``), ``asserted``
+        (False: always reported), ``paper`` (the paper's value or statement it is compared
+        with, with its source tag), ``source`` (required for ``committed``: the committed file
+        it reads), ``reason`` (why the threshold is where it is, when it is looser than the
+        paper's value or the seeds' spread)."""
+        self._add(cid, bool(ok), value, rule, sentence, **kw)
+
+    def check(self, name: str, ok: bool, value: Any = None, *, expected: str = "", asserted: bool = True) -> None:
+        """Transitional form of :meth:`holds` for chapters not yet keyed by claim ids: the sentence
+        is its own key, the kind a finding."""
+        self._add(name, bool(ok), value, expected, name, asserted=asserted, _legacy=True)
+
+    def _add(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, *, kind: str = FINDING,
+             asserted: bool = True, paper: str = "", source: str = "", reason: str = "", _legacy: bool = False) -> None:
+        if not _legacy and not _ID.fullmatch(cid):
+            raise ValueError(f"claim id {cid!r}: use lower-case letters, digits and '_', starting with a letter")
+        if cid in self.checks:
+            raise ValueError(f"claim id {cid!r} is used twice in {self.chapter}")
+        if kind not in KINDS:
+            raise ValueError(f"claim {cid!r}: kind {kind!r} is not one of {KINDS}")
+        if kind == COMMITTED and not source:
+            raise ValueError(f"claim {cid!r}: a committed-run claim names the file it reads (source=...)")
+        sup = self.support.get(cid)
+        if sup is not None and sup.kind != kind:  # a table of another kind does not back it
+            sup = None
+        enforced = self.strict and asserted and sup is not None and sup.backed
         if not asserted:
             how = "reported"
-        elif n == 0:
+        elif sup is None:
             how = "reported: not in the seed table yet"
         else:
-            how = f"{'asserted' if enforced else 'reported'}: held on {held}/{n} seeds"
-        self.checks[name] = {"holds": ok, "value": _plain(value), "expected": expected, "asserted": asserted,
-                             "enforced": enforced, "seeds_held": f"{held}/{n}"}
-        status = "holds" if ok else "DOES NOT HOLD"
-        print(f"{status}: {name}  (value {_plain(value)!r}; expected {expected or 'see text'})  [{how}]")
+            how = f"{'asserted' if enforced else 'reported'}: {sup.describe()}"
+        self.checks[cid] = {"sentence": sentence, "kind": kind, "holds": bool(ok), "value": _plain(value),
+                            "expected": rule, "asserted": asserted, "enforced": enforced, "how": how,
+                            "seeds_held": "" if sup is None else f"{sup.held}/{sup.runs}",
+                            "paper": paper, "source": source, "reason": reason}
+        self._write(finished=False)
         if not ok and enforced:
-            raise AssertionError(f"claim '{name}' does not hold: value {_plain(value)!r}, expected {expected} "
-                                 f"(held on {held}/{n} seeds in the committed table)")
+            raise AssertionError(f"claim '{cid}' does not hold: {sentence}: value {_plain(value)!r}, expected {rule} "
+                                 f"({sup.describe()} in the committed table)")
+
+    # -- what a chapter shows ----------------------------------------------------------------
+    def ledger(self):
+        """The claims made since the last call as one Markdown table (``IPython.display.Markdown``):
+        per claim its kind, the value here against its rule, and how it is treated, with the
+        seed table's range and the paper's value (:func:`ace_utils.book.ledger.section_table`)."""
+        from ace_utils.book.ledger import section_table
+
+        ids = list(self.checks)[self._shown:]
+        self._shown = len(self.checks)
+        return section_table(self, ids)
+
+    def overview(self):
+        """The chapter's claims counted by kind and treatment, as Markdown (closing summaries)."""
+        from ace_utils.book.ledger import overview_table
+
+        return overview_table(self)
 
     def record(self, **values: Any) -> None:
         """Record numbers that are reported but not claims (timings, sizes)."""
         self.values.update({k: _plain(v) for k, v in values.items()})
 
-    def summary(self) -> dict[str, Any]:
-        """The ledger as a plain dict."""
+    def summary(self, finished: bool = True) -> dict[str, Any]:
+        """The ledger as a plain dict (``checks`` in the order the claims were made)."""
         return {
             "chapter": self.chapter,
             "params": _plain(self.params),
             "strict": self.strict,
-            "checks": self.checks,
+            "checks": [{"id": cid, **c} for cid, c in self.checks.items()],
             "values": self.values,
             "all_hold": all(c["holds"] for c in self.checks.values()),
+            "finished": finished,
             "seconds": round(time.perf_counter() - self._t0, 2),
         }
 
-    def save(self, directory: str | os.PathLike[str] | None = None) -> Path | None:
-        """Write ``<directory or $ACE_BOOK_CLAIMS>/<chapter>.json``; no-op if neither is set."""
+    def _write(self, finished: bool, directory: str | os.PathLike[str] | None = None) -> Path | None:
         directory = directory or os.environ.get("ACE_BOOK_CLAIMS")
         if not directory:
             return None
         path = Path(directory) / f"{self.chapter}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.summary(), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(self.summary(finished), indent=1, sort_keys=True))
         os.replace(tmp, path)
         return path
+
+    def save(self, directory: str | os.PathLike[str] | None = None) -> Path | None:
+        """Write ``<directory or $ACE_BOOK_CLAIMS>/<chapter>.json``, marked finished; no-op if
+        neither is set."""
+        return self._write(True, directory)

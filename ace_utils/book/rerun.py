@@ -11,23 +11,24 @@ sends them to an existing Dask cluster instead. Each seed runs the notebook in i
 process (papermill with ``seed=S``), with its
 own ``$ACE_BOOK_CLAIMS`` folder, ``OMP_WAIT_POLICY=PASSIVE`` and one BLAS/OpenMP thread
 (``OMP_NUM_THREADS=1``, so the numbers do not depend on ``--jobs``); the chapter's
-:class:`ace_utils.book.claims.Claims` ledger writes ``<chapter>.json`` there. A run whose
-notebook raises (a strict claim that fails, or any error) is kept and counted as failed,
-with the error's first line. By default its remaining cells still run (papermill's
-``allow_errors``), so the ledger still saves the claims after the failing one; the claims
-of a cell after the point where it raised count as *not reached*. (With ``--stop-at-error``,
-or if the ledger is never saved, the claims are read from the executed notebook's printed
-``holds: ...`` / ``DOES NOT HOLD: ...`` lines.)
+:class:`ace_utils.book.claims.Claims` ledger writes ``<chapter>.json`` there after every claim.
+A run whose notebook raises (a strict claim that fails, or any error) is kept and counted as
+failed, with the error's first line. By default its remaining cells still run (papermill's
+``allow_errors``), so the ledger still holds the claims after the failing one; the claims
+of a cell after the point where it raised count as *not reached* (with ``--stop-at-error``,
+every claim after it).
 
-Writes, for chapter ``C`` (``C__name-value`` when ``-p`` is given):
+Writes, for chapter ``C`` (``C__name-value`` when ``-p`` is given), the seed table
+``<out>/C.csv`` and ``<out>/C.md`` and the index ``<out>/all_chapters.md``
+(:mod:`ace_utils.book.seed_tables`; the book's robustness page includes the index, so a new
+chapter's table appears there by itself).
 
-* ``<out>/C.csv``: one row per (seed, claim): whether it held and its value (JSON), plus
-  one ``<run>`` row per seed with the run's status, seconds and error;
-* ``<out>/C.md``: the command, date, machine and git commit, then per claim: how often it
-  held over the seeds, min / median / max of its numbers, the seeds where it failed or was
-  not reached;
-* ``<out>/all_chapters.md``: every ``.md`` table of ``<out>``, rebuilt after each run (the
-  book's robustness page includes it, so a new chapter's table appears there by itself).
+``--same-output SEED`` makes no table: it reruns one seed of the notebook as it is now and
+compares its ledger with that seed's row of the committed table, claim by claim (id, kind,
+outcome, asserted, value to the last bit). If they agree, the notebook's code hash is added to
+the table's ``same output under code`` line, so the table counts as in step with the changed
+code (``seed_tables.in_step``); if not, it prints the differences and exits 1: make the
+table again.
 
 A run is resumable: each finished seed is appended to ``<out>/.C.progress.jsonl`` (with the
 notebook's code hash and the parameters), and the same command after an interruption skips
@@ -43,12 +44,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import datetime as _dt
-import hashlib
-import io
 import json
-import math
 import os
 import platform
 import re
@@ -61,31 +58,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ace_utils.book.claims import MIN_HELD, MIN_SEEDS
 from ace_utils.book.cluster import as_finished, open_client
 from ace_utils.book.machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
+from ace_utils.book.seed_tables import (  # noqa: F401  (re-exported: the runner's table helpers)
+    INDEX_NAME,
+    SAME_OUTPUT_KEY,
+    RunResult,
+    code_hash,
+    index_text,
+    numbers,
+    read_runs_csv,
+    results_from_csv,
+    same_output_codes,
+    summarise,
+    table_header,
+    write_index,
+    write_tables,
+)
 
 __all__ = [
-    "RunResult", "parse_seeds", "run_one", "run_seeds", "claims_from_output", "summarise",
-    "write_tables", "write_index", "index_text", "read_runs_csv", "numbers", "cpu_model", "machine_info",
-    "git_commit", "code_hash", "progress_path", "load_progress", "results_from_csv", "table_header", "main",
+    "RunResult", "parse_seeds", "run_one", "run_seeds", "summarise", "write_tables", "write_index", "index_text",
+    "read_runs_csv", "numbers", "cpu_model", "machine_info", "git_commit", "code_hash", "progress_path",
+    "load_progress", "results_from_csv", "table_header", "compare_runs", "same_output", "main",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-_LINE_RE = re.compile(r"^(holds|DOES NOT HOLD): (.*?)  \(value (.*); expected (.*)\)(?:  \[[^\]]*\])?$")
-
-
-@dataclass
-class RunResult:
-    """One papermill run: ``status`` is 'ok' or 'failed'; ``checks`` maps claim name -> record."""
-
-    seed: int
-    status: str
-    seconds: float
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    error: str = ""
-
-
+LEDGER_FIELDS = ("kind", "sentence", "holds", "value", "expected", "asserted", "source", "paper")  # kept per claim
 def parse_seeds(spec: str) -> list[int]:
     """'0-9' -> [0..9]; '0,3,5-6' -> [0, 3, 5, 6]. Duplicates removed, order kept."""
     seeds: list[int] = []
@@ -106,35 +104,6 @@ def parse_seeds(spec: str) -> list[int]:
     if not seeds:
         raise ValueError("no seeds given")
     return list(dict.fromkeys(seeds))
-
-
-def _literal(text: str) -> Any:
-    """The value printed by the ledger (a Python repr) back as data, else the text."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def claims_from_output(nb: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str]:
-    """(claims printed by the ledger, first line of the error) from an executed notebook dict."""
-    checks: dict[str, dict[str, Any]] = {}
-    error = ""
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stdout":
-                text = out.get("text", "")
-                text = "".join(text) if isinstance(text, list) else text
-                for line in text.splitlines():
-                    m = _LINE_RE.match(line)
-                    if m:
-                        checks[m.group(2)] = {"holds": m.group(1) == "holds", "value": _literal(m.group(3)),
-                                              "expected": "" if m.group(4) == "see text" else m.group(4),
-                                              "asserted": True}  # not printed by the ledger
-            elif out.get("output_type") == "error" and not error:
-                evalue = str(out.get("evalue", "")).strip().splitlines()
-                error = f"{out.get('ename', 'Error')}: {evalue[0] if evalue else ''}".strip()
-    return checks, error
 
 
 def resolve_value(text: str) -> Any:
@@ -172,11 +141,11 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
             keep_dir: Path | None = None, timeout: float = 3600, keep_going: bool = True) -> RunResult:
     """Execute ``notebook`` once with ``-p seed <seed>`` (and ``params``) in a fresh process.
 
-    Returns its claims: from the ledger's JSON if ``claims.save()`` ran, else from the
-    printed ledger lines of the executed notebook, with the error's first line. With
-    ``keep_going`` (the default) the cells after a failing one still run (papermill's
-    ``allow_errors``), so a claim that fails does not hide the claims after it; the run is
-    still recorded as failed, with the first error.
+    Returns its claims, from the ledger's JSON (written after every claim, so a run that
+    stopped keeps the claims it made), and the error's first line. With ``keep_going`` (the
+    default) the cells after a failing one still run (papermill's ``allow_errors``), so a
+    claim that fails does not hide the claims after it; the run is still recorded as failed,
+    with the first error. A run that ends without ``claims.save()`` counts as failed.
     """
     notebook = Path(notebook).resolve()
     chapter = notebook.stem
@@ -199,26 +168,34 @@ def run_one(notebook: Path, seed: int, params: Sequence[tuple[str, str]] = (), *
             rc, stderr = -1, f"TimeoutError: no result after {timeout:.0f} s"
         seconds = round(time.perf_counter() - t0, 1)
         ledger = claims_dir / f"{chapter}.json"
-        printed, error = {}, ""
-        if out_nb.exists():
-            try:
-                printed, error = claims_from_output(json.loads(out_nb.read_text()))
-            except (ValueError, OSError):
-                pass
-        if ledger.exists():  # claims.save() ran (at the end of the chapter)
-            saved = json.loads(ledger.read_text())["checks"]  # the ledger's JSON has sorted keys:
-            order = [n for n in printed if n in saved] + sorted(set(saved) - set(printed))  # chapter order
-            checks = {n: {kk: saved[n][kk] for kk in ("holds", "value", "expected", "asserted")} for n in order}
-            if rc == 0:
-                return RunResult(seed, "ok", seconds, checks)
-        else:
-            checks = printed
+        error = _first_error(out_nb)
+        checks, finished = {}, False
+        if ledger.exists():
+            saved = json.loads(ledger.read_text())
+            finished = saved.get("finished", True)
+            checks = {c["id"]: {k: c[k] for k in LEDGER_FIELDS if k in c} for c in saved["checks"]}
+        if rc == 0 and finished:
+            return RunResult(seed, "ok", seconds, checks)
         if not error:
             lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
             error = lines[-1] if lines else f"exit {rc}"
             if rc == 0:
-                error = f"no claims ledger written ({ledger.name}): does the chapter call claims.save()?"
+                error = f"the claims ledger was not saved ({ledger.name}): does the chapter end with claims.save()?"
         return RunResult(seed, "failed", seconds, checks, error)
+
+
+def _first_error(out_nb: Path) -> str:
+    """'Name: first line' of the first error output of an executed notebook ('' if none or unreadable)."""
+    try:
+        nb = json.loads(Path(out_nb).read_text())
+    except (ValueError, OSError):
+        return ""
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                evalue = str(out.get("evalue", "")).strip().splitlines()
+                return f"{out.get('ename', 'Error')}: {evalue[0] if evalue else ''}".strip()
+    return ""
 
 
 def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, str]] = (), *, jobs: int = 1,
@@ -254,58 +231,6 @@ def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, 
     return sorted(results, key=lambda r: r.seed)
 
 
-def numbers(value: Any) -> list[float]:
-    """Every finite real number in a claim value (nested lists; bools excluded)."""
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, (int, float)):
-        return [float(value)] if math.isfinite(value) else []
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in numbers(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in numbers(v)]
-    return []
-
-
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
-def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
-    """Per claim (in first-seen order): held / failed / not-reached seeds and the spread of its numbers."""
-    names: list[str] = []
-    expected: dict[str, str] = {}
-    asserted: dict[str, bool] = {}
-    for r in results:
-        for name, c in r.checks.items():
-            if name not in expected:
-                names.append(name)
-                expected[name] = c.get("expected", "")
-            asserted[name] = asserted.get(name, False) or c.get("asserted", True)
-    rows = []
-    for name in names:
-        held = [r.seed for r in results if name in r.checks and r.checks[name]["holds"]]
-        failed = [r.seed for r in results if name in r.checks and not r.checks[name]["holds"]]
-        missing = [r.seed for r in results if name not in r.checks]
-        xs = [x for r in results if name in r.checks for x in numbers(r.checks[name]["value"])]
-        rows.append({
-            "claim": name, "expected": expected[name], "asserted": asserted[name], "n_runs": len(results),
-            "n_held": len(held),
-            "failed_seeds": failed, "not_reached_seeds": missing,
-            "min": min(xs) if xs else None, "median": _median(xs) if xs else None, "max": max(xs) if xs else None,
-        })
-    return rows
-
-
-def code_hash(notebook: Path) -> str:
-    """sha256 (16 hex digits) of a notebook's code-cell sources: unchanged by edits to its text."""
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    code = "\n\x00".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
-
-
 def git_commit(root: Path = ROOT) -> str:
     """HEAD commit (12 hex digits), with '+dirty' if tracked files differ from it; 'unknown' outside git."""
     try:
@@ -335,88 +260,8 @@ def machine_info() -> str:
     return f"{describe()}, {gpu}; {load} at the start; Python {platform.python_version()}, {tv}"
 
 
-def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.4g}"
-
-
 def _seeds(xs: list[int]) -> str:
     return ", ".join(map(str, xs)) if xs else "none"
-
-
-def write_tables(results: Sequence[RunResult], out: Path, name: str, header: dict[str, str],
-                 keep_going: bool = True) -> tuple[Path, Path]:
-    """Write ``<out>/<name>.csv`` (per seed and claim) and ``<out>/<name>.md`` (summary); return both paths.
-
-    ``keep_going`` says how the runs were made (for the text above the list of failed runs).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["seed", "claim", "holds", "value", "expected", "asserted", "status", "seconds", "error"])
-    for r in results:
-        w.writerow([r.seed, "<run>", "", "", "", "", r.status, r.seconds, r.error])
-        for cname, c in r.checks.items():
-            w.writerow([r.seed, cname, c["holds"], json.dumps(c["value"]), c.get("expected", ""),
-                        c.get("asserted", True), "", "", ""])
-    csv_path.write_text(buf.getvalue())
-
-    rows = summarise(results)
-    n = len(results)
-    n_ok = sum(r.status == "ok" for r in results)
-    lines = [f"**{name}**: {n} runs (seeds {_seeds([r.seed for r in results])}), "
-             f"{n_ok} finished, {n - n_ok} raised an error.", ""]
-    lines += [f"- {k}: {v}" for k, v in header.items()]
-    lines += [f"- per-seed data: `{csv_path.name}`", ""]
-    failed_runs = [r for r in results if r.status != "ok"]
-    if failed_runs:
-        lines += ["Runs that raised an error (a claim asserted at these settings failed, or the code failed; "
-                  + ("the later cells still ran, so only claims later in the failing cell were not reached"
-                     if keep_going else "the run stopped there")
-                  + "):", ""]
-        lines += [f"- seed {r.seed}: `{r.error.replace('`', chr(39))}`" for r in failed_runs]
-        lines.append("")
-    lines += ["| claim | held | failed on seeds | not reached | min | median | max |",
-              "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        mark = "" if row["n_held"] == n else " **✗**"
-        if not row["asserted"]:
-            note = " *(reported, not asserted)*"
-        elif n < MIN_SEEDS or row["n_held"] < MIN_HELD:
-            note = f" *(reported: asserted only when held on >= {MIN_HELD} of >= {MIN_SEEDS} seeds)*"
-        else:
-            note = ""
-        claim = row["claim"].replace("|", "\\|") + note
-        lines.append(f"| {claim} | {row['n_held']}/{n}{mark} | {_seeds(row['failed_seeds'])} | "
-                     f"{_seeds(row['not_reached_seeds']) if row['not_reached_seeds'] else ''} | "
-                     f"{_fmt(row['min'])} | {_fmt(row['median'])} | {_fmt(row['max'])} |")
-    md_path.write_text("\n".join(lines) + "\n")
-    return csv_path, md_path
-
-
-INDEX_NAME = "all_chapters.md"
-
-
-def index_text(out: Path) -> str:
-    """Every table in ``out`` (``*.md`` but the index), sorted by name, each under a ``###`` heading."""
-    parts = []
-    for md in sorted(p for p in Path(out).glob("*.md") if p.name != INDEX_NAME):
-        parts += [f"### {md.stem}", "", md.read_text().rstrip(), ""]
-    return "\n".join(parts)
-
-
-def write_index(out: Path) -> Path:
-    """Write ``<out>/all_chapters.md`` (what the book's robustness page includes); return its path."""
-    path = Path(out) / INDEX_NAME
-    path.write_text(index_text(out))
-    return path
-
-
-def read_runs_csv(path: Path) -> dict[int, dict[str, Any]]:
-    """Read a ``write_tables`` CSV back: seed -> {'status', 'error', 'checks': {claim: {holds, value, asserted}}}."""
-    return {r.seed: {"status": r.status, "error": r.error,
-                     "checks": {n: {k: c[k] for k in ("holds", "value", "asserted")} for n, c in r.checks.items()}}
-            for r in results_from_csv(path)}
 
 
 def progress_path(out: Path, name: str) -> Path:
@@ -440,31 +285,56 @@ def load_progress(path: Path, code: str, params: Sequence[tuple[str, str]]) -> d
     return done
 
 
-def results_from_csv(path: Path) -> list[RunResult]:
-    """The runs of a :func:`write_tables` CSV as :class:`RunResult` objects (sorted by seed)."""
-    runs: dict[int, RunResult] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            seed = int(row["seed"])
-            if row["claim"] == "<run>":
-                runs[seed] = RunResult(seed, row["status"], float(row["seconds"] or 0), {}, row["error"])
-            else:
-                runs[seed].checks[row["claim"]] = {"holds": row["holds"] == "True", "value": json.loads(row["value"]),
-                                                   "expected": row["expected"],
-                                                   "asserted": row.get("asserted", "True") != "False"}
-    return sorted(runs.values(), key=lambda r: r.seed)
+def compare_runs(again: RunResult, committed: RunResult) -> list[str]:
+    """The differences between a rerun of a seed and that seed's committed row: run status, the
+    claim ids and their order, and per claim its kind, outcome, whether it is asserted and its
+    value (to the last bit); [] when they agree."""
+    diffs = []
+    if again.status != committed.status:
+        diffs.append(f"run status {again.status!r} (committed {committed.status!r}: {committed.error})")
+    if list(again.checks) != list(committed.checks):
+        diffs.append(f"claims {list(again.checks)} (committed {list(committed.checks)})")
+    for cid in again.checks.keys() & committed.checks.keys():
+        a, c = again.checks[cid], committed.checks[cid]
+        for key in ("kind", "holds", "asserted"):
+            if a.get(key) != c.get(key):
+                diffs.append(f"{cid}: {key} {a.get(key)!r} (committed {c.get(key)!r})")
+        if json.dumps(a["value"]) != json.dumps(c["value"]):
+            diffs.append(f"{cid}: value {json.dumps(a['value'])} (committed {json.dumps(c['value'])})")
+    return diffs
 
 
-def table_header(md_path: Path) -> dict[str, str]:
-    """The ``- key: value`` lines of a table's Markdown header."""
-    out = {}
-    for line in Path(md_path).read_text().splitlines():
-        if line.startswith("- ") and ": " in line:
-            k, v = line[2:].split(": ", 1)
-            out.setdefault(k, v)
-        elif line.startswith("|"):
-            break
-    return out
+def same_output(notebook: Path, out: Path, name: str, seed: int, params: Sequence[tuple[str, str]] = (), *,
+                cache: str | None = None, timeout: float = 3600, log=print) -> bool:
+    """Rerun ``seed`` of ``notebook`` and compare it with that seed's row of the table ``<out>/<name>``
+    (:func:`compare_runs`). If they agree, record the notebook's code hash in the table's
+    ``same output under code`` header line (with the date, commit and machine of the proof) and
+    rebuild the table's Markdown and the folder's index; return whether they agreed."""
+    md_path, csv_path = Path(out) / f"{name}.md", Path(out) / f"{name}.csv"
+    committed = {r.seed: r for r in results_from_csv(csv_path)}
+    if seed not in committed:
+        raise ValueError(f"seed {seed} is not in {csv_path}")
+    code = code_hash(notebook)
+    header = table_header(md_path)
+    if code == header.get("code sha256", "").split(" ")[0] or code in same_output_codes(md_path):
+        log(f"{md_path} is already in step with code {code}")
+        return True
+    again = run_one(notebook, seed, params, cache=cache, timeout=timeout)
+    diffs = compare_runs(again, committed[seed])
+    if diffs:
+        log(f"seed {seed} under code {code} differs from its committed row in {md_path}:\n  " + "\n  ".join(diffs))
+        return False
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    proof = (f"`{code}` (seed {seed} rerun on {date} at commit {git_commit()} on {describe()}, fingerprint "
+             f"{fingerprint(1)}, in {again.seconds:.0f} s: every claim's id, kind, outcome and value identical to the "
+             "committed row)")
+    earlier = header.get(SAME_OUTPUT_KEY)
+    header[SAME_OUTPUT_KEY] = f"{earlier}; {proof}" if earlier else proof
+    keep_going = "stops at its first error" not in header.get("each run", "")
+    write_tables(list(committed.values()), Path(out), name, header, keep_going=keep_going)
+    write_index(Path(out))
+    log(f"seed {seed} under code {code}: the same output as the committed row; recorded in {md_path}")
+    return True
 
 
 def _table_name(chapter: str, params: Sequence[tuple[str, str]]) -> str:
@@ -488,6 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stop-at-error", action="store_true",
                     help="stop a run at its first error, as papermill does (default: run the remaining cells "
                          "too, so claims after a failing one are still recorded; the run still counts as failed)")
+    ap.add_argument("--same-output", type=int, default=None, metavar="SEED",
+                    help="make no table: rerun SEED and, if its claims equal that seed's row of the existing table, "
+                         "record the notebook's code as giving the table's output (module docstring)")
     args = ap.parse_args(argv)
     if not args.notebook.exists():
         ap.error(f"no such notebook: {args.notebook}")
@@ -495,6 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("give seeds with --seeds, not -p seed")
     seeds = parse_seeds(args.seeds)
     params = [tuple(p) for p in args.parameter]
+    if args.same_output is not None:
+        ok = same_output(args.notebook, args.out, _table_name(args.notebook.stem, params), args.same_output, params,
+                         cache=args.cache, timeout=args.timeout)
+        return 0 if ok else 1
     command = "python -m ace_utils.book.rerun " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     started = _dt.datetime.now(_dt.timezone.utc)
     header = {"command": f"`{command}`", "date": started.strftime("%Y-%m-%d %H:%M UTC"),
