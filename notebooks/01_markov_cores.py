@@ -59,8 +59,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from IPython.display import Markdown, display
+
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Bool, Choice, Int
+from ace_utils.book.tables import markdown_table, span
 from ace_utils.book.plots import unit_circle
 from ace_utils.method.interventions import random_subspace
 from ace_utils.tasks import markov as mk
@@ -128,9 +131,10 @@ models = mk.train_markov_models(runs, data, workers=2)  # uncached ones two at a
 full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
 
-# %%
-claims.check("every model reaches the Bayes limit (largest gap)", all(abs(a - bayes) <= 0.005 for a in full_acc),
-             max(abs(a - bayes) for a in full_acc), expected="<= 0.005");
+# %% tags=["hide-input"]
+claims.at_most("bayes_gap", max(abs(a - bayes) for a in full_acc), 0.005,
+               "every model reaches the Bayes limit (largest gap)", paper="the Bayes limit, 0.7501 [TS]")
+claims.ledger()
 
 # %% [markdown]
 # ## ACE finds a 3-D core in every run
@@ -148,8 +152,9 @@ energy_top2 = [float(res.energy_fraction[1]) for res, _ in cores]
 print("core dimension per model:", ranks)
 print("energy share of the top 2 directions:", np.round(energy_top2, 4))
 
-# %%
-claims.check(f"the energy rule gives k = {k} for every model", all(r == k for r in ranks), ranks, expected=f"all == {k}");
+# %% tags=["hide-input"]
+claims.equal("rank_is_k", ranks, k, "the energy rule gives k = {target} for every model", paper="3 in every run [A]")
+claims.ledger()
 
 # %% mystnb={"figure": {"caption": "Cumulative balanced energy of the ACE directions, one line per model. Two directions hold about 99% of the energy; the third brings it past the 0.999 threshold (dotted), the fourth adds almost nothing. The third direction is thin but, as the spectrum section shows, real.", "name": "fig-markov-energy"}}
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -181,24 +186,23 @@ for i, (m, (res, _)) in enumerate(zip(models, cores)):
 for name, v in abl.items():
     print(f"{name:15s}", np.round(v, 4))
 
-# %%
-claims.check("sufficient: core-only accuracy within 0.005 of the full model (largest gap)",
-             all(abs(kp - f) <= 0.005 for kp, f in zip(abl["keep"], full_acc)),
-             max(abs(kp - f) for kp, f in zip(abl["keep"], full_acc)), expected="<= 0.005")
-claims.check("necessary: core-removed accuracy at most chance + 0.05 (largest excess over chance)",
-             all(r <= chance + 0.05 for r in abl["remove"]), max(r - chance for r in abl["remove"]), expected="<= 0.05")
-claims.check("control: a random 3-D subspace removed changes accuracy by <= 0.005 (largest change)",
-             all(abs(r - f) <= 0.005 for r, f in zip(abl["random removed"], full_acc)),
-             max(abs(r - f) for r, f in zip(abl["random removed"], full_acc)), expected="<= 0.005")
-below_chance = [chance - r for r in abl["remove"]]
-print("core removed: accuracy below chance by", np.round(below_chance, 3))
+# %% tags=["hide-input"]
+claims.at_most("keep_gap", max(abs(kp - f) for kp, f in zip(abl["keep"], full_acc)), 0.005,
+               "sufficient: core-only accuracy within {bound} of the full model (largest gap)",
+               paper="equal to full (0.7501 [TS])")
+claims.at_most("remove_excess", max(r - chance for r in abl["remove"]), 0.05,
+               "necessary: core-removed accuracy at most chance + {bound} (largest excess over chance)",
+               paper="near chance [TS]")
+claims.at_most("random_removed_change", max(abs(r - f) for r, f in zip(abl["random removed"], full_acc)), 0.005,
+               "control: a random 3-D subspace removed changes accuracy by <= {bound} (largest change)",
+               paper="not reported")
+claims.ledger()
 
-# %% [markdown]
-# Removing the core leaves the models at chance, within a few points (0.23-0.25 against
-# 0.25 at the defaults; the paper's reference code gave 0.23-0.26 on its models,
-# {ref}`sources-markov`); the necessity claim is one-sided (at most chance + 0.05)
-# because what is left outside the core still reaches the logits and can predict a
-# little *against* the current state.
+# %% tags=["hide-input"]
+Markdown(f"Removing the core leaves the models at chance, within a few points ({span(abl['remove'])} against "
+         f"{chance:.3f} in this run; the paper's reference code gave 0.23-0.26 on its models, "
+         "{ref}`sources-markov`); the necessity claim is one-sided (at most chance + 0.05) because what is left "
+         "outside the core still reaches the logits and can predict a little *against* the current state.")
 
 # %% mystnb={"figure": {"caption": "Test accuracy of the full models, with only the core kept, with the core removed and with a random 3-D subspace removed (mean and per-model dots), against the Bayes limit and chance computed from the chain and the data.", "name": "fig-markov-ablations"}}
 fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -232,34 +236,45 @@ for i, d in enumerate(dyn):
           f"R2/R2_oracle {d.r2_ratio:.3f}  share of each core coordinate explained by the current state "
           f"{np.round(d.state_r2, 3)}  |error| with z replaced by its state mean {np.round(d.errors_state_mean, 4)}")
 
-# %%
+# %% tags=["hide-input"]
 complex_idx = np.abs(true_eigs.imag) > 1e-9
 if chain == "paper":
-    claims.check("the complex pair 0.75±0.25i is recovered within 0.03 (largest error)",
-                 all(d.errors[complex_idx].max() <= 0.03 for d in dyn),
-                 max(float(d.errors[complex_idx].max()) for d in dyn), expected="<= 0.03")
-    claims.check("the real eigenvalue 0.5 is recovered within 0.03 (largest error)",
-                 all(d.errors[~complex_idx].max() <= 0.03 for d in dyn),
-                 max(float(d.errors[~complex_idx].max()) for d in dyn), expected="<= 0.03")
-    claims.check("with z replaced by its state mean, all eigenvalues within 0.01 (largest error)",
-                 all(d.errors_state_mean.max() <= 0.01 for d in dyn), max(float(d.errors_state_mean.max()) for d in dyn),
-                 expected="<= 0.01")
-    claims.check("the third core coordinate is the least state-like: its state R² is below the first two's, every model",
-                 all(d.state_r2[-1] < d.state_r2[:-1].min() for d in dyn), [float(d.state_r2[-1]) for d in dyn],
-                 expected="third < first two, every model")
-claims.check("core dynamics R² / R²_oracle >= 0.95 (smallest)", all(d.r2_ratio >= 0.95 for d in dyn),
-             min(d.r2_ratio for d in dyn), expected=">= 0.95");
+    claims.at_most("complex_pair_error", max(float(d.errors[complex_idx].max()) for d in dyn), 0.01,
+                   "the complex pair 0.75±0.25i is recovered within {bound} (largest error)",
+                   paper="'<1%' [TS] (of |λ| = 0.79: 0.008); 'identical transition spectra' [A]")
+    claims.at_most("real_eig_error", max(float(d.errors[~complex_idx].max()) for d in dyn), 0.03,
+                   "the real eigenvalue 0.5 is recovered within {bound} (largest error)",
+                   paper="'<1%' [TS]; 'identical transition spectra' [A]",
+                   reason="looser than the paper's '<1%': the thin third core direction carries some history, "
+                          "which biases the plain fit of 0.5 (the third coordinate's state R² below); the "
+                          "state-mean fit, which removes that history, is the sanity check after it")
+    claims.at_most("state_mean_eig_error", max(float(d.errors_state_mean.max()) for d in dyn), 0.01,
+                   "with z replaced by its state mean, all eigenvalues within {bound} (largest error)", kind="sanity",
+                   paper="not in the paper: it measures the test data's own transition counts, whatever the model")
+    claims.holds("third_coord_least_state", all(d.state_r2[-1] < d.state_r2[:-1].min() for d in dyn),
+                 [float(d.state_r2[-1]) for d in dyn], "third < first two, every model",
+                 "the third core coordinate is the least state-like: its state R² is below the first two's, every model",
+                 paper="not in the paper")
+claims.at_least("dynamics_r2_ratio", min(d.r2_ratio for d in dyn), 0.98,
+                "core dynamics R² / R²_oracle >= {bound} (smallest)", paper="> 0.98 [TS]")
+claims.ledger()
 
-# %% [markdown]
-# The complex pair $0.75\pm0.25i$ comes back within a few thousandths in every run and the
-# real eigenvalue $0.5$ within about 0.02, as in the paper ("identical transition
-# spectra"; the third-party figure "eigenvalue error < 1%" is unverified,
-# {ref}`sources-markov`). The first two core coordinates are the current state to 99.9%;
-# the third, thin one only to about 95%: a little history (earlier states, which
-# attention can read) enters the thinnest core direction. Replacing each core coordinate
-# by its mean given the current state removes that history and recovers all three
-# eigenvalues to 0.001, the sampling error of the test sequences. The seed-by-seed
-# spread of these numbers is on the {doc}`robustness page <../book/robustness>`.
+# %% tags=["hide-input"]
+if chain == "paper":
+    display(Markdown(
+        f"The complex pair $0.75\\pm0.25i$ comes back within "
+        f"{max(float(d.errors[complex_idx].max()) for d in dyn):.3f} in every run of this chapter and the real "
+        f"eigenvalue $0.5$ within {max(float(d.errors[~complex_idx].max()) for d in dyn):.3f}, as in the paper "
+        "(\"identical transition spectra\"; the third-party figure \"eigenvalue error < 1%\" is unverified, "
+        "{ref}`sources-markov`). The first two core coordinates are the current state to "
+        f"{100 * min(float(d.state_r2[:-1].min()) for d in dyn):.1f}% or more; the third, thin one only to "
+        f"{span([100 * float(d.state_r2[-1]) for d in dyn], '{:.1f}')}%: a little history (earlier states, which "
+        "attention can read) enters the thinnest core direction. Replacing each core coordinate by its mean given "
+        "the current state removes that history and recovers all three eigenvalues to "
+        f"{max(float(d.errors_state_mean.max()) for d in dyn):.4f}, the sampling error of the test sequences: "
+        "that number measures the test data, not the model (the same on every seed, whose test sequences are "
+        "shared), which is why it is a sanity check. The seed-by-seed spread of these numbers is on the "
+        "{doc}`robustness page <../book/robustness>`."))
 
 # %% mystnb={"figure": {"caption": "Eigenvalues of the operator fitted in the core of model 1 (red crosses) against the chain's eigenvalues (blue circles; the Perron eigenvalue 1, removed by centring, shown hollow), with the unit circle.", "name": "fig-markov-spectrum"}}
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -306,16 +321,18 @@ if contrast and chain == "paper":
         print(f"{a:7s} fitted 0.5 minus 0.5: {np.round(v['bias'], 3)}   state R² of the third core coordinate: "
               f"{np.round(v['third_r2'], 3)}")
 
-# %%
+# %% tags=["hide-input"]
 if other is not None:
     err = {a: np.abs(v["bias"]).mean() for a, v in other.items()}
-    claims.check("pre-LN models recover 0.5 worse than the paper's (mean |error| over models)",
-                 err["pre-ln"] > err["paper"], err, expected="pre-ln > paper")
-    claims.check("pre-LN models overestimate 0.5: every fitted value above 0.5",
-                 all(b > 0 for b in other["pre-ln"]["bias"]), other["pre-ln"]["bias"], expected="all > 0")
-    claims.check("the third core coordinate is less state-like in pre-LN models (mean state R²)",
-                 np.mean(other["pre-ln"]["third_r2"]) < np.mean(other["paper"]["third_r2"]),
-                 {a: float(np.mean(v["third_r2"])) for a, v in other.items()}, expected="pre-ln < paper");
+    beyond = dict(paper="not in the paper (beyond it)")
+    claims.holds("preln_real_eig_worse", err["pre-ln"] > err["paper"], err, "pre-ln > paper",
+                 "pre-LN models recover 0.5 worse than the paper's (mean |error| over models)", **beyond)
+    claims.above("preln_overestimates", other["pre-ln"]["bias"], 0,
+                 "pre-LN models overestimate 0.5: every fitted value above 0.5 (fitted - 0.5 > {bound})", **beyond)
+    claims.holds("preln_third_less_state", np.mean(other["pre-ln"]["third_r2"]) < np.mean(other["paper"]["third_r2"]),
+                 {a: float(np.mean(v["third_r2"])) for a, v in other.items()}, "pre-ln < paper",
+                 "the third core coordinate is less state-like in pre-LN models (mean state R²)", **beyond)
+    display(claims.ledger())
 
 # %% mystnb={"figure": {"caption": "Error of the real eigenvalue 0.5 fitted in the core (fitted minus 0.5) against the share of the third core coordinate's variance that the current state explains, one dot per model, for the paper's post-LN models with dropout and for pre-LN TransformerLens-native models trained on the same data from the same seeds. The less the third coordinate is the current state, the more persistent it looks and the higher the fitted eigenvalue.", "name": "fig-markov-architecture"}}
 if other is not None:
@@ -359,20 +376,23 @@ if extra_n_states:
     )
     print({key: (np.round(v, 3) if not isinstance(v, int) else v) for key, v in extra.items()})
 
-# %%
+# %% tags=["hide-input"]
 if extra is not None:
-    claims.check("random chain: the model reaches the Bayes limit (gap)", abs(extra["acc"] - extra["bayes"]) <= 0.01,
-                 abs(extra["acc"] - extra["bayes"]), expected="<= 0.01")
-    claims.check("random chain: n - 1 directions hold >= 99% of the energy", extra["energy_at_k"] >= 0.99,
-                 extra["energy_at_k"], expected=">= 0.99")
-    claims.check("random chain: core-only accuracy within 0.01 of the full model (gap)",
-                 abs(extra["keep"] - extra["acc"]) <= 0.01, abs(extra["keep"] - extra["acc"]), expected="<= 0.01")
-    claims.check("random chain: core-removed accuracy at most chance + 0.05 (excess over chance)",
-                 extra["remove"] <= extra["chance"] + 0.05, extra["remove"] - extra["chance"], expected="<= 0.05")
-    claims.check("random chain: state-mean dynamics recover the spectrum within 0.02 (largest error)",
-                 extra["err_cond"].max() <= 0.02, float(extra["err_cond"].max()), expected="<= 0.02")
-    claims.check("random chain: plain-fit eigenvalue error <= 0.1 (largest error)",
-                 extra["err"].max() <= 0.1, float(extra["err"].max()), expected="<= 0.1")
+    beyond = dict(paper="not in the paper (beyond it)")
+    claims.at_most("random_bayes_gap", abs(extra["acc"] - extra["bayes"]), 0.01,
+                   "random chain: the model reaches the Bayes limit (gap <= {bound})", **beyond)
+    claims.at_least("random_energy_at_k", extra["energy_at_k"], 0.99,
+                    "random chain: n - 1 directions hold a share >= {bound} of the energy", **beyond)
+    claims.at_most("random_keep_gap", abs(extra["keep"] - extra["acc"]), 0.01,
+                   "random chain: core-only accuracy within {bound} of the full model (gap)", **beyond)
+    claims.at_most("random_remove_excess", extra["remove"] - extra["chance"], 0.05,
+                   "random chain: core-removed accuracy at most chance + {bound} (excess over chance)", **beyond)
+    claims.at_most("random_state_mean_error", float(extra["err_cond"].max()), 0.02,
+                   "random chain: state-mean dynamics recover the spectrum within {bound} (largest error)",
+                   kind="sanity", paper="not in the paper: it measures the chain's sampled transition counts")
+    claims.at_most("random_plain_fit_error", float(extra["err"].max()), 0.1,
+                   "random chain: plain-fit eigenvalue error <= {bound} (largest error)", **beyond)
+    display(claims.ledger())
 
 # %% [markdown]
 # On the 5-state chain the picture repeats: the model reaches the Bayes limit,
@@ -392,11 +412,6 @@ if extra is not None:
 # marks unverified third-party summaries, [Inf] our derivation).
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown
-
-from ace_utils.book.tables import markdown_table, span
-
-
 def column(full, rank, top2, keep, remove, random, dyn):
     """Our entries of the closing table for one architecture's models."""
     cpx = [float(d.errors[complex_idx].max()) for d in dyn] if complex_idx.any() else [float("nan")]
@@ -420,6 +435,12 @@ label = {"paper": "ours, the paper's models", "pre-ln": "ours, pre-LN models"}
 head = ["quantity"] + [label[a] for a in ours] + ["reference code on a CPU", "paper"]
 body = [[n, *(ours[a][i] for a in ours), ref_code[i], paper[i]] for i, n in enumerate(names)]
 Markdown(markdown_table(head, body) + f"\n\nChance (the most frequent next state): {chance:.3f}.")
+
+# %% [markdown]
+# The claims of this chapter, by kind:
+
+# %% tags=["hide-input"]
+claims.overview()
 
 # %% [markdown]
 # **What differs and why.** The models are the paper's; the default training is 4x
