@@ -25,14 +25,40 @@
 # preserve, destroy and invert the output. **Runtime:** about 10 s on 2 CPU cores (most of it starting Python).
 
 # %% tags=["remove-cell"]
-# Colab setup: installs ace_utils and its pinned requirements there; does nothing elsewhere.
+# Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this
+# page needs from its pyproject.toml, keeping Colab's torch. A second run does nothing.
+import os
 import subprocess
 import sys
 
+EXTRAS = ""  # this page's extras of pyproject.toml ("" for none)
+
 if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
-    subprocess.run(["git", "clone", "-q", "https://github.com/ace-book/ace-book", "/content/ace-book"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ace-book"], check=True)
-    sys.path.insert(0, "/content/ace-book")
+    from importlib import invalidate_caches, metadata
+
+    class SetupStopped(Exception):
+        def _render_traceback_(self):  # IPython shows this one line, not a traceback
+            return [f"SetupStopped: {self}"]
+
+    repo = os.environ.get("ACE_BOOK_REPO", "https://github.com/ace-book/ace-book")
+    clone = os.environ.get("ACE_BOOK_CLONE", "/content/ace-book")
+    if not os.path.isdir(os.path.join(clone, "ace_utils")):
+        got = subprocess.run(["git", "clone", "-q", "--depth", "1", repo, clone], capture_output=True, text=True)
+        if got.returncode != 0:
+            why = (got.stderr.strip().splitlines() or [f"git exited with {got.returncode}"])[-1]
+            raise SetupStopped(f"cannot fetch {repo}: {why}")
+    stamp = os.path.join(clone, f".colab-installed-{EXTRAS or 'base'}")
+    if not os.path.exists(stamp):
+        keep = os.path.join(clone, ".colab-constraints.txt")
+        with open(keep, "w") as f:
+            f.write(f"torch=={metadata.version('torch')}\n")  # pip must not replace Colab's torch
+        target = f"{clone}[{EXTRAS}]" if EXTRAS else clone
+        if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep, "-e", target]).returncode != 0:
+            raise SetupStopped(f"pip could not install {target} beside Colab's torch (pip's message is above)")
+        open(stamp, "w").close()
+        invalidate_caches()
+    if clone not in sys.path:
+        sys.path.insert(0, clone)
 
 # %% tags=["parameters"]
 n_samples = 4000  # samples of the synthetic layer
