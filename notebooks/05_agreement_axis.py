@@ -36,9 +36,10 @@ import os
 import subprocess
 import sys
 
-EXTRAS = "dask"  # this page's extras of pyproject.toml ("" for none)
+_EXTRAS = "dask"  # this page's extras of pyproject.toml ("" for none)
 
-if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+
+def _colab_setup(extras: str) -> None:
     from importlib import invalidate_caches, metadata
 
     class SetupStopped(Exception):
@@ -52,18 +53,22 @@ if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
         if got.returncode != 0:
             why = (got.stderr.strip().splitlines() or [f"git exited with {got.returncode}"])[-1]
             raise SetupStopped(f"cannot fetch {repo}: {why}")
-    stamp = os.path.join(clone, f".colab-installed-{EXTRAS or 'base'}")
+    stamp = os.path.join(clone, f".colab-installed-{extras or 'base'}")
     if not os.path.exists(stamp):
         keep = os.path.join(clone, ".colab-constraints.txt")
         with open(keep, "w") as f:
             f.write(f"torch=={metadata.version('torch')}\n")  # pip must not replace Colab's torch
-        target = f"{clone}[{EXTRAS}]" if EXTRAS else clone
+        target = f"{clone}[{extras}]" if extras else clone
         if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", keep, "-e", target]).returncode != 0:
             raise SetupStopped(f"pip could not install {target} beside Colab's torch (pip's message is above)")
         open(stamp, "w").close()
         invalidate_caches()
     if clone not in sys.path:
         sys.path.insert(0, clone)
+
+
+if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
+    _colab_setup(_EXTRAS)
 
 # %% tags=["parameters"]
 seed = 0  # data (pair split, corpus, prompts) use seed; model i is seeded with seed + 100 * i
