@@ -86,8 +86,8 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
+from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.claims import SEED_TABLES
 from ace_utils.book.params import Choice, Int
 from ace_utils.book.plots import heatmap
 from ace_utils.book.tables import markdown_table, seed_span, span
@@ -130,7 +130,8 @@ off = ~np.eye(n_models, dtype=bool)  # off-diagonal entries of a pairwise matrix
 
 def pre_ln(claim: str, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
     """Range over seeds 0-9 of a claim's value (its id) on the pre-LN models (their committed seed table)."""
-    return seed_span("02_core_alignment", claim, SEED_TABLES / "pre-ln", scale=scale, fmt=fmt, missing="not recorded")
+    return seed_span("02_core_alignment", claim, ledger_rules.SEED_TABLES / "pre-ln", scale=scale, fmt=fmt,
+                     missing="not recorded")
 
 
 # %% [markdown]
