@@ -109,7 +109,9 @@ def directory_problems(directory: Path) -> list[str]:
 
 # --- the repository's notebooks ------------------------------------------------------------
 
-SOURCES = sorted(NOTEBOOK_DIR.glob("*.py"))
+# the chapters, and the notebook pages of book/ (the text pages there are .md)
+BOOK_DIR = NOTEBOOK_DIR.parent / "book"
+SOURCES = sorted(NOTEBOOK_DIR.glob("*.py")) + sorted(BOOK_DIR.glob("*.py"))
 
 
 def test_there_are_notebooks():
@@ -124,7 +126,7 @@ def test_notebook_pair(py_path):
 
 
 def test_no_ipynb_without_source():
-    stray = [p.name for p in sorted(NOTEBOOK_DIR.glob("*.ipynb")) if not p.with_suffix(".py").exists()]
+    stray = [p.name for d in (NOTEBOOK_DIR, BOOK_DIR) for p in sorted(d.glob("*.ipynb")) if not p.with_suffix(".py").exists()]
     assert not stray, f"notebooks without a paired .py source: {stray}"
 
 

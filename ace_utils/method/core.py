@@ -114,15 +114,19 @@ class Core:
         """Reflect the core: ``h <- mean + (I - 2P)(h - mean)`` (core coordinates negated)."""
         return self.hooks("flip")
 
-    def control(self, mode: Mode, seed: int = 0) -> FwdHooks:
-        """The same intervention on a random subspace of the core's dimension (the control)."""
+    def control(self, mode: Mode, seed: int = 0, *, positions: Positions | str = "found") -> FwdHooks:
+        """The same intervention on a Haar-random subspace of the core's dimension (the
+        control), drawn from ``seed``; ``positions`` as in :meth:`hooks`."""
         Q = random_subspace(self.basis.shape[0], self.rank, torch.Generator().manual_seed(seed))
-        return [(self.hook, subspace_hook(Q, mode, mean=self.mean, positions=self.positions))]
+        pos = self.positions if isinstance(positions, str) and positions == "found" else positions
+        return [(self.hook, subspace_hook(Q, mode, mean=self.mean, positions=pos))]
 
 
 def resolve_hook(model: Any, hook: str | Sequence) -> str:
     """The model's name for ``hook`` (a full name, a ``get_act_name`` shorthand or a tuple
-    ``(name, layer[, layer_type])``); raises ``ValueError`` naming it if the model has none."""
+    ``(name, layer[, layer_type])``); ``blocks.{l}.hook_resid_pre`` / ``hook_resid_post`` fall
+    back to ``blocks.{l}.hook_in`` / ``hook_out``. Raises ``ValueError`` naming it if the model
+    has none."""
     from transformer_lens.utilities import get_act_name
 
     names = model.hook_dict
@@ -132,8 +136,12 @@ def resolve_hook(model: Any, hook: str | Sequence) -> str:
         candidates = [get_act_name(*hook)]
     else:
         raise TypeError(f"hook must be a hook name or a (name, layer[, layer_type]) tuple, got {hook!r}")
-    if candidates[0] in names:
-        return candidates[0]
+    # the bridges' canonical names for the residual stream, which models built like them
+    # (ace_utils.models.paper) use without the classic aliases
+    candidates.append(candidates[0].replace(".hook_resid_pre", ".hook_in").replace(".hook_resid_post", ".hook_out"))
+    for name in candidates:
+        if name in names:
+            return name
     close = difflib.get_close_matches(candidates[0], list(names), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else f"; it has {len(names)} hooks (model.hook_dict)"
     raise ValueError(f"unknown hook {hook!r}: the model has no hook point {candidates[0]!r}{hint}")
@@ -235,7 +243,7 @@ def find_core(
     try:
         if tokens is not None:
             _probe(model, tokens, name, forward_kwargs)
-        H = None if cache is None else gather_positions(_cached(cache, name, n), positions).float().cpu()
+        H = None if cache is None else gather_positions(_cached(cache, name, n), positions).float()
         if metric == "logits":
             if H is None:
                 H = collect_activations(model, tokens, [name], positions=positions, batch_size=batch_size,
@@ -245,7 +253,8 @@ def find_core(
             acts, grads = collect_activations_and_gradients(model, tokens, [name], _checked_metric(metric),
                                                             positions=positions, batch_size=batch_size,
                                                             forward_kwargs=forward_kwargs)
-            if H is not None and not torch.allclose(acts[name], H, rtol=1e-3, atol=1e-4 * float(H.abs().max())):
+            close = H is None or torch.allclose(acts[name].to(H.device), H, rtol=1e-3, atol=1e-4 * float(H.abs().max()))
+            if not close:
                 raise ValueError(f"cache[{name!r}] differs from the model's activations for these tokens: "
                                  "was the cache made from other inputs, another model state, or in train mode?")
             H = acts[name] if H is None else H
