@@ -201,6 +201,9 @@ def test_wrong_shapes(planted):
     with pytest.raises(ValueError) as e:
         au.find_core(model, tokens, hook="hook_embed", metric=lambda logits, b: logits.sum((1, 2))[:, None])
     assert "metric must return one value per sequence" in _one_line(e)
+    with pytest.raises(ValueError) as e:
+        au.find_core(model, tokens, hook="hook_embed", metric=log_prob, rank=D + 1)
+    assert "rank must be at most the hook's dimension 12" in _one_line(e)
     _, cache = model.run_with_cache(tokens[:10])
     with pytest.raises(ValueError) as e:
         au.find_core(model, tokens, hook="unembed.hook_in", metric="logits", cache=cache)

@@ -241,9 +241,13 @@ def find_core(
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        if tokens is not None:
-            _probe(model, tokens, name, forward_kwargs)
+        d = _probe(model, tokens, name, forward_kwargs) if tokens is not None else None
         H = None if cache is None else gather_positions(_cached(cache, name, n), positions).float()
+        d = H.shape[1] if d is None else d
+        if rank is not None and rank > d:
+            raise ValueError(f"rank must be at most the hook's dimension {d}, got {rank}")
+        if metric == "logits" and readout_matrix(model).shape[1] != d:
+            raise ValueError(f"the readout reads {readout_matrix(model).shape[1]} dimensions but the activation at {name!r} has {d}")
         if metric == "logits":
             if H is None:
                 H = collect_activations(model, tokens, [name], positions=positions, batch_size=batch_size,
@@ -253,8 +257,8 @@ def find_core(
             acts, grads = collect_activations_and_gradients(model, tokens, [name], _checked_metric(metric),
                                                             positions=positions, batch_size=batch_size,
                                                             forward_kwargs=forward_kwargs)
-            close = H is None or torch.allclose(acts[name].to(H.device), H, rtol=1e-3, atol=1e-4 * float(H.abs().max()))
-            if not close:
+            tol = 1e-4 * float(H.abs().max()) if H is not None else 0.0
+            if H is not None and not torch.allclose(acts[name].to(H.device), H, rtol=1e-3, atol=tol):
                 raise ValueError(f"cache[{name!r}] differs from the model's activations for these tokens: "
                                  "was the cache made from other inputs, another model state, or in train mode?")
             H = acts[name] if H is None else H
@@ -264,15 +268,12 @@ def find_core(
                                  "behaviour (a logit margin, a log-probability), not a piecewise-constant one (accuracy)")
     finally:
         model.train(was_training)
-    if Wo.shape[0] != H.shape[1]:
-        raise ValueError(f"the readout reads {Wo.shape[0]} dimensions but the activation at {name!r} has {H.shape[1]}")
-    if rank is not None and rank > H.shape[1]:
-        raise ValueError(f"rank must be at most the hook's dimension {H.shape[1]}, got {rank}")
     return Core(hook=name, result=ace(H, Wo, threshold=threshold, rank=rank), positions=positions)
 
 
-def _probe(model: Any, tokens: Tensor, name: str, forward_kwargs: dict | None) -> None:
-    """One forward pass on the first two sequences: the hook fires and its activation is a vector."""
+def _probe(model: Any, tokens: Tensor, name: str, forward_kwargs: dict | None) -> int:
+    """One forward pass on the first two sequences: the hook fires and its activation is a
+    vector. Returns its dimension D."""
     seen: dict[str, Tensor] = {}
 
     def look(act: Tensor, hook: Any = None) -> Tensor:  # noqa: ARG001 (TransformerLens passes the HookPoint)
@@ -286,3 +287,4 @@ def _probe(model: Any, tokens: Tensor, name: str, forward_kwargs: dict | None) -
     if "act" not in seen:
         raise ValueError(f"the hook {name!r} did not fire in a forward pass of the model")
     _check_activation(seen["act"], name)
+    return int(seen["act"].shape[-1])
