@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make book   build the book, executing notebooks (cached), into _build/html
-#   make test   unit tests + the book built from an emptied execution cache (every notebook
-#               executed once, -W) + every page of it opened in headless chromium
+#   make test   unit tests + every chapter run once by nbval (one pytest item per cell) into an
+#               emptied execution cache + the book rendered from those executions (-W) + every
+#               page of it opened in headless chromium (scripts/test.sh)
 # Both bootstrap .venv from requirements.txt first (scripts/setup_venv.sh; a no-op when the
 # stamp .venv/.requirements.sha256 matches requirements.txt and pyproject.toml).
 
@@ -20,7 +21,8 @@ HF_HUB_OFFLINE ?= 1
 export OMP_WAIT_POLICY HF_HUB_OFFLINE VENV PYTHON
 
 JB := $(VENV)/bin/jupyter-book
-# notebooks executed at once before the build renders them (scripts/execute_book.py)
+# notebooks executed at once: before the build renders them (make book: scripts/execute_book.py),
+# and under nbval (make test: scripts/run_chapters.py)
 BOOK_JOBS ?= 2
 export BOOK_JOBS
 
@@ -28,8 +30,8 @@ export BOOK_JOBS
 
 help:
 	@echo "make book    build the book (executes notebooks, cached) -> _build/html/index.html"
-	@echo "make test    unit tests, the book built with every notebook executed once (-W),"
-	@echo "             then every page checked in headless chromium"
+	@echo "make test    unit tests, every notebook run once under nbval, the book rendered"
+	@echo "             from those runs (-W), then every page checked in headless chromium"
 	@echo "make browser-test  open every page of _build/html in headless chromium (after make book)"
 	@echo "make venv    create/refresh $(VENV) from requirements.txt"
 	@echo "make clean   remove _build (HTML, execution cache, check build)"

@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# The project's test command (`make test`, which .ci/run calls). Three parts, all run even
-# if an earlier one fails; the script exits non-zero if any part failed.
+# The project's test command (`make test`, which .ci/run calls). It runs its parts in order, all
+# of them even if an earlier one fails, prints each part's exit status and time, and exits
+# non-zero if any part failed. A part is a shell function plus one `run_part` line at the end.
 #
-#   1. unit tests: pytest over tests/, two at a time (pytest-xdist, one worker per core)
-#   2. chapters:   the book built as `make book` builds it (scripts/execute_book.py, which
-#                  executes the notebooks two at a time into the execution cache, then
-#                  jupyter-book build -W -n --keep-going --all into _build/html) from an
-#                  emptied execution cache, so every chapter (notebooks/*.ipynb and the MyST
-#                  notebooks in book/) executes once, from scratch. The asserting cells are what make it a test: a failing
-#                  claim, an error or a cell running longer than 300 s (execute.timeout in
-#                  _config.yml: the book's per-cell budget) fails the build, and so does any
-#                  Sphinx warning (broken refs, toc, bibliography, autodoc). A derived config
-#                  only sets raise_on_error off, so one failing chapter does not stop the
-#                  others from running; every failure is reported. The kernels log every
-#                  cell's time (scripts/ipython_cell_times.py); scripts/cell_times.py prints
-#                  each chapter's total and the slowest cells.
-#   3. rendered:   tests/test_book_browser.py opens every page of that build in headless
-#                  chromium (scripts/setup_browser.sh installs it where missing) and fails on
-#                  broken images, missing figures, error output and dead internal links; a
-#                  screenshot of every page in _build/screenshots/
+#   unit tests  pytest over tests/, two at a time (pytest-xdist, one worker per core)
+#   chapters    every page the book executes (the notebooks/*.ipynb chapters and the MyST
+#               notebooks in book/) run by nbval: scripts/run_chapters.py runs one
+#               `pytest --nbval-lax` per page, two at a time (a page that reuses another's
+#               trained models after it), one pytest item per code cell, each cell within the
+#               book's execute.timeout (_config.yml). The asserting cells are what make it a
+#               test: a failing claim, an error or a timeout fails the cell's item, with its
+#               traceback in the log. The plugin scripts/nbval_book.py stores every page that
+#               passed in the book's execution cache (_build/.jupyter_cache, emptied first), as
+#               the book build would after executing it. The kernels log every cell's time
+#               (scripts/ipython_cell_times.py)
+#   book        jupyter-book build -W -n --keep-going --all into _build/html, rendering those
+#               executions: its config (_build/test/_config.yml, written by run_chapters.py from
+#               _config.yml) excludes from execution any page not in the cache, so the build
+#               executes nothing; any Sphinx warning fails it (broken refs, toc, bibliography,
+#               autodoc, glue). scripts/cell_times.py then prints each chapter's total and its
+#               slowest cells, and fails unless every page was executed exactly once
+#   browser     tests/test_book_browser.py opens every page of that build in headless chromium
+#               (scripts/setup_browser.sh installs it where missing) and fails on broken images,
+#               missing figures, error output and dead internal links; a screenshot of every page
+#               in _build/screenshots/
 #
-# The chapters execute once: the build of part 2 is both their test and the book, and its
-# execution cache makes a later `make book` nearly free.
+# Reports in _build/test/: unit-tests.xml and chapters.xml (JUnit), chapters/<page>.log (each
+# page's pytest output) and chapters/<page>.ipynb (each executed page, failed or not),
+# cell_times.jsonl. The book's execution cache makes a later `make book` nearly free.
 #
-# Environment: OMP_WAIT_POLICY=PASSIVE and HF_HUB_OFFLINE=1 unless already set.
+# Environment: OMP_WAIT_POLICY=PASSIVE and HF_HUB_OFFLINE=1 unless already set; BOOK_JOBS
+# (default 2) pages at once.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,75 +43,75 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export PYTHONHASHSEED="${PYTHONHASHSEED:-0}"
 # trained models are cached here, not in the user cache, so every test run trains from
 # scratch in a fresh clone (and the chapters still share their models). The unit tests get a
-# cache of their own: part 2 then executes the chapters from an empty model cache, exactly as
-# a first `make book` does, and its times are the book's cold times.
+# cache of their own: the chapters then run from an empty model cache, exactly as a first
+# `make book` does, and their times are the book's cold times.
 export ACE_BOOK_CACHE="${ACE_BOOK_CACHE:-$ROOT/_build/model-cache}"
 UNIT_TEST_CACHE="${ACE_BOOK_CACHE%/}-unit-tests"
 export PATH="$VENV/bin:$PATH"
 PY="$VENV/bin/python"
+TEST_DIR="_build/test"
+rm -rf "$TEST_DIR" && mkdir -p "$TEST_DIR"
 
 failed=()
-
-step() { echo; echo "=== $* ==="; }
+times=()
+part_no=0
 run_part() {  # run_part NAME CMD...: run, time and record a failure
     local name="$1"; shift
     local t0=$SECONDS rc=0
+    part_no=$((part_no + 1))
+    echo; echo "=== $part_no. $name ==="
     "$@" || rc=$?
     echo "--- $name: exit $rc, $((SECONDS - t0)) s"
+    times+=("$(printf '%-24s exit %d %6d s' "$name" "$rc" "$((SECONDS - t0))")")
     if [[ $rc -ne 0 ]]; then failed+=("$name (exit $rc)"); fi
 }
 
-# 1. unit tests (pytest exit 5 = nothing collected: a failure here, there must be tests)
-# in two worker processes (pytest-xdist): most tests use one core, so two at a time fill both
-step "1/3 unit tests: pytest tests/ (2 worker processes)"
-run_part "unit tests" env ACE_BOOK_CACHE="$UNIT_TEST_CACHE" "$PY" -m pytest tests -n 2 --durations=10
+# pytest exit 5 = nothing collected: a failure here, there must be tests
+unit_tests() {
+    env ACE_BOOK_CACHE="$UNIT_TEST_CACHE" "$PY" -m pytest tests -n 2 --durations=10 \
+        --junitxml="$TEST_DIR/unit-tests.xml"
+}
 
-# 2. every chapter executed once, in the book build
-step "2/3 chapters: jupyter-book build -W -n --keep-going --all (every notebook executed) -> _build/html"
-TEST_DIR="_build/test"
+# the kernels of the chapters (and of the build, which should start none) log their cells
+kernel_env() {
+    env IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" "$@"
+}
+
 chapters() {
-    rm -rf _build/.jupyter_cache _build/html/reports "$TEST_DIR" && mkdir -p "$TEST_DIR/ipython/profile_default/startup" || return 1
-    ln -s "$ROOT/scripts/ipython_cell_times.py" "$TEST_DIR/ipython/profile_default/startup/00-cell-times.py"
-    "$PY" - "$TEST_DIR/_config.yml" <<'PYEOF' || return 1
-import sys
-import yaml
+    rm -rf _build/.jupyter_cache _build/html/reports || return 1
+    mkdir -p "$TEST_DIR/ipython/profile_default/startup" || return 1
+    ln -sf "$ROOT/scripts/ipython_cell_times.py" "$TEST_DIR/ipython/profile_default/startup/00-cell-times.py"
+    kernel_env "$PY" scripts/run_chapters.py --jobs "${BOOK_JOBS:-2}" --out "$TEST_DIR/chapters" \
+        --junitxml "$TEST_DIR/chapters.xml" --build-config "$TEST_DIR/_config.yml"
+}
 
-cfg = yaml.safe_load(open("_config.yml", encoding="utf8"))
-cfg.setdefault("execute", {})["raise_on_error"] = False  # report every failing chapter, not the first
-with open(sys.argv[1], "w", encoding="utf8") as f:
-    f.write("# generated by scripts/test.sh from _config.yml: raise_on_error off\n")
-    yaml.safe_dump(cfg, f, sort_keys=False)
-PYEOF
+book() {
+    [[ -f "$TEST_DIR/_config.yml" ]] || { echo "no $TEST_DIR/_config.yml: the chapters part did not finish" >&2; return 1; }
     local rc=0
-    # the notebooks first, ${BOOK_JOBS:-2} at a time, into the execution cache the build reads
-    IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" \
-        "$PY" scripts/execute_book.py --jobs "${BOOK_JOBS:-2}" --config "$TEST_DIR/_config.yml" || rc=$?
-    IPYTHONDIR="$ROOT/$TEST_DIR/ipython" ACE_CELL_TIMES="$ROOT/$TEST_DIR/cell_times.jsonl" \
-        "$VENV/bin/jupyter-book" build . --config "$TEST_DIR/_config.yml" -W -n --keep-going --all || rc=$?
+    kernel_env "$VENV/bin/jupyter-book" build . --config "$TEST_DIR/_config.yml" -W -n --keep-going --all || rc=$?
     if [[ -f "$TEST_DIR/cell_times.jsonl" ]]; then
-        "$PY" scripts/cell_times.py "$TEST_DIR/cell_times.jsonl" --limit 300 || rc=1
+        "$PY" scripts/cell_times.py "$TEST_DIR/cell_times.jsonl" --once || rc=1
     else
         echo "no cell was executed (no $TEST_DIR/cell_times.jsonl)" >&2; rc=1
     fi
-    # the traceback of every chapter that failed (myst-nb writes one report per notebook)
-    shopt -s nullglob
-    for log in _build/html/reports/*.err.log; do echo "--- $log"; tail -n 40 "$log"; done
-    shopt -u nullglob
     return $rc
 }
-run_part "chapters (book build)" chapters
 
-# 3. the rendered book in a browser
-step "3/3 rendered book: every page of _build/html in headless chromium"
-rendered_check() {
-    [[ -f _build/html/index.html ]] || { echo "no _build/html/index.html: the build of part 2 failed" >&2; return 1; }
+browser() {
+    [[ -f _build/html/index.html ]] || { echo "no _build/html/index.html: the book build failed" >&2; return 1; }
     scripts/setup_browser.sh || return 1
     BOOK_HTML_DIR="$ROOT/_build/html" BOOK_SCREENSHOTS="$ROOT/_build/screenshots" \
-        "$PY" -m pytest -q tests/test_book_browser.py
+        "$PY" -m pytest -q tests/test_book_browser.py --junitxml="$TEST_DIR/browser.xml"
 }
-run_part "rendered book (browser)" rendered_check
+
+run_part "unit tests" unit_tests
+run_part "chapters (nbval)" chapters
+run_part "book (rendered)" book
+run_part "browser" browser
 
 echo
+echo "make test: parts"
+printf '  %s\n' "${times[@]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "make test: FAILED: ${failed[*]}" >&2
     exit 1
