@@ -24,6 +24,12 @@
 #               (scripts/setup_browser.sh installs it where missing) and fails on broken images,
 #               missing figures, error output and dead internal links; a screenshot of every page
 #               in _build/screenshots/
+#   readers     the readers' paths, each in a fresh virtual environment from pyproject.toml
+#               alone (no requirements.txt): scripts/colab_like_test.sh (Colab: Python 3.12,
+#               torch first as Colab has it, the chapters' own setup cell installs the book from
+#               a local clone, chapters 00 and 01 run to the end under papermill) and
+#               scripts/pip_install_test.sh (`pip install` of the package into an environment
+#               that has torch; every module imports, the method's unit tests pass)
 #
 # Reports in _build/test/: unit-tests.xml and chapters.xml (JUnit), chapters/<page>.log (each
 # page's pytest output) and chapters/<page>.ipynb (each executed page, failed or not),
@@ -104,10 +110,18 @@ browser() {
         "$PY" -m pytest -q tests/test_book_browser.py --junitxml="$TEST_DIR/browser.xml"
 }
 
+readers() {
+    local rc=0
+    scripts/colab_like_test.sh || rc=1
+    scripts/pip_install_test.sh || rc=1
+    return $rc
+}
+
 run_part "unit tests" unit_tests
 run_part "chapters (nbval)" chapters
 run_part "book (rendered)" book
 run_part "browser" browser
+run_part "readers' paths" readers
 
 echo
 echo "make test: parts"
