@@ -52,7 +52,8 @@ class Core:
 
     ``hook``: the hook name; ``result``: the :class:`~ace_utils.method.ace.ACEResult` (the
     full balanced basis, for other ranks); ``positions``: the token positions it was read at
-    (see :data:`~ace_utils.method.interventions.Positions`), which the ready interventions edit.
+    (``None``: all; an int; a list; a (N,) tensor, one per sequence), which the ready
+    interventions edit.
     ``keep``, ``remove`` and ``flip`` are ``fwd_hooks`` for ``model.run_with_hooks``: keep only
     the core, remove it, or reflect it, each about the mean activation.
     """
