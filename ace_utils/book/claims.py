@@ -226,14 +226,9 @@ class Claims:
         paper's value or the seeds' spread)."""
         self._add(cid, bool(ok), value, rule, sentence, **kw)
 
-    def check(self, name: str, ok: bool, value: Any = None, *, expected: str = "", asserted: bool = True) -> None:
-        """Transitional form of :meth:`holds` for chapters not yet keyed by claim ids: the sentence
-        is its own key, the kind a finding."""
-        self._add(name, bool(ok), value, expected, name, asserted=asserted, _legacy=True)
-
     def _add(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, *, kind: str = FINDING,
-             asserted: bool = True, paper: str = "", source: str = "", reason: str = "", _legacy: bool = False) -> None:
-        if not _legacy and not _ID.fullmatch(cid):
+             asserted: bool = True, paper: str = "", source: str = "", reason: str = "") -> None:
+        if not _ID.fullmatch(cid):
             raise ValueError(f"claim id {cid!r}: use lower-case letters, digits and '_', starting with a letter")
         if cid in self.checks:
             raise ValueError(f"claim id {cid!r} is used twice in {self.chapter}")
