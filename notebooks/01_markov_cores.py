@@ -163,7 +163,7 @@ full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
 
 # %% tags=["hide-input"]
-claims.at_most("bayes_gap", max(abs(a - bayes) for a in full_acc), 0.005,
+claims.at_most("bayes_gap", max(abs(a - bayes) for a in full_acc), 0.001,
                "every model reaches the Bayes limit (largest gap)", paper="the Bayes limit, 0.7501 [TS]")
 claims.ledger()
 
@@ -187,10 +187,10 @@ print("energy share of the top 2 directions:", np.round(energy_top2, 4))
 claims.equal("rank_is_k", ranks, k, "the energy rule gives k = {target} for every model", paper="3 in every run [A]")
 claims.ledger()
 
-# %% mystnb={"figure": {"caption": "Cumulative balanced energy of the ACE directions, one line per model. Two directions hold about 99% of the energy; the third brings it past the 0.999 threshold (dotted), the fourth adds almost nothing. The third direction is thin but, as the spectrum section shows, real.", "name": "fig-markov-energy"}}
+# %% mystnb={"figure": {"caption": "Cumulative balanced energy of the ACE directions, one line per model. Two directions hold most of the energy; the third brings it past the 0.999 threshold (dotted), the fourth adds almost nothing. The third direction is thin but, as the spectrum section shows, real.", "name": "fig-markov-energy"}}
 fig, ax = plt.subplots(figsize=(5, 3))
 for i, (res, _) in enumerate(cores):
-    ef = res.energy_fraction.numpy()[:8]
+    ef = res.energy_fraction.cpu().numpy()[:8]
     ax.plot(np.arange(1, 9), 1 - ef + 1e-9, "o-", ms=3, label=f"model {i + 1}")
 ax.axhline(1e-3, color="0.5", ls=":", label="1 - threshold")
 ax.set_yscale("log")
@@ -218,12 +218,14 @@ for name, v in abl.items():
     print(f"{name:15s}", np.round(v, 4))
 
 # %% tags=["hide-input"]
-claims.at_most("keep_gap", max(abs(kp - f) for kp, f in zip(abl["keep"], full_acc)), 0.005,
+claims.at_most("keep_gap", max(abs(kp - f) for kp, f in zip(abl["keep"], full_acc)), 0.001,
                "sufficient: core-only accuracy within {bound} of the full model (largest gap)",
                paper="equal to full (0.7501 [TS])")
 claims.at_most("remove_excess", max(r - chance for r in abl["remove"]), 0.05,
                "necessary: core-removed accuracy at most chance + {bound} (largest excess over chance)",
-               paper="near chance [TS]")
+               paper="near chance [TS]",
+               reason="one-sided: what is left outside the core still reaches the logits and can predict a little "
+                      "against the current state, so the removed models land on both sides of chance")
 claims.at_most("random_removed_change", max(abs(r - f) for r, f in zip(abl["random removed"], full_acc)), 0.005,
                "control: a random 3-D subspace removed changes accuracy by <= {bound} (largest change)",
                paper="not reported")

@@ -164,7 +164,7 @@ print("test accuracy:", np.round(acc, 4), f"(Bayes {bayes:.4f})")
 print("energy-rule core dimension:", ranks, "  energy share of the top k =", k, "directions:", np.round(energy_k, 4))
 
 # %% tags=["hide-input"]
-claims.at_most("bayes_gap", max(abs(a - bayes) for a in acc), 0.005, "every model reaches the Bayes limit (largest gap)",
+claims.at_most("bayes_gap", max(abs(a - bayes) for a in acc), 0.001, "every model reaches the Bayes limit (largest gap)",
                paper="the Bayes limit, 0.7501 [TS]")
 claims.equal("rank_is_k", ranks, k, "the energy rule gives k = {target} for every model", paper="3 in every run [A]")
 claims.at_least("top_k_energy", min(energy_k), 0.99,
@@ -268,9 +268,13 @@ claims.at_most("overlap_max", ov_pairs.max(), 0.15, "every overlap <= {bound}, i
                reason="the largest of a run's pairs of random 3-D subspaces of R^64 often exceeds 0.1 (the random "
                       "distribution below); the bound says 'far from identical', which is what can be asserted")
 claims.at_most("mean_overlap_ratio", ov_pairs.mean() / level, 2, "mean overlap <= {bound}x the random level (mean / level)",
-               paper="0.02-0.04 [TS], below the random level 0.047")
+               paper="0.02-0.04 [TS], below the random level 0.047",
+               reason="the paper's 'below the random level' is tested as written by overlap_below_random (reported); "
+                      "this bound asks that the cores be placed like random subspaces, not aligned")
 claims.above("min_principal_angle", min_angle, 45, "every principal angle > {bound} deg (smallest)",
-             paper="not retrieved (near 90 expected [Inf])")
+             paper="not retrieved (near 90 expected [Inf])",
+             reason="the smallest principal angle of random 3-D subspaces of R^64 is itself spread widely (the "
+                    "figure below); 45 deg separates 'unrelated' from 'shared directions'")
 claims.at_most("overlap_below_random", ov_pairs.max() / level, 1,
                "overlap at or below the random level for every pair, the paper's wording (largest / level)",
                asserted=False, paper="0.02-0.04 [TS]")  # reported, not asserted: see below
@@ -365,7 +369,7 @@ states = data.test[:, :-1]  # the state at each input position, aligned with Z
 state_code = np.eye(T.shape[0])[states.numpy().reshape(-1)][:, : T.shape[0] - 1]
 cca_state = np.array([canonical_correlations(Zf, state_code, k=k) for Zf in Zflat])  # (models, k)
 state_r2 = np.array([mk.state_explained_variance(Z, states) for Z in Zs])  # (models, k)
-energy_share = np.array([(res.energies[:k] / res.energies.sum()).numpy() for res, _ in cores])
+energy_share = np.array([(res.energies[:k] / res.energies.sum()).cpu().numpy() for res, _ in cores])
 history = [Z - mk.state_conditional_mean(Z, states) for Z in Zs]  # what the current state does not explain
 cca_history = np.array([canonical_correlations(history[i].reshape(-1, k), history[j].reshape(-1, k), k=1)[0] for i, j in pairs])
 for i in range(n_models):
