@@ -10,7 +10,7 @@
 #    PATH, else pyenv's 3.12), torch installed first as Colab has it: a CUDA build from PyPI
 #    ($COLAB_TORCH, default torch==2.13.0; on a machine without a GPU it runs on the CPU), then
 #    the Jupyter kernel and papermill, as the runtime. No requirements.txt.
-# 2. An IPython startup file registers a `google.colab` module, so the setup cell takes its
+# 2. An IPython startup file imports a stand-in `google.colab` package, so the setup cell takes its
 #    Colab branch; the kernel's working folder is an empty `content/`, as in Colab. The cell
 #    clones $ACE_BOOK_REPO (default: this repository, file://, so HEAD is what is tested) into
 #    content/ace-book and pip-installs it with the page's extras from pyproject.toml.
@@ -57,13 +57,12 @@ TORCH_VERSION="$("$VENV/bin/python" -c 'from importlib.metadata import version; 
 t_runtime=$((SECONDS - t0 - t_torch))
 echo "colab-like: torch $TORCH_VERSION installed in ${t_torch} s ($(du -sh "$VENV" | cut -f1) venv), kernel and papermill in ${t_runtime} s"
 
-# Colab's kernel has google.colab imported; this one gets an empty stand-in
-cat > "$WORK/ipython/profile_default/startup/00-google-colab.py" <<'EOF'
-import sys
-import types
-
-sys.modules.setdefault("google.colab", types.ModuleType("google.colab"))
-EOF
+# Colab's kernel has google.colab imported; this one imports an empty stand-in package (a real
+# one, with a module spec: libraries probe it with importlib.util.find_spec)
+mkdir -p "$WORK/colab-stub/google/colab"
+echo '"""An empty stand-in for the google.colab package of Colab."""' > "$WORK/colab-stub/google/colab/__init__.py"
+printf 'import sys\n\nsys.path.append(%s)\nimport google.colab  # noqa: E402,F401\n' "'$WORK/colab-stub'" \
+    > "$WORK/ipython/profile_default/startup/00-google-colab.py"
 for ch in "${CHAPTERS[@]}"; do
     git -C "$ROOT" show "HEAD:notebooks/$ch.ipynb" > "$WORK/notebooks/$ch.ipynb"
 done
