@@ -11,7 +11,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "IntList", "FloatList", "NameList", "validate"]
+__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "Device", "IntList", "FloatList", "NameList", "validate"]
 
 
 class ParameterError(ValueError):
@@ -62,6 +62,21 @@ class Choice:
             allowed = ", ".join(repr(x) for x in self.values)
             raise ParameterError(f"parameter {name!r} = {v!r} is not allowed: choose one of {allowed}")
         return v
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the chapter computes: ``"cpu"``, ``"cuda"`` or ``"auto"``, checked and resolved by
+    :func:`ace_utils.models.device.resolve_device` into ``"cpu"`` or ``"cuda"`` (the validated
+    value). ``"cuda"`` where no CUDA device is present fails here, at once."""
+
+    def check(self, name: str, v: Any) -> str:
+        from ace_utils.models.device import resolve_device
+
+        try:
+            return resolve_device(v, name)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def observability_gramian(
         idx = torch.randperm(N, generator=generator)[:n_samples]
         H = H[idx]
     jac = vmap(jacrev(tail))
-    Wo = torch.zeros(D, D, dtype=_F64)
+    Wo = torch.zeros(D, D, dtype=_F64, device=H.device)
     for start in range(0, H.shape[0], batch_size):
         J = jac(H[start : start + batch_size].detach())
         J = J.reshape(J.shape[0], -1, D).to(_F64)  # (B, K, D)
@@ -112,7 +112,7 @@ def symmetric_factor(W: Tensor, rel_jitter: float = 1e-8) -> Tensor:
 def fix_signs(Q: Tensor) -> Tensor:
     """Make each column's largest-magnitude entry positive (deterministic basis)."""
     idx = Q.abs().argmax(0)
-    signs = torch.sign(Q[idx, torch.arange(Q.shape[1])])
+    signs = torch.sign(Q[idx, torch.arange(Q.shape[1], device=Q.device)])
     signs[signs == 0] = 1
     return Q * signs
 
@@ -137,7 +137,7 @@ def energy_rank(sigma: Tensor, threshold: float) -> int:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     e = sigma.to(_F64) ** 2
     cum = torch.cumsum(e, 0) / e.sum()
-    return int(torch.searchsorted(cum, torch.tensor(threshold - 1e-12, dtype=_F64)).item()) + 1
+    return int(torch.searchsorted(cum, torch.tensor(threshold - 1e-12, dtype=_F64, device=cum.device)).item()) + 1
 
 
 @dataclass(frozen=True)
@@ -194,10 +194,12 @@ def ace(
 ) -> ACEResult:
     """Run ACE on activations ``H`` (N, D) and an observability Gramian ``Wo`` (D, D).
 
-    The rank is ``rank`` if given, else the energy rule at ``threshold``.
+    The rank is ``rank`` if given, else the energy rule at ``threshold``. Computed on ``H``'s
+    device (``Wo`` is moved there); the result's tensors live there too.
     """
     if Wo.shape != (H.shape[1], H.shape[1]):
         raise ValueError(f"Wo must be ({H.shape[1]}, {H.shape[1]}), got {tuple(Wo.shape)}")
+    Wo = Wo.to(H.device)
     Wc = reachability_gramian(H)
     sigma, Q = balanced_truncation(Wc, Wo, rel_jitter)
     r = rank if rank is not None else energy_rank(sigma, threshold)

@@ -55,8 +55,8 @@ def collect_activations(
 ) -> dict[str, Tensor]:
     """Activations at ``hook_names`` for ``tokens`` (N, T), gathered at ``positions``.
 
-    Returns name -> (N', D) float32 tensors (N' = N for a single position per
-    row, N * T for all positions). ``forward_kwargs`` (e.g. ``attention_mask``)
+    Returns name -> (N', D) float32 tensors on the model's device (N' = N for a single
+    position per row, N * T for all positions). ``forward_kwargs`` (e.g. ``attention_mask``)
     are sliced by batch when they are (N, ...) tensors. Extra ``fwd_hooks``
     (e.g. an intervention upstream) run before the reading hooks.
     """
@@ -77,7 +77,7 @@ def collect_activations(
             model.run_with_hooks(tokens[sl], fwd_hooks=hooks, **kw)
             pos = _slice_positions(positions, sl)
             for n in hook_names:
-                store[n].append(gather_positions(cur[n], pos).detach().float().cpu())
+                store[n].append(gather_positions(cur[n], pos).detach().float())
     return {n: torch.cat(v) for n, v in store.items()}
 
 
@@ -103,7 +103,7 @@ def collect_activations_and_gradients(
     number margin at each prompt's last token). Gradients are taken with
     ``torch.autograd.grad`` with respect to the hooked activations only (no
     parameter gradients are accumulated). Returns ``(acts, grads)``, each
-    name -> (N', D) float32, gathered at ``positions``.
+    name -> (N', D) float32 on the model's device, gathered at ``positions``.
     """
     acts: dict[str, list[Tensor]] = {n: [] for n in hook_names}
     grads: dict[str, list[Tensor]] = {n: [] for n in hook_names}
@@ -131,6 +131,6 @@ def collect_activations_and_gradients(
         for n, gn in zip(names, g):
             if gn is None:
                 raise ValueError(f"the metric does not depend on hook {n!r}: it is not on the path to the output")
-            acts[n].append(gather_positions(cur[n].detach(), pos).float().cpu())
-            grads[n].append(gather_positions(gn.detach(), pos).float().cpu())
+            acts[n].append(gather_positions(cur[n].detach(), pos).float())
+            grads[n].append(gather_positions(gn.detach(), pos).float())
     return {n: torch.cat(v) for n, v in acts.items()}, {n: torch.cat(v) for n, v in grads.items()}

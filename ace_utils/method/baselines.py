@@ -128,7 +128,7 @@ def class_mean_subspace(H: Tensor, labels, k: int) -> Tensor:
         raise ValueError(f"k must be in [1, {len(classes) - 1}] for {len(classes)} classes, got {k}")
     H = H.to(_F64)
     means = torch.stack([H[torch.as_tensor(y == c)].mean(0) for c in classes])
-    w = torch.tensor([(y == c).mean() for c in classes], dtype=_F64)
+    w = torch.tensor([(y == c).mean() for c in classes], dtype=_F64, device=H.device)
     M = (means - (w[:, None] * means).sum(0)) * w.sqrt()[:, None]
     _, _, Vh = torch.linalg.svd(M, full_matrices=False)
     return fix_signs(Vh[:k].T)
@@ -149,11 +149,11 @@ def probe_subspace(H: Tensor, labels, k: int, ridge: float = 1e-4) -> Tensor:
     if not 1 <= k <= min(len(classes) - 1, H.shape[1]):
         raise ValueError(f"k must be in [1, {min(len(classes) - 1, H.shape[1])}], got {k}")
     Hc = H.to(_F64) - H.to(_F64).mean(0)
-    Y = torch.as_tensor((y[:, None] == classes[None, :]).astype(np.float64))
+    Y = torch.as_tensor((y[:, None] == classes[None, :]).astype(np.float64), device=H.device)
     Y = Y - Y.mean(0)
     G = Hc.T @ Hc
     lam = ridge * torch.trace(G) / G.shape[0]
-    W = torch.linalg.solve(G + lam * torch.eye(G.shape[0], dtype=_F64), Hc.T @ Y)  # (D, C)
+    W = torch.linalg.solve(G + lam * torch.eye(G.shape[0], dtype=_F64, device=G.device), Hc.T @ Y)  # (D, C)
     _, _, Vh = torch.linalg.svd(Hc @ W, full_matrices=False)
     return _orth(W @ Vh[:k].T)
 
@@ -285,7 +285,8 @@ def baseline_bases(
     "ACE" (``ace_basis[:, :k]`` if given, else :func:`paper_basis`), "ACE, observable
     side", "PCA ranked by output energy", "PCA", "sensitivity", "class means" and
     "probe, ridge <r>" for each ridge (at most C - 1 columns for C classes), and
-    "random 1..n_random" (Haar-random, generators seeded ``1000 seed + i``).
+    "random 1..n_random" (Haar-random, generators seeded ``1000 seed + i``, drawn on the CPU).
+    Every basis is on ``H``'s device.
     """
     from ace_utils.method.interventions import random_subspace
 
@@ -304,7 +305,7 @@ def baseline_bases(
         for r in ridges:
             out[f"probe, ridge {r:g}"] = probe_subspace(H, labels, kc, ridge=r)
     for i in range(n_random):
-        out[f"random {i + 1}"] = random_subspace(D, k, torch.Generator().manual_seed(1000 * seed + i))
+        out[f"random {i + 1}"] = random_subspace(D, k, torch.Generator().manual_seed(1000 * seed + i)).to(H.device)
     return out
 
 

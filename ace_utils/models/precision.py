@@ -23,6 +23,7 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def autocast(precision: str) -> torch.autocast:
-    """A CPU autocast context: bfloat16 matrix products for ``"bf16"``, a no-op for ``"fp32"``."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=check_precision(precision) == "bf16")
+def autocast(precision: str, device_type: str = "cpu") -> torch.autocast:
+    """An autocast context for ``device_type`` (``"cpu"``, ``"cuda"``): bfloat16 matrix products
+    for ``"bf16"``, a no-op for ``"fp32"``."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=check_precision(precision) == "bf16")

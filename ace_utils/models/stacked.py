@@ -32,12 +32,12 @@ def dropout(x: Tensor, rate: float, gen: torch.Generator | Sequence[torch.Genera
 
     ``gen``: one generator for the whole stack, or one per model; with one per model the
     masks are drawn model by model, so a model's masks do not depend on the other models
-    in the stack.
+    in the stack. The generators live on ``x``'s device (masks are drawn there).
     """
     if rate <= 0 or gen is None:
         return x
     if isinstance(gen, torch.Generator):
-        keep = torch.rand(x.shape, generator=gen) >= rate
+        keep = torch.rand(x.shape, generator=gen, device=x.device) >= rate
     else:
-        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= rate for g in gen])
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device) >= rate for g in gen])
     return x * keep / (1 - rate)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ace_utils.models.device import model_device, synchronize
 
 __all__ = [
     "Clock",
@@ -253,8 +254,8 @@ def train(
     progress: bool = True,
     desc: str = "training",
 ) -> TrainingLog:
-    """Train ``model`` (on the CPU) in place for ``epochs`` epochs of :func:`run_loop`; return
-    a :class:`TrainingLog`.
+    """Train ``model`` in place, on the device its parameters are on, for ``epochs`` epochs of
+    :func:`run_loop`; return a :class:`TrainingLog`.
 
     Epoch ``e`` (1-based) iterates ``batches(e - 1)`` and, per batch, runs ``loss =
     loss_fn(model, batch)`` (a scalar tensor), ``backward`` and one optimizer step
@@ -262,8 +263,9 @@ def train(
     m.parameters(), lr=1e-3)``). Every ``log_every`` epochs, and after the last, a row with
     the mean ``train_loss`` over that epoch's batches is logged (the loss is read once per
     logged epoch). ``seed`` (optional) calls :func:`seed_everything` first, which fixes
-    dropout and any global-RNG shuffling. :mod:`ace_utils.tasks.markov` trains its models
-    with it.
+    dropout and any global-RNG shuffling (on every device). The batches should be on the
+    model's device already; the epoch loss is summed there, so no step waits for the device.
+    :mod:`ace_utils.tasks.markov` trains its models with it.
     """
     if epochs < 0:
         raise ValueError("epochs must be >= 0")
@@ -275,11 +277,12 @@ def train(
     clock = Clock()
     optimizer = optimizer_factory(model)
     model.train()
-    loss_sum, n_batches = torch.zeros(()), 0  # of the epoch just run
+    where = model_device(model)
+    loss_sum, n_batches = torch.zeros((), device=where), 0  # of the epoch just run
 
     def update(epoch: int) -> None:
         nonlocal loss_sum, n_batches
-        loss_sum, n_batches = torch.zeros(()), 0
+        loss_sum, n_batches = torch.zeros((), device=where), 0
         for batch in batches(epoch - 1):
             loss = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
@@ -296,5 +299,6 @@ def train(
 
     run_loop(update, start=0, stop=epochs, clock=clock, progress=progress, desc=desc,
              events=[Event(record, every=log_every, at=frozenset({epochs}))])
+    synchronize(where)
     log.wall_s = clock.total()[0]
     return log

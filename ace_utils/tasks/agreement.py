@@ -41,6 +41,15 @@ from ace_utils.method.ace import ACEResult, ace, observability_from_gradients
 from ace_utils.method.activations import collect_activations_and_gradients
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import GPT2_EOS_ID, load_gpt2_tokenizer, load_pretrained
+from ace_utils.models.device import (
+    as_device,
+    cache_tag,
+    forked_rng,
+    get_rng_state,
+    model_device,
+    set_rng_state,
+    to_device,
+)
 from ace_utils.models.training import Event, run_loop
 from ace_utils.tasks import agreement_corpus as ac
 
@@ -217,7 +226,7 @@ def _corpus_ids(run: AgreementRun, tokenizer: Any) -> list[list[int]]:
 
 def train_agreement_model(run: AgreementRun, *, progress: bool = False,
                           state_path: str | os.PathLike[str] | None = None,
-                          max_steps: int | None = None) -> TrainedModel | None:
+                          max_steps: int | None = None, device: str | torch.device = "cpu") -> TrainedModel | None:
     """Train one small GPT-2 LM on the corpus with the compact softmax (uncached).
 
     Each row is one sentence followed by EOS, right-padded; the loss is next-token cross
@@ -229,6 +238,10 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
     it stops after that many steps of this call, saves the state to ``state_path`` and
     returns None while the run is unfinished. A finished run deletes its state file. The
     result equals one uninterrupted call's, bit for bit (``test_agreement`` checks this).
+
+    Trains on ``device``: the initial weights and batch draws are the CPU's, each batch goes
+    there without blocking, dropout draws from that device's RNG, and the losses stay there
+    until the call ends (no step waits for the device). The state comes back on the CPU.
     """
     import time
 
@@ -252,10 +265,12 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
         data[i, : len(r)] = remap[torch.tensor(r)]
     lengths = torch.tensor([len(r) for r in rows])
 
-    saved = torch.load(state_path, weights_only=True) if state_path is not None and Path(state_path).exists() else None
-    with torch.random.fork_rng(devices=[]):
+    device = as_device(device)
+    saved = (torch.load(state_path, weights_only=True, map_location="cpu")
+             if state_path is not None and Path(state_path).exists() else None)
+    with forked_rng(device):
         torch.manual_seed(run.seed)
-        model = GPT2LMHeadModel(_gpt2_config(run, len(used) + 1))
+        model = GPT2LMHeadModel(_gpt2_config(run, len(used) + 1)).to(device)
         gen = torch.Generator().manual_seed(run.seed + 1)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wpe" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "wpe" not in n)]
@@ -275,6 +290,8 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
             sched.load_state_dict(saved["schedule"])
             gen.set_state(saved["batch_rng"])
             torch.set_rng_state(saved["torch_rng"])
+            if "device_rng" in saved:
+                set_rng_state(saved["device_rng"], device)
             losses, start, seconds = list(saved["losses"]), int(saved["step"]), float(saved["seconds"])
         stop = run.steps if max_steps is None else min(run.steps, start + max_steps)
         model.train()
@@ -282,7 +299,7 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
         def update(t: int) -> None:  # optimizer step t (1-based)
             idx = torch.randint(0, len(rows), (run.batch_size,), generator=gen)
             T = int(lengths[idx].max())
-            batch = data[idx, :T]
+            batch = to_device(data[idx, :T], device)
             inp = batch.clamp_min(0)
             out = model(input_ids=inp[:, :-1])
             logits = out.logits
@@ -294,25 +311,27 @@ def train_agreement_model(run: AgreementRun, *, progress: bool = False,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())  # read by the host when the call ends
 
-        report = Event(lambda t: print(f"step {t - 1}: loss {losses[-1]:.4f}"), when=lambda t: t % 100 == 1)
+        report = Event(lambda t: print(f"step {t - 1}: loss {float(losses[-1]):.4f}"), when=lambda t: t % 100 == 1)
         run_loop(update, start=start, stop=stop, events=[report] if progress else [])
+        losses = [float(x) for x in losses]
         seconds += time.perf_counter() - t0
         if stop < run.steps:
             if state_path is None:
                 raise ValueError("max_steps short of run.steps needs a state_path to save the unfinished run to")
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(f"{state_path}.tmp")
+            device_rng = {} if device.type == "cpu" else {"device_rng": get_rng_state(device)}
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
                         "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "losses": losses,
-                        "step": stop, "seconds": seconds}, tmp)
+                        "step": stop, "seconds": seconds, **device_rng}, tmp)
             os.replace(tmp, state_path)
             return None
     if state_path is not None:
         Path(state_path).unlink(missing_ok=True)
     model.eval()
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrainedModel(run, used, state, losses, seconds)
 
 
@@ -349,15 +368,17 @@ def _tm_load(p: dict) -> TrainedModel:
                         float(p["seconds"]))
 
 
-def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None = None) -> Path:
+def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None = None, *,
+                         device: str | torch.device = "cpu") -> Path:
     """Save the expanded model and the GPT-2 tokenizer to a folder (once); return the folder.
 
-    Default folder: ``<cache_dir()>/agreement-hf/<config key>``; a marker file written last
-    makes a complete folder reusable.
+    Default folder: ``<cache_dir()>/agreement-hf/<config key>`` (``device``: where ``tm`` was
+    trained; its kind enters the key off the CPU); a marker file written last makes a
+    complete folder reusable.
     """
     from ace_utils.models import save_pretrained_model
 
-    folder = Path(folder) if folder is not None else cache_dir() / "agreement-hf" / config_key(asdict(tm.run))[:24]
+    folder = Path(folder) if folder is not None else cache_dir() / "agreement-hf" / config_key(_run_key(tm.run, device))[:24]
     marker = folder / "ace_book_complete"
     if marker.is_file():
         return folder
@@ -368,32 +389,38 @@ def export_trained_model(tm: TrainedModel, folder: str | os.PathLike[str] | None
     return folder
 
 
-def partial_state_path(run: AgreementRun) -> Path:
-    """Where :func:`train_models` keeps the state of an unfinished ``run``."""
-    return cache_dir() / "agreement-lm" / f"partial-{config_key(asdict(run))}.pt"
+def _run_key(run: AgreementRun, device: str | torch.device = "cpu") -> dict:
+    """The cache key of the model of ``run`` trained on ``device`` (its kind added off the CPU)."""
+    return {**asdict(run), **cache_tag(device)}
 
 
-def _cached_model(run: AgreementRun, progress: bool = False) -> TrainedModel:
-    """The trained model of ``run`` from the cache, or trained (continuing a saved partial run)."""
-    return cached(asdict(run), lambda: train_agreement_model(run, progress=progress, state_path=partial_state_path(run)),
-                  name="agreement-lm", save=_tm_save, load=_tm_load)
+def partial_state_path(run: AgreementRun, device: str | torch.device = "cpu") -> Path:
+    """Where :func:`train_models` keeps the state of an unfinished ``run`` (trained on ``device``)."""
+    return cache_dir() / "agreement-lm" / f"partial-{config_key(_run_key(run, device))}.pt"
 
 
-def _train_in_worker(run: AgreementRun, max_steps: int | None = None) -> float:
+def _cached_model(run: AgreementRun, progress: bool = False, device: str | torch.device = "cpu") -> TrainedModel:
+    """The trained model of ``run`` from the cache, or trained on ``device`` (continuing a saved partial run)."""
+    return cached(_run_key(run, device), lambda: train_agreement_model(
+        run, progress=progress, state_path=partial_state_path(run, device), device=device),
+        name="agreement-lm", save=_tm_save, load=_tm_load)
+
+
+def _train_in_worker(run: AgreementRun, max_steps: int | None = None, device: str = "cpu") -> float:
     """Worker of :func:`train_models`: one thread, train (at most ``max_steps`` more steps)
     into the cache or the run's partial state, return CPU seconds."""
     import time
 
     torch.set_num_threads(1)
     c0 = time.process_time()
-    tm = train_agreement_model(run, state_path=partial_state_path(run), max_steps=max_steps)
+    tm = train_agreement_model(run, state_path=partial_state_path(run, device), max_steps=max_steps, device=device)
     if tm is not None:  # finished in this call
-        cached(asdict(run), lambda: tm, name="agreement-lm", save=_tm_save, load=_tm_load)
+        cached(_run_key(run, device), lambda: tm, name="agreement-lm", save=_tm_save, load=_tm_load)
     return time.process_time() - c0
 
 
 def train_models(runs: Sequence[AgreementRun], workers: int = 2,
-                 max_steps: int | None = None) -> dict[AgreementRun, float]:
+                 max_steps: int | None = None, device: str | torch.device = "cpu") -> dict[AgreementRun, float]:
     """Train the runs that are not cached yet, ``workers`` at a time in fresh processes.
 
     Each worker trains with one thread (measured faster than two threads per model on two
@@ -403,18 +430,21 @@ def train_models(runs: Sequence[AgreementRun], workers: int = 2,
     unfinished one keeps its state for the next call (:func:`partial_state_path`), so a
     chapter can spread training over cells with the same numbers as one call.
     Returns CPU seconds per run trained in this call (empty when everything was cached).
+    Off the CPU the runs train on ``device``, one after another in this process.
     """
-    todo = [r for r in runs if not (cache_dir() / "agreement-lm" / f"{config_key(asdict(r))}.pt").exists()]
+    device = as_device(device)
+    todo = [r for r in runs if not (cache_dir() / "agreement-lm" / f"{config_key(_run_key(r, device))}.pt").exists()]
     todo.sort(key=lambda r: -r.n_layers * r.d_model**2)
-    return dict(zip(todo, map_in_processes(_train_in_worker, (todo, [max_steps] * len(todo)), workers)))
+    return dict(zip(todo, map_in_processes(_train_in_worker, (todo, [max_steps] * len(todo), [str(device)] * len(todo)),
+                                           workers if device.type == "cpu" else 1)))
 
 
 def load_agreement_model(source: str, name: str | None = None, run: AgreementRun | None = None,
                          *, device: str = "cpu", progress: bool = False):
     """(bridge, tokenizer, TrainedModel or None) for ``source`` "trained" (``run``) or "hub" (``name``).
 
-    "trained": trains (or takes from the cache) the model of ``run``, exports it and loads
-    it with :func:`load_pretrained` from the folder. "hub": ``load_pretrained(name)``;
+    "trained": trains (or takes from the cache) the model of ``run`` on ``device``, exports it
+    and loads it with :func:`load_pretrained` from the folder. "hub": ``load_pretrained(name)``;
     offline this raises :class:`HubUnavailableError` at once. A local folder given as
     ``name`` with source "hub" is loaded the same way (how the tests exercise the hub
     path). The tokenizer is the bridge's own, with a pad token set.
@@ -423,8 +453,8 @@ def load_agreement_model(source: str, name: str | None = None, run: AgreementRun
     if source == "trained":
         if run is None:
             raise ValueError("source='trained' needs run=AgreementRun(...)")
-        tm = _cached_model(run, progress)
-        path = export_trained_model(tm)
+        tm = _cached_model(run, progress, device)
+        path = export_trained_model(tm, device=device)
         bridge = load_pretrained(path, device=device)
     elif source == "hub":
         if not name:
@@ -460,22 +490,29 @@ def _gather_last(last: Tensor) -> Callable:
     return hook
 
 
+def _device_of(model) -> torch.device:
+    """Where a model (or the model a :class:`_LastTokenModel` wraps) keeps its parameters."""
+    return model_device(model.model if isinstance(model, _LastTokenModel) else model)
+
+
 def _last_logits(model, tokens: Tensor, last: Tensor, fwd_hooks: Sequence = ()) -> Tensor:
-    """(B, V) logits at each row's last position, computing only those logits."""
+    """(B, V) logits at each row's last position, computing only those logits (on the model's device)."""
+    tokens = to_device(tokens, _device_of(model))
     out = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks) + [("unembed.hook_in", _gather_last(last))])
     return out[:, 0]
 
 
 def margins(model, batch: PromptBatch, verb_ids: dict[str, int], fwd_hooks_for: Callable | None = None,
             batch_size: int = 256) -> np.ndarray:
-    """Number margin per prompt (N,), optionally with hooks ``fwd_hooks_for(last_pos_batch)``."""
+    """Number margin per prompt (N,), optionally with hooks ``fwd_hooks_for(last_pos_batch)``;
+    computed on the model's device, returned to the host."""
     out = []
     with torch.no_grad():
         for s in range(0, len(batch.labels), batch_size):
             sl = slice(s, s + batch_size)
             hooks = fwd_hooks_for(batch.last[sl]) if fwd_hooks_for is not None else ()
             out.append(number_margin(_last_logits(model, batch.tokens[sl], batch.last[sl], hooks), verb_ids))
-    return torch.cat(out).double().numpy()
+    return torch.cat(out).double().cpu().numpy()
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -513,7 +550,8 @@ def margin_acts_and_grads(model, batch: PromptBatch, verb_ids: dict[str, int], h
     the baselines of chapter 06 need them.
     """
     acts, grads = collect_activations_and_gradients(
-        _LastTokenModel(model), batch.tokens, [hook], lambda logits, sl: number_margin(logits[:, 0], verb_ids),
+        _LastTokenModel(model), to_device(batch.tokens, _device_of(model)), [hook],
+        lambda logits, sl: number_margin(logits[:, 0], verb_ids),
         positions=batch.last, batch_size=batch_size, forward_kwargs={"last": batch.last},
     )
     return acts[hook], grads[hook]
@@ -553,7 +591,8 @@ def ace_all_layers(model, batch: PromptBatch, verb_ids: dict[str, int], batch_si
         return number_margin(logits[:, 0], verb_ids)
 
     acts, grads = collect_activations_and_gradients(
-        _LastTokenModel(model), batch.tokens, hooks, metric, positions=batch.last, batch_size=batch_size,
+        _LastTokenModel(model), to_device(batch.tokens, _device_of(model)), hooks, metric, positions=batch.last,
+        batch_size=batch_size,
         forward_kwargs={"last": batch.last},
     )
     results = [ace(acts[h], observability_from_gradients(grads[h]), rank=1) for h in hooks]
@@ -627,9 +666,9 @@ def agreement_score(logits_last: Tensor, verb_ids: dict[str, int], plural: np.nd
     as in the paper). Zero or positive when a correct verb is the most likely of the four.
     """
     z = torch.stack([logits_last[:, verb_ids[w]] for w in VERB_WORDS], 1).double()  # is, are, was, were
-    pl = torch.as_tensor(np.asarray(plural, bool))
+    pl = torch.as_tensor(np.asarray(plural, bool), device=z.device)
     correct = torch.where(pl[:, None], z[:, [1, 3]], z[:, [0, 2]])
-    return (torch.logsumexp(correct, 1) - z.max(1).values).numpy()
+    return (torch.logsumexp(correct, 1) - z.max(1).values).cpu().numpy()
 
 
 def last_logits(model, batch: PromptBatch, fwd_hooks_for: Callable | None = None) -> Tensor:
@@ -670,7 +709,9 @@ def generate(model, tokenizer, prompts: Sequence[str], *, hook: str | None = Non
     (``s_probe``) picks ``s`` so that the margin ``logsumexp(are, were) - logsumexp(is, was)``
     moves to ``-sign(clean) * eps``, clipped to ``[0, s_max]`` (the reference code's recipe, joshseth/cores).
     Sampling: temperature, top-k, a torch Generator seeded with ``seed`` (row i uses the
-    same random numbers in clean and flipped runs). Returns :class:`GenerationResult`.
+    same random numbers in clean and flipped runs). The forward passes run on the model's
+    device; each step's last-token logits come to the host, which samples (the same draws on
+    every device). Returns :class:`GenerationResult`.
     """
     v = verb_token_ids(tokenizer)
     tokens, last = encode_texts(tokenizer, prompts, max_len=10_000)
@@ -692,15 +733,16 @@ def generate(model, tokenizer, prompts: Sequence[str], *, hook: str | None = Non
         if flip:
             def h_fn(act: Tensor, hook=None) -> Tensor:  # noqa: ARG001
                 x = act.to(torch.float64)
-                c = ((x - mean.to(x)) @ Q)  # (B, T, 1)
-                delta = -2.0 * c @ Q.T  # (B, T, D): the reflection's change at s = 1
-                s = Sx[:, : act.shape[1], None]
+                q_x = Q.to(x)
+                c = ((x - mean.to(x)) @ q_x)  # (B, T, 1)
+                delta = -2.0 * c @ q_x.T  # (B, T, D): the reflection's change at s = 1
+                s = Sx[:, : act.shape[1], None].to(x)
                 return (x + s * delta).to(act.dtype)
 
             hooks.append((hook, h_fn))
         width = int(cur.max()) + 1
         with torch.no_grad():
-            return _last_logits(model, seq[:, :width], cur, hooks).double()
+            return _last_logits(model, seq[:, :width], cur, hooks).double().cpu()
 
     for step in range(n_new):
         rows = torch.arange(B)
@@ -795,6 +837,6 @@ def core_coordinate(model, batch: PromptBatch, hook: str, q: Tensor, mean: Tenso
     """``z = (h - mu) . q`` at each prompt's last token at ``hook`` (N,)."""
     from ace_utils.method.activations import collect_activations
 
-    H = collect_activations(_LastTokenModel(model), batch.tokens, [hook], positions=batch.last, batch_size=256,
-                            forward_kwargs={"last": batch.last})[hook]
-    return ((H.double() - mean.double()) @ q.double()).numpy()
+    H = collect_activations(_LastTokenModel(model), to_device(batch.tokens, _device_of(model)), [hook],
+                            positions=batch.last, batch_size=256, forward_kwargs={"last": batch.last})[hook]
+    return ((H.double() - mean.to(H.device).double()) @ q.to(H.device).double()).cpu().numpy()

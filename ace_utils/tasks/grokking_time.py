@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +39,7 @@ from torch import Tensor
 
 from ace_utils.book.cache import cached
 from ace_utils.book.processes import map_in_processes
+from ace_utils.models.device import as_device, cache_tag, synchronize, to_device
 from ace_utils.models.paper import check_architecture, stacked_last_logits
 from ace_utils.models.precision import autocast, check_precision
 from ace_utils.models.training import Clock, Event, run_loop
@@ -65,6 +66,7 @@ __all__ = [
     "preset_config",
     "sweep_specs",
     "single_runs",
+    "merge_stacks",
 ]
 
 
@@ -150,10 +152,10 @@ def _run_cfg(spec: SweepSpec) -> mod.GrokRun:
                        d_mlp=spec.d_mlp, n_models=1, dropout=spec.dropout, architecture=spec.architecture)
 
 
-def init_params(spec: SweepSpec) -> dict[str, Tensor]:
-    """Stacked initial parameters (name -> (M, ...)), slice ``i`` = the state of the model of
-    seed ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`)."""
-    return mod.init_stacked(_run_cfg(spec), spec.seeds)
+def init_params(spec: SweepSpec, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """Stacked initial parameters (name -> (M, ...)) on ``device``, slice ``i`` = the state of
+    the model of seed ``spec.seeds[i]`` (:func:`ace_utils.tasks.modular.init_stacked`)."""
+    return mod.init_stacked(_run_cfg(spec), spec.seeds, device=device)
 
 
 class _StackedAdamW:
@@ -192,7 +194,8 @@ class _StackedAdamW:
 
 
 def train_until_grokked(
-    spec: SweepSpec, *, progress: bool = False, final_params: dict[int, dict[str, Tensor]] | None = None
+    spec: SweepSpec, *, progress: bool = False, final_params: dict[int, dict[str, Tensor]] | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[list[RunResult], dict]:
     """Train every run of ``spec`` until it groks (or ``max_steps``); measure its delay.
 
@@ -203,21 +206,27 @@ def train_until_grokked(
     evaluation with test accuracy >= ``level``. Returns the runs' :class:`RunResult` (in the
     order of ``spec``) and timing ``{"wall_s", "cpu_s", "model_steps"}``. ``final_params``, if
     given, is filled with run ``i`` -> its parameters (name -> tensor, one model's shapes) as
-    they were when it left the stack, or after the last step.
+    they were when it left the stack, or after the last step (on the CPU).
+
+    Everything trains on ``device`` (the data placed there once, the dropout generators there;
+    the batch orders are drawn on the CPU, the same on every device, and moved there once an
+    epoch). The host reads the accuracies at each evaluation (it decides which runs leave the
+    stack), never between two evaluations.
     """
-    data = mod.make_data(spec.p, spec.train_frac, spec.split_seed)
+    device = as_device(device)
+    data = mod.make_data(spec.p, spec.train_frac, spec.split_seed).to(device)
     n = data.train_x.shape[0]
     bs = n if spec.batch_size <= 0 else spec.batch_size
     M = len(spec.seeds)
-    params = {k: v.requires_grad_(True) for k, v in init_params(spec).items()}
-    opt = _StackedAdamW(params, spec.lr, torch.tensor(spec.omegas))
+    params = {k: v.requires_grad_(True) for k, v in init_params(spec, device).items()}
+    opt = _StackedAdamW(params, spec.lr, to_device(torch.tensor(spec.omegas), device))
     active = list(range(M))
     batch_gens = [torch.Generator().manual_seed(1_000_003 * s + 17) for s in spec.seeds]
-    drop_gens = [torch.Generator().manual_seed(1_000_003 * s + 29) for s in spec.seeds]
+    drop_gens = [torch.Generator(device=device).manual_seed(1_000_003 * s + 29) for s in spec.seeds]
     # the paper's models: the modules' batched forward (stacked_last_logits, which a test
     # checks against the module), dropout masks from the runs' own generators
     forward = stacked_last_logits if spec.architecture == "paper" else mod.forward_last
-    orders = [torch.randperm(n, generator=g) for g in batch_gens]
+    orders = [to_device(torch.randperm(n, generator=g), device) for g in batch_gens]
     cursor = 0  # position in the current epoch (the same for every run)
     mem: list[int | None] = [None] * M
     grok: list[int | None] = [None] * M
@@ -228,7 +237,7 @@ def train_until_grokked(
     @torch.no_grad()
     def accuracy(params: dict[str, Tensor], x: Tensor, y: Tensor) -> np.ndarray:
         logits = forward(params, x.expand(len(active), -1, -1), spec.n_heads)
-        return (logits.argmax(-1) == y).float().mean(1).numpy().astype(float)
+        return (logits.argmax(-1) == y).float().mean(1).cpu().numpy().astype(float)
 
     def evaluate(step: int) -> None:
         nonlocal active
@@ -244,7 +253,7 @@ def train_until_grokked(
         if done:
             if final_params is not None:
                 for j in done:
-                    final_params[active[j]] = {k: v[j].detach().clone() for k, v in opt.params.items()}
+                    final_params[active[j]] = {k: v[j].detach().cpu().clone() for k, v in opt.params.items()}
             keep = [j for j in range(len(active)) if j not in done]
             active = [active[j] for j in keep]
             if keep:
@@ -253,13 +262,13 @@ def train_until_grokked(
     def update(step: int) -> None:
         nonlocal orders, cursor, model_steps
         if cursor >= n:  # new epoch: fresh permutations
-            orders = [torch.randperm(n, generator=g) for g in batch_gens]
+            orders = [to_device(torch.randperm(n, generator=g), device) for g in batch_gens]
             cursor = 0
         idx = torch.stack([orders[i][cursor : cursor + bs] for i in active]) if bs < n else None
         cursor += bs
         x = data.train_x[idx] if idx is not None else data.train_x.expand(len(active), -1, -1)
         y = data.train_y[idx] if idx is not None else data.train_y.expand(len(active), -1)
-        with autocast(spec.precision):
+        with autocast(spec.precision, device.type):
             logits = forward(opt.params, x, spec.n_heads, spec.dropout, [drop_gens[i] for i in active])
         loss = F.cross_entropy(logits.float().reshape(-1, spec.p), y.reshape(-1))
         (loss * len(active)).backward()
@@ -271,9 +280,10 @@ def train_until_grokked(
              until=lambda: not active, clock=clock, progress=progress, desc=f"p={spec.p}")
     if final_params is not None:
         for j, i in enumerate(active):
-            final_params[i] = {k: v[j].detach().clone() for k, v in opt.params.items()}
+            final_params[i] = {k: v[j].detach().cpu().clone() for k, v in opt.params.items()}
     results = [RunResult(spec.p, float(spec.omegas[i]), int(spec.seeds[i]), spec.lr, mem[i], grok[i], steps_run[i])
                for i in range(M)]
+    synchronize(device)
     wall, cpu = clock.total()
     return results, {"wall_s": wall, "cpu_s": cpu, "model_steps": model_steps}
 
@@ -408,30 +418,64 @@ def _result_load(payload: dict) -> tuple[list[RunResult], dict]:
     return [RunResult(**r) for r in payload["runs"]], payload["timing"]
 
 
-def cached_sweep(spec: SweepSpec) -> tuple[list[RunResult], dict]:
-    """:func:`train_until_grokked`, cached under ``grok-time`` keyed by the spec."""
+def cached_sweep(spec: SweepSpec, device: str | torch.device = "cpu") -> tuple[list[RunResult], dict]:
+    """:func:`train_until_grokked` on ``device``, cached under ``grok-time`` keyed by the spec
+    (and the device kind, off the CPU)."""
     from dataclasses import asdict
 
-    key = {"task": "grok-time", "version": CACHE_VERSION, "torch": torch.__version__, "spec": asdict(spec)}
-    return cached(key, lambda: train_until_grokked(spec), name="grok-time", save=_result_payload, load=_result_load)
+    key = {"task": "grok-time", "version": CACHE_VERSION, "torch": torch.__version__, "spec": asdict(spec),
+           **cache_tag(device)}
+    return cached(key, lambda: train_until_grokked(spec, device=device), name="grok-time", save=_result_payload,
+                  load=_result_load)
 
 
-def _sweep_in_worker(spec: SweepSpec) -> tuple[list[RunResult], dict]:
+def _sweep_in_worker(spec: SweepSpec, device: str = "cpu") -> tuple[list[RunResult], dict]:
     torch.set_num_threads(1)
-    return cached_sweep(spec)
+    return cached_sweep(spec, device)
 
 
-def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int] = ()) -> tuple[list[RunResult], dict]:
+def merge_stacks(specs: Sequence[SweepSpec]) -> tuple[list[SweepSpec], list[list[int]]]:
+    """The stacks of ``specs`` that differ only in their runs (omegas and seeds) merged into one
+    stack each, in order of first appearance; and, per merged stack, the indices of the specs
+    it holds. A run's numbers do not depend on its stack mates (its own batch order and
+    dropout generators), so merging changes no result up to round-off; it runs a device's
+    many small runs as one batched computation."""
+    merged: dict[tuple, list[int]] = {}
+    for i, s in enumerate(specs):
+        merged.setdefault(astuple(replace(s, omegas=(), seeds=())), []).append(i)
+    stacks = [replace(specs[idx[0]], omegas=tuple(w for i in idx for w in specs[i].omegas),
+                      seeds=tuple(x for i in idx for x in specs[i].seeds)) for idx in merged.values()]
+    return stacks, list(merged.values())
+
+
+def run_sweeps(specs: Sequence[SweepSpec], workers: int = 2, first: Sequence[int] = (),
+               device: str | torch.device = "cpu", merged: bool | None = None) -> tuple[list[RunResult], dict]:
     """Run (or read from the cache) every stack, ``workers`` at a time in fresh processes
     with one torch thread each, started in the order given except that the stacks with
     indices ``first`` start first (pass the longest, so the workers finish together). Results are identical to running them in
     one process. Returns all runs (in the order of ``specs``) and ``{"wall_s", "cpu_s",
     "model_steps"}`` summed over the stacks (the CPU time the stacks took when they were
-    trained, cached or not).
+    trained, cached or not). With ``merged`` (default: off the CPU) the stacks that differ
+    only in their runs train as one stack on ``device`` (:func:`merge_stacks`), one stack after
+    another in this process.
     """
-    order = [i for i in first if 0 <= i < len(specs)] + [i for i in range(len(specs)) if i not in first]
+    device = as_device(device)
     t0 = time.perf_counter()
-    outs = dict(zip(order, map_in_processes(_sweep_in_worker, ([specs[i] for i in order],), workers)))
+    if device.type != "cpu" if merged is None else merged:
+        stacks, members = merge_stacks(specs)
+        done = [cached_sweep(st, device) for st in stacks]
+        by_spec: dict[int, list[RunResult]] = {}
+        for (stack_runs, _), idx in zip(done, members):
+            pos = 0
+            for i in idx:
+                by_spec[i] = stack_runs[pos:pos + len(specs[i].seeds)]
+                pos += len(specs[i].seeds)
+        runs = [r for i in range(len(specs)) for r in by_spec[i]]
+        return runs, {"wall_s": time.perf_counter() - t0, "train_cpu_s": sum(t["cpu_s"] for _, t in done),
+                      "model_steps": sum(t["model_steps"] for _, t in done)}
+    order = [i for i in first if 0 <= i < len(specs)] + [i for i in range(len(specs)) if i not in first]
+    outs = dict(zip(order, map_in_processes(_sweep_in_worker, ([specs[i] for i in order], [str(device)] * len(order)),
+                                            workers if device.type == "cpu" else 1)))
     runs = [r for i in range(len(specs)) for r in outs[i][0]]
     timing = {"wall_s": time.perf_counter() - t0,
               "train_cpu_s": sum(outs[i][1]["cpu_s"] for i in outs),

@@ -28,6 +28,7 @@ from ace_utils.method.activations import collect_activations
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.method.operators import OperatorFit, fit_operator, markov_oracle_r2, match_eigenvalues
 from ace_utils.models import SmallModelConfig, native_from_payload, native_to_payload, readout_matrix
+from ace_utils.models.device import as_device, cache_tag, model_device, to_device
 from ace_utils.models.paper import (
     ARCHITECTURES,
     ModelVariant,
@@ -40,7 +41,7 @@ from ace_utils.models.paper import (
     paper_to_payload,
     without_default_variant,
 )
-from ace_utils.models.training import train
+from ace_utils.models.training import move_model, train
 
 __all__ = [
     "ACE_HOOK",
@@ -233,8 +234,9 @@ def _loss(model: torch.nn.Module, batch: Tensor) -> Tensor:
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
-def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = True, refresh: bool = False):
-    """Train (or load from the cache) one model on ``data``; returns it in eval mode.
+def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = True, refresh: bool = False,
+                       device: str | torch.device = "cpu"):
+    """Train (or load from the cache) one model on ``data`` on ``device``; returns it there, in eval mode.
 
     A :class:`~ace_utils.models.paper.PaperTransformer` for ``run.architecture ==
     "paper"`` (trained as it is, dropout on), a TransformerBridge for ``"pre-ln"``
@@ -242,23 +244,27 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
     dispatch). Deterministic on the CPU: weights from ``run.seed``, batch order from
     a generator seeded by ``run.seed`` and the epoch, dropout from the global RNG
     seeded with ``run.seed`` before training. Chapters 01 and 02 share models through
-    the cache.
+    the cache. On another device the same program runs there (initial weights and batch
+    orders are the CPU's; the data goes there once, each epoch's order once, dropout draws
+    from that device's RNG); the cache keeps its models apart (:func:`_model_key`).
     """
     n_states, length = data.T.shape[0], data.train.shape[1]
     cfg = run.model_config(n_states, length)
-    key = _model_key(run, data)
+    device = as_device(device)
+    key = _model_key(run, data, device)
 
     paper = run.architecture == "paper"
 
     def build():
-        model = initial_model(run, n_states, length)
+        model = move_model(initial_model(run, n_states, length), device)
         n = data.train.shape[0]
+        train_seqs = to_device(data.train, device)
 
         def batches(epoch: int):
             g = torch.Generator().manual_seed(run.seed * 100_003 + epoch)
-            perm = torch.randperm(n, generator=g)
+            perm = to_device(torch.randperm(n, generator=g), device)
             for s in range(0, n, run.batch_size):
-                yield data.train[perm[s : s + run.batch_size]]
+                yield train_seqs[perm[s : s + run.batch_size]]
 
         train(
             model if paper else model.original_model, _loss, batches, epochs=run.epochs,
@@ -269,42 +275,48 @@ def train_markov_model(run: MarkovRun, data: MarkovData, *, progress: bool = Tru
         return model
 
     save = paper_to_payload if paper else (lambda m: native_to_payload(m, cfg))
-    load = paper_from_payload if paper else native_from_payload
+    load = (lambda payload: paper_from_payload(payload, device)) if paper else (
+        lambda payload: native_from_payload(payload, device))
     model = cached(key, build, name="markov", save=save, load=load, refresh=refresh)
     model.eval()
     return model
 
 
-def _model_key(run: MarkovRun, data: MarkovData) -> dict:
-    """The cache key of the model :func:`train_markov_model` trains for ``run`` on ``data``."""
+def _model_key(run: MarkovRun, data: MarkovData, device: str | torch.device = "cpu") -> dict:
+    """The cache key of the model :func:`train_markov_model` trains for ``run`` on ``data``
+    (on ``device``: its kind enters the key off the CPU)."""
     cfg = run.model_config(data.T.shape[0], data.train.shape[1])
     return {
         "task": "markov", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(),
         "T": np.round(data.T, 12).tolist(), "train_sha": _tensor_digest(data.train), "model": cfg.to_dict(),
+        **cache_tag(device),
     }
 
 
-def _is_cached(run: MarkovRun, data: MarkovData) -> bool:
-    return (cache_dir() / "markov" / f"{config_key(_model_key(run, data))}.pt").exists()
+def _is_cached(run: MarkovRun, data: MarkovData, device: str | torch.device = "cpu") -> bool:
+    return (cache_dir() / "markov" / f"{config_key(_model_key(run, data, device))}.pt").exists()
 
 
-def _train_in_worker(run: MarkovRun, data: MarkovData) -> None:
+def _train_in_worker(run: MarkovRun, data: MarkovData, device: str = "cpu") -> None:
     torch.set_num_threads(1)
-    train_markov_model(run, data, progress=False)
+    train_markov_model(run, data, progress=False, device=device)
 
 
 def train_markov_models(runs: Sequence[MarkovRun], datas: MarkovData | Sequence[MarkovData], *,
-                        workers: int = 2) -> list:
+                        workers: int = 2, device: str | torch.device = "cpu") -> list:
     """:func:`train_markov_model` for every run (``datas``: one data set for all, or one per
     run), the uncached ones trained ``workers`` at a time in fresh processes with one torch
     thread each, then all loaded from the cache in this process: the same models as
-    training them here one after another with one thread."""
+    training them here one after another with one thread. Off the CPU the uncached ones
+    train one after another on ``device`` in this process; the models come back there."""
     datas = [datas] * len(runs) if isinstance(datas, MarkovData) else list(datas)
     if len(datas) != len(runs):
         raise ValueError(f"{len(runs)} runs but {len(datas)} data sets")
-    todo = [(r, d) for r, d in zip(runs, datas) if not _is_cached(r, d)]
-    map_in_processes(_train_in_worker, ([r for r, _ in todo], [d for _, d in todo]), workers)
-    return [train_markov_model(r, d, progress=False) for r, d in zip(runs, datas)]
+    device = as_device(device)
+    todo = [(r, d) for r, d in zip(runs, datas) if not _is_cached(r, d, device)]
+    map_in_processes(_train_in_worker, ([r for r, _ in todo], [d for _, d in todo], [str(device)] * len(todo)),
+                     workers if device.type == "cpu" else 1)
+    return [train_markov_model(r, d, progress=False, device=device) for r, d in zip(runs, datas)]
 
 
 def _tensor_digest(x: Tensor) -> str:
@@ -315,13 +327,16 @@ def _tensor_digest(x: Tensor) -> str:
 
 @torch.no_grad()
 def next_token_accuracy(model, tokens: Tensor, fwd_hooks: Sequence = (), batch_size: int = 1000) -> float:
-    """Argmax next-token accuracy over all positions of ``tokens`` (n, length)."""
-    correct = 0
+    """Argmax next-token accuracy over all positions of ``tokens`` (n, length), counted on the
+    model's device (one read by the host at the end)."""
+    tokens = to_device(tokens, model_device(model))
+    correct = torch.zeros((), dtype=torch.long, device=tokens.device)
     for s in range(0, tokens.shape[0], batch_size):
         x = tokens[s : s + batch_size]
         logits = model.run_with_hooks(x[:, :-1], fwd_hooks=list(fwd_hooks)) if fwd_hooks else model(x[:, :-1])
-        correct += (logits.argmax(-1) == x[:, 1:]).sum().item()
-    return correct / (tokens.shape[0] * (tokens.shape[1] - 1))
+        correct += (logits.argmax(-1) == x[:, 1:]).sum()
+    return int(correct) / (tokens.shape[0] * (tokens.shape[1] - 1))
+
 
 
 def chance_accuracy(tokens: Tensor) -> float:
@@ -336,13 +351,13 @@ def markov_core(model, data: MarkovData, threshold: float = 0.999) -> tuple[ACER
     Returns ``(result, H)`` with H (n_test * (length-1), d_model) the activations
     (row order: sequence-major, position-minor). ``W_o = W_U^T W_U`` exactly.
     """
-    H = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK]
+    H = collect_activations(model, to_device(data.test[:, :-1], model_device(model)), [ACE_HOOK])[ACE_HOOK]
     return ace(H, observability_from_readout(readout_matrix(model)), threshold=threshold), H
 
 
 def core_coordinates(result: ACEResult, H: Tensor, n_seq: int, r: int | None = None) -> np.ndarray:
-    """Core coordinates (uncentred) reshaped to (n_seq, positions, r)."""
-    Z = (H.double() @ result.core(r)).numpy()
+    """Core coordinates (uncentred) reshaped to (n_seq, positions, r), on the host."""
+    Z = (H.double() @ result.core(r).to(H.device)).cpu().numpy()
     return Z.reshape(n_seq, -1, Z.shape[-1])
 
 
@@ -365,7 +380,8 @@ def intervention_accuracy(model, data: MarkovData, Q: Tensor, mode: str, centred
     mean.
     """
     if centred and mean is None:
-        mean = collect_activations(model, data.test[:, :-1], [ACE_HOOK])[ACE_HOOK].double().mean(0)
+        tokens = to_device(data.test[:, :-1], model_device(model))
+        mean = collect_activations(model, tokens, [ACE_HOOK])[ACE_HOOK].double().mean(0)
     hook = subspace_hook(Q, mode, mean=mean if centred else None)
     return next_token_accuracy(model, data.test, fwd_hooks=[(ACE_HOOK, hook)])
 
@@ -375,7 +391,7 @@ def state_conditional_mean(Z: np.ndarray, states: Tensor) -> np.ndarray:
     same current state (states: (n, t)). Removes whatever the coordinates carry
     beyond the current state (e.g. history).
     """
-    s = states.numpy().reshape(-1)
+    s = states.cpu().numpy().reshape(-1)
     flat = Z.reshape(-1, Z.shape[-1])
     means = np.stack([flat[s == j].mean(0) for j in range(int(s.max()) + 1)])
     return means[s].reshape(Z.shape)

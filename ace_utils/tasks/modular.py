@@ -51,6 +51,17 @@ from ace_utils.book.processes import map_in_processes
 from ace_utils.method.ace import ace, observability_from_readout
 from ace_utils.method.operators import fit_operator, rotational_mode_count
 from ace_utils.models import SmallModelConfig, readout_bias, readout_matrix, stacked
+from ace_utils.models.device import (
+    as_device,
+    batched_default,
+    cache_tag,
+    forked_rng,
+    get_rng_state,
+    model_device,
+    set_rng_state,
+    synchronize,
+    to_device,
+)
 from ace_utils.models.paper import (
     ARCHITECTURES,
     ModelVariant,
@@ -59,8 +70,10 @@ from ace_utils.models.paper import (
     build_model,
     check_architecture,
     check_variant,
+    stacked_last_logits,
     without_default_variant,
 )
+from ace_utils.models.training import move_model
 from ace_utils.models.precision import autocast, check_precision
 from ace_utils.models.training import Clock, Event, run_loop
 
@@ -137,6 +150,11 @@ class ModData:
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
+
+    def to(self, device: str | torch.device) -> "ModData":
+        """The same split with its tensors on ``device`` (this object where they are there)."""
+        moved = {k: to_device(getattr(self, k), device) for k in ("train_x", "train_y", "test_x", "test_y")}
+        return self if all(moved[k] is getattr(self, k) for k in moved) else replace(self, **moved)
 
 
 def make_data(p: int = 53, train_frac: float = 0.5, split_seed: int = 42) -> ModData:
@@ -228,19 +246,22 @@ def _is_paper(params: dict[str, Tensor]) -> bool:
 # --------------------------------------------------------------------------- functional model
 
 
-def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
+def init_stacked(run: GrokRun, seeds: Sequence[int] | None = None, device: str | torch.device = "cpu"
+                 ) -> dict[str, Tensor]:
     """Initial parameters of ``run``'s models, stacked on a leading axis.
 
     Slice ``i`` is exactly the state_dict of the model of ``model_config(run, seeds[i])``
     (the trained parameters of a native bridge, :func:`param_names`; every parameter of
     the paper's module, in its own order); ``seeds`` defaults to ``run.model_seeds()`` (a
     seed may repeat: each distinct seed is built once). Returns name -> (len(seeds), ...)
-    float32 leaf tensors (no grad yet).
+    float32 leaf tensors (no grad yet) on ``device`` (the weights are drawn on the CPU, so
+    they are the same on every device).
     """
     seeds = run.model_seeds() if seeds is None else list(seeds)
     states = {s: build_model(model_config(run, s)).state_dict() for s in dict.fromkeys(seeds)}
     names = list(states[seeds[0]]) if run.architecture == "paper" else param_names(run.n_layers)
-    return {k: torch.stack([states[s][k].detach().float() for s in seeds]).contiguous() for k in names}
+    return {k: to_device(torch.stack([states[s][k].detach().float() for s in seeds]).contiguous(), device)
+            for k in names}
 
 
 def forward_last(
@@ -285,7 +306,7 @@ def forward_last(
         else:
             q = stacked.linear(a, g("attn.q.weight"), g("attn.q.bias")).reshape(M, N, 2, H, dh)
             s = torch.einsum("mnqhd,mnkhd->mnhqk", q, k) * scale
-            s = s.masked_fill(torch.tensor([[False, True], [False, False]]), float("-inf"))
+            s = s.masked_fill(torch.ones(2, 2, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
             z = torch.einsum("mnhqk,mnkhd->mnqhd", s.softmax(-1), v).reshape(M, N * 2, D)
         h = h + stacked.dropout(stacked.linear(z, g("attn.o.weight"), g("attn.o.bias")), dropout, gen)
         m = torch.relu(stacked.linear(stacked.layer_norm(h, g("ln2.weight"), g("ln2.bias")), g("mlp.in.weight"), g("mlp.in.bias")))
@@ -294,12 +315,12 @@ def forward_last(
     return torch.bmm(h, params["unembed.weight"].transpose(1, 2))
 
 
-def to_models(params: dict[str, Tensor], run: GrokRun) -> list:
-    """The models (eval mode) holding each slice of stacked ``params``: PaperTransformers for
-    ``run.architecture == "paper"``, TransformerBridges otherwise."""
+def to_models(params: dict[str, Tensor], run: GrokRun, device: str | torch.device = "cpu") -> list:
+    """The models (eval mode, on ``device``) holding each slice of stacked ``params``:
+    PaperTransformers for ``run.architecture == "paper"``, TransformerBridges otherwise."""
     models = []
     for i, s in enumerate(run.model_seeds()):
-        model = build_model(model_config(run, s))
+        model = move_model(build_model(model_config(run, s)), device)
         state = model.state_dict()
         state.update({k: v[i].detach().clone() for k, v in params.items()})
         model.load_state_dict(state, strict=True)
@@ -323,10 +344,12 @@ def paper_last_logits(
     Model ``i`` is the module's own forward (``torch.func.functional_call`` of a
     :class:`~ace_utils.models.paper.PaperTransformer` with slice ``i`` of every parameter),
     so logits and gradients (into the stacked tensors) are the module's. With
-    ``rng_states`` (one CPU RNG state per model, updated in place) the module runs in train
-    mode with dropout ``dropout``, drawing model ``i``'s masks from its own state: a model's
-    numbers do not depend on the other models of the stack. This sets the global CPU RNG;
-    callers restore it (``torch.random.fork_rng``). Without, eval mode. ``variant``: the
+    ``rng_states`` (one RNG state of ``x``'s device per model, updated in place) the module
+    runs in train mode with dropout ``dropout``, drawing model ``i``'s masks from its own
+    state: a model's numbers do not depend on the other models of the stack. This sets the
+    device's global RNG; callers restore it (:func:`ace_utils.models.device.forked_rng`).
+    Without, eval mode. The models run one after another: :func:`train_stacked`'s batched
+    program uses :func:`ace_utils.models.paper.stacked_last_logits` instead. ``variant``: the
     models' :class:`~ace_utils.models.paper.ModelVariant` (its parameter names must be
     those of ``params``).
     """
@@ -341,10 +364,10 @@ def paper_last_logits(
     out = []
     for i in range(x.shape[0]):
         if rng_states is not None:
-            torch.set_rng_state(rng_states[i])
+            set_rng_state(rng_states[i], x.device)
         out.append(torch.func.functional_call(model, {k: v[i] for k, v in params.items()}, (x[i],), strict=True)[:, -1])
         if rng_states is not None:
-            rng_states[i] = torch.get_rng_state()
+            rng_states[i] = get_rng_state(x.device)
     return torch.stack(out)
 
 
@@ -366,19 +389,37 @@ def _batch_perms(run: GrokRun, epoch: int, n: int, offset: int = 0) -> Tensor:
     ])
 
 
+def _stacked_forward(paper: bool, batched: bool, variant: ModelVariant) -> bool:
+    """Whether the paper's models run :func:`~ace_utils.models.paper.stacked_last_logits` (the
+    batched program, the paper's model only) rather than the module model by model."""
+    return paper and batched and variant.is_paper
+
+
 @torch.no_grad()
-def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int,
-                     variant: ModelVariant = ModelVariant()) -> tuple[np.ndarray, np.ndarray]:
-    """(accuracy, mean loss) per model, each (M,), at the last position on (x, y); ``variant``
-    for the paper's models' variants."""
+def _accuracy_loss(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int, variant: ModelVariant,
+                   batched: bool) -> tuple[Tensor, Tensor]:
+    """(accuracy, mean loss) per model, each an (M,) tensor on the parameters' device."""
     M = params["embed.weight"].shape[0]
-    if _is_paper(params):
+    paper = _is_paper(params)
+    if _stacked_forward(paper, batched, variant):
+        logits = stacked_last_logits(params, x.expand(M, -1, -1), n_heads)
+    elif paper:
         logits = paper_last_logits(params, x.expand(M, -1, -1), n_heads, variant=variant)
     else:
         logits = forward_last(params, x.expand(M, -1, -1), n_heads)
     acc = (logits.argmax(-1) == y).float().mean(1)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(M), reduction="none").reshape(M, -1).mean(1)
-    return acc.numpy().astype(float), loss.numpy().astype(float)
+    return acc, loss
+
+
+def evaluate_stacked(params: dict[str, Tensor], x: Tensor, y: Tensor, n_heads: int,
+                     variant: ModelVariant = ModelVariant(), batched: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, mean loss) per model, each (M,), at the last position on (x, y); ``variant``
+    for the paper's models' variants; ``batched``: the paper's models through the batched
+    program (as :func:`train_stacked` with ``batched=True`` trains them)."""
+    acc, loss = _accuracy_loss(params, x.to(params["embed.weight"].device), y.to(params["embed.weight"].device),
+                               n_heads, variant, batched)
+    return acc.cpu().numpy().astype(float), loss.cpu().numpy().astype(float)
 
 
 def train_stacked(
@@ -393,8 +434,19 @@ def train_stacked(
     stream: int = 0,
     progress: bool = False,
     state: dict | None = None,
+    batched: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Train the stacked models from ``start_epoch`` to ``end_epoch`` (completed epochs), in place.
+
+    Everything runs on the device of ``params`` (``data`` is moved there once); no optimizer
+    step waits for the device: the logged numbers stay there until the call returns.
+    ``batched`` (default: :func:`ace_utils.models.device.batched_default`, True off the CPU):
+    the paper's models (the paper's variant) train through
+    :func:`~ace_utils.models.paper.stacked_last_logits`, one batched computation with one
+    dropout generator per model on the device, and are evaluated on train and test pairs in
+    one forward; without, each model runs the module's own forward in turn with its own
+    global-RNG stream (the CPU program the committed results were made with). The native
+    models are one batched computation either way.
 
     ``state`` continues an earlier call: pass a dict, empty for a fresh start; it is filled
     at the end with the optimizer state and the dropout RNG states, and a later call given
@@ -412,17 +464,26 @@ def train_stacked(
     logged epoch (checkpoint analyses excluded), "wall_s", "cpu_s": the whole call, analyses
     included}``.
     """
+    device = params["embed.weight"].device
+    batched = batched_default(device) if batched is None else batched
+    data = data.to(device)
     for v in params.values():
         v.requires_grad_(True)
     opt = torch.optim.AdamW(list(params.values()), lr=run.lr, weight_decay=weight_decay)
     paper = _is_paper(params)
-    gen = torch.Generator().manual_seed(run.seed * 7919 + stream * 104_729 + start_epoch) if run.dropout > 0 else None
+    stacked_forward = _stacked_forward(paper, batched, run.variant)
+    gen = (torch.Generator(device=device).manual_seed(run.seed * 7919 + stream * 104_729 + start_epoch)
+           if run.dropout > 0 else None)
     rng_states: list[Tensor] = []
-    if paper:  # the modules' dropout draws from the global RNG: one state per model, seeded like gen
-        with torch.random.fork_rng(devices=[]):
+    gens: list[torch.Generator] = []  # the batched program's: one per model, seeded like rng_states
+    if stacked_forward:
+        gens = [torch.Generator(device=device).manual_seed(model_seed * 7919 + stream * 104_729 + start_epoch)
+                for model_seed in run.model_seeds()]
+    elif paper:  # the modules' dropout draws from the global RNG: one state per model, seeded like gen
+        with forked_rng(device):
             for model_seed in run.model_seeds():
                 torch.manual_seed(model_seed * 7919 + stream * 104_729 + start_epoch)
-                rng_states.append(torch.get_rng_state())
+                rng_states.append(get_rng_state(device))
     resuming = bool(state)
     if resuming:
         if start_epoch % run.eval_every:
@@ -430,32 +491,44 @@ def train_stacked(
         opt.load_state_dict(state["optimizer"])
         if gen is not None:
             gen.set_state(state["gen"])
-        rng_states = [t.clone() for t in state["rng_states"]]
+        if gens:
+            for g, t in zip(gens, state["rng_states"]):
+                g.set_state(t)
+        else:
+            rng_states = [t.clone() for t in state["rng_states"]]
     n = data.train_x.shape[0]
     log: dict[str, list] = {k: [] for k in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss",
                                              "train_wall_s", "train_cpu_s")}
     ckpts = frozenset(run.checkpoint_epochs)
     clock = Clock()  # checkpoint analyses paused: train_*_s count training and logging only
+    if batched:
+        both_x, both_y = torch.cat([data.train_x, data.test_x]), torch.cat([data.train_y, data.test_y])
 
-    def record(epoch: int) -> None:
+    def record(epoch: int) -> None:  # the numbers stay on the device until the end
         wall, cpu = clock.elapsed()
         log["train_wall_s"].append(wall)
         log["train_cpu_s"].append(cpu)
-        tr_acc, tr_loss = evaluate_stacked(params, data.train_x, data.train_y, run.n_heads, run.variant)
-        te_acc, te_loss = evaluate_stacked(params, data.test_x, data.test_y, run.n_heads, run.variant)
+        if batched:  # train and test pairs in one forward, one mean each
+            acc, loss = _accuracy_loss_split(params, both_x, both_y, n, run.n_heads, run.variant)
+            (tr_acc, te_acc), (tr_loss, te_loss) = acc, loss
+        else:
+            tr_acc, tr_loss = _accuracy_loss(params, data.train_x, data.train_y, run.n_heads, run.variant, False)
+            te_acc, te_loss = _accuracy_loss(params, data.test_x, data.test_y, run.n_heads, run.variant, False)
         for k, v in zip(("epoch", "train_acc", "test_acc", "train_loss", "test_loss"), (epoch, tr_acc, te_acc, tr_loss, te_loss)):
             log[k].append(v)
 
     def update(epoch: int) -> None:
-        perms = _batch_perms(run, epoch - 1, n, offset=stream * 7_777_777)
+        perms = to_device(_batch_perms(run, epoch - 1, n, offset=stream * 7_777_777), device)
         for s in range(0, n, run.batch_size):
             idx = perms[:, s : s + run.batch_size]
-            if paper:
-                with torch.random.fork_rng(devices=[]):
+            if stacked_forward:
+                logits = stacked_last_logits(params, data.train_x[idx], run.n_heads, run.dropout, gens)
+            elif paper:
+                with forked_rng(device):
                     logits = paper_last_logits(params, data.train_x[idx], run.n_heads, run.dropout, rng_states,
                                                run.variant)
             else:
-                with autocast(run.precision):
+                with autocast(run.precision, device.type):
                     logits = forward_last(params, data.train_x[idx], run.n_heads, run.dropout, gen)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), data.train_y[idx].reshape(-1))
             # mean over models of each model's mean loss: gradients per model are unchanged up to 1/M
@@ -477,10 +550,34 @@ def train_stacked(
         v.requires_grad_(False)
     if state is not None:
         state.update(optimizer=opt.state_dict(), gen=None if gen is None else gen.get_state(),
-                     rng_states=[t.clone() for t in rng_states])
-    out = {k: np.asarray(v, dtype=float) for k, v in log.items()}
+                     rng_states=[g.get_state() for g in gens] if gens else [t.clone() for t in rng_states])
+    synchronize(device)
+    out = {k: np.asarray([_host(x) for x in v], dtype=float) for k, v in log.items()}
     out["wall_s"], out["cpu_s"] = clock.total()
     return out
+
+
+def _host(x):
+    """A logged value as the host has it: a tensor as a float64 NumPy array, anything else as is."""
+    return x.cpu().numpy().astype(float) if isinstance(x, Tensor) else x
+
+
+@torch.no_grad()
+def _accuracy_loss_split(params: dict[str, Tensor], x: Tensor, y: Tensor, n_first: int, n_heads: int,
+                         variant: ModelVariant) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Batched evaluation of :func:`train_stacked`: one forward over ``x`` (N, pos), then
+    ((acc of rows < n_first, acc of the rest), (their mean losses)), each (M,)."""
+    M = params["embed.weight"].shape[0]
+    if _stacked_forward(_is_paper(params), True, variant):
+        logits = stacked_last_logits(params, x.expand(M, -1, -1), n_heads)
+    elif _is_paper(params):
+        logits = paper_last_logits(params, x.expand(M, -1, -1), n_heads, variant=variant)
+    else:
+        logits = forward_last(params, x.expand(M, -1, -1), n_heads)
+    hit = (logits.argmax(-1) == y).float()
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(M), reduction="none").reshape(M, -1)
+    return ((hit[:, :n_first].mean(1), hit[:, n_first:].mean(1)),
+            (loss[:, :n_first].mean(1), loss[:, n_first:].mean(1)))
 
 
 # --------------------------------------------------------------------------- analyses
@@ -507,20 +604,23 @@ def scan_keep_remove(
     cumulative sum over directions, equal (to float64 rounding) to running the model with
     :func:`ace_utils.method.interventions.subspace_hook` at this site (a test checks this).
     Returns ``(keep_acc (k+1,), remove_acc (k+1,), base_acc)``; ``keep_acc[0]`` is NaN
-    (nothing kept).
+    (nothing kept). Computed on ``H``'s device; the accuracies come to the host once, at the end.
     """
-    H, Q, W = H.double(), Q.double(), W.double()
-    bias = torch.zeros(W.shape[0], dtype=torch.float64) if b is None else b.double()
+    H = H.double()
+    Q, W, y = Q.to(H), W.to(H), y.to(H.device)
+    bias = torch.zeros(W.shape[0], dtype=torch.float64, device=H.device) if b is None else b.to(H)
     Z = H @ Q  # (N, k) uncentred coordinates
     C = Q.T @ W.T  # (k, K): logit contribution of each direction per unit coordinate
     full = H @ W.T  # without the bias: keep + remove = full at every r
     keep = torch.zeros_like(full)
-    keep_acc, remove_acc = [float("nan")], [float(((full + bias).argmax(1) == y).double().mean())]
+    keep_acc, remove_acc = [], [((full + bias).argmax(1) == y).double().mean()]
     for i in range(Q.shape[1]):
         keep = keep + Z[:, i : i + 1] * C[i]
-        keep_acc.append(float(((keep + bias).argmax(1) == y).double().mean()))
-        remove_acc.append(float(((full - keep + bias).argmax(1) == y).double().mean()))
-    return np.array(keep_acc), np.array(remove_acc), remove_acc[0]
+        keep_acc.append(((keep + bias).argmax(1) == y).double().mean())
+        remove_acc.append(((full - keep + bias).argmax(1) == y).double().mean())
+    keep_np = np.array([float("nan")] + (torch.stack(keep_acc).tolist() if keep_acc else []))
+    remove_np = np.array(torch.stack(remove_acc).tolist())
+    return keep_np, remove_np, float(remove_np[0])
 
 
 def core_dimensions(keep_acc: np.ndarray, remove_acc: np.ndarray, base: float, r_energy: int, p: int) -> dict[str, int]:
@@ -635,7 +735,8 @@ def in_sample_modes(protos: np.ndarray, p: int, svd_tol: float = 1e-3) -> int:
 def _core_scan(model, data: ModData, threshold: float) -> tuple:
     """The part of a checkpoint analysis every reader of it shares: test-pair activations ``H``
     (N, D) at :data:`ACE_HOOK`, readout ``W`` (K, D) and bias ``b`` (K,), the ACE result, the
-    keep/remove scans with the base accuracy, and the core dimensions."""
+    keep/remove scans with the base accuracy, and the core dimensions, all on the model's device."""
+    data = data.to(model_device(model))
     H = last_position_activations(model, data.test_x)
     W = readout_matrix(model)
     b = readout_bias(model)
@@ -654,16 +755,17 @@ def analyse_checkpoint(model, data: ModData, threshold: float = ENERGY_THRESHOLD
     held-out classes) and its in-sample R^2 (:func:`in_sample_r2`, ``r2_in``) on
     prototypes in the ``r_core``-dimensional core, and the rotational modes of that in-sample
     fit (:func:`in_sample_modes`, ``modes_in``). Arrays: ``energies`` (D,),
-    ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``.
+    ``keep_acc`` / ``remove_acc`` (D+1,), ``eigenvalues``. ACE and the scans run on the
+    model's device; the operator fits on the (p, r) class prototypes, on the host.
     """
     H, W, b, res, keep, remove, base, dims = _core_scan(model, data, threshold)
     r = min(dims["r_core"], H.shape[1])
-    Z = res.coords(H, r).numpy()
-    protos = class_prototypes(Z, data.test_y.numpy(), data.p)
+    Z = res.coords(H, r).cpu().numpy()
+    protos = class_prototypes(Z, data.test_y.cpu().numpy(), data.p)
     op = shift_operator(protos, data.p)
     return {
         "test_acc": base,
-        "energies": res.energies.numpy(),
+        "energies": res.energies.cpu().numpy(),
         **dims,
         "keep_acc": keep,
         "remove_acc": remove,
@@ -763,8 +865,8 @@ def _stack_analyses(rows: list[list[dict]]) -> dict[str, np.ndarray]:
 
 
 def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: int, end: int, weight_decay: float,
-                stream: int, progress: bool) -> dict:
-    bridges = to_models(params, run)
+                stream: int, progress: bool, batched: bool = False) -> dict:
+    bridges = to_models(params, run, params["embed.weight"].device)
     rows: list[list[dict]] = []
     epochs: list[int] = []
 
@@ -773,8 +875,21 @@ def _run_branch(run: GrokRun, data: ModData, params: dict[str, Tensor], start: i
         epochs.append(epoch)
 
     log = train_stacked(run, data, params, start_epoch=start, end_epoch=end, weight_decay=weight_decay,
-                        on_checkpoint=on_ckpt, stream=stream, progress=progress)
+                        on_checkpoint=on_ckpt, stream=stream, progress=progress, batched=batched)
     return {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)}
+
+
+def _program(device: str | torch.device, batched: bool | None) -> tuple[torch.device, bool, dict]:
+    """(device, batched, what the cache keys add): nothing for the CPU program the committed
+    results use, the device kind and ``"program": "batched"`` otherwise."""
+    device = as_device(device)
+    batched = batched_default(device) if batched is None else batched
+    return device, batched, {**cache_tag(device), **({"program": "batched"} if batched else {})}
+
+
+def _on_host(params: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
+    """Detached CPU copies of stacked parameters (what the cache stores and the chapters read)."""
+    return None if params is None else {k: v.detach().cpu().clone() for k, v in params.items()}
 
 
 def _branch_run(run: GrokRun) -> GrokRun:
@@ -783,23 +898,27 @@ def _branch_run(run: GrokRun) -> GrokRun:
     return replace(run, checkpoint_epochs=tuple(sorted(ck)))
 
 
-def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
-    """Train the main run of ``run`` (cached) and analyse its checkpoints.
+def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False, device: str | torch.device = "cpu",
+             batched: bool | None = None) -> dict:
+    """Train the main run of ``run`` (cached) and analyse its checkpoints, on ``device``
+    (``batched``: :func:`train_stacked`'s; parameters come back on the CPU).
 
     Returns ``{"main": branch record, "final_params", "branch_params" (the parameters at
     ``run.branch_epoch``, or None), "train_cpu_s"}``; a branch record is ``{"log":
     train_stacked's log, "ckpt_epoch": (C,), "ckpt": {name: (C, M, ...)}}`` with the keys of
-    :func:`analyse_checkpoint`. Cached under ``modular`` keyed by ``run`` and the torch version.
+    :func:`analyse_checkpoint`. Cached under ``modular`` keyed by ``run``, the torch version and
+    (off the CPU program) the device kind and program.
     """
-    key = {"task": "modular-main", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
+    device, batched, tag = _program(device, batched)
+    key = {"task": "modular-main", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(), **tag}
 
     def build() -> dict:
         torch.manual_seed(run.seed)
         t_cpu = time.process_time()
-        data = make_data(run.p, run.train_frac, run.split_seed)
-        params = init_stacked(run)
+        data = make_data(run.p, run.train_frac, run.split_seed).to(device)
+        params = init_stacked(run, device=device)
         keep_epoch = run.branch_epoch if run.branch_epoch > 0 else None
-        bridges = to_models(params, run)
+        bridges = to_models(params, run, device)
         rows: list[list[dict]] = []
         epochs: list[int] = []
         saved: dict[str, dict] = {}
@@ -812,19 +931,21 @@ def run_main(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> 
                 epochs.append(epoch)
 
         log = train_stacked(_branch_run(run), data, params, start_epoch=0, end_epoch=run.epochs,
-                            weight_decay=run.weight_decay, on_checkpoint=on_ckpt, progress=progress)
+                            weight_decay=run.weight_decay, on_checkpoint=on_ckpt, progress=progress, batched=batched)
         return {
             "main": {"log": log, "ckpt_epoch": np.array(epochs, dtype=float), "ckpt": _stack_analyses(rows)},
-            "final_params": {k: v.detach().clone() for k, v in params.items()},
-            "branch_params": saved.get("branch"),
+            "final_params": _on_host(params),
+            "branch_params": _on_host(saved.get("branch")),
             "train_cpu_s": time.process_time() - t_cpu,
         }
 
     return cached(key, build, name="modular", refresh=refresh)
 
 
-def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict | None:
-    """The weight-decay branch of ``run`` (cached; None if ``run.branch_epoch`` is 0).
+def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False, device: str | torch.device = "cpu",
+               batched: bool | None = None) -> dict | None:
+    """The weight-decay branch of ``run`` (cached; None if ``run.branch_epoch`` is 0), on
+    ``device`` (the main run's, cached under the same device and program).
 
     Continues the main run's parameters at ``run.branch_epoch`` (:func:`run_main`, cached)
     with ``run.branch_weight_decay`` and a fresh AdamW to ``run.epochs``; its checkpoints
@@ -833,26 +954,29 @@ def run_branch(run: GrokRun, *, progress: bool = False, refresh: bool = False) -
     """
     if run.branch_epoch <= 0:
         return None
-    key = {"task": "modular-branch", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
+    device, batched, tag = _program(device, batched)
+    key = {"task": "modular-branch", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(), **tag}
 
     def build() -> dict:
-        start = run_main(run, progress=progress)["branch_params"]
+        start = run_main(run, progress=progress, device=device, batched=batched)["branch_params"]
         t_cpu = time.process_time()
-        data = make_data(run.p, run.train_frac, run.split_seed)
-        params = {k: v.clone() for k, v in start.items()}
+        data = make_data(run.p, run.train_frac, run.split_seed).to(device)
+        params = {k: to_device(v.clone(), device) for k, v in start.items()}
         branch_run = replace(run, checkpoint_epochs=tuple(e for e in run.checkpoint_epochs if e >= run.branch_epoch))
-        branch = _run_branch(branch_run, data, params, run.branch_epoch, run.epochs, run.branch_weight_decay, 1, progress)
+        branch = _run_branch(branch_run, data, params, run.branch_epoch, run.epochs, run.branch_weight_decay, 1, progress,
+                             batched)
         return {"branch": branch, "train_cpu_s": time.process_time() - t_cpu}
 
     return cached(key, build, name="modular", refresh=refresh)
 
 
-def run_experiment(run: GrokRun, *, progress: bool = False, refresh: bool = False) -> dict:
+def run_experiment(run: GrokRun, *, progress: bool = False, refresh: bool = False, device: str | torch.device = "cpu",
+                   batched: bool | None = None) -> dict:
     """Both parts of ``run`` trained as one stack of ``run.n_models`` models: :func:`run_main`
     and :func:`run_branch` merged into ``{"main", "branch" (or None), "final_params",
     "branch_params", "train_cpu_s"}``."""
-    main = run_main(run, progress=progress, refresh=refresh)
-    branch = run_branch(run, progress=progress, refresh=refresh)
+    main = run_main(run, progress=progress, refresh=refresh, device=device, batched=batched)
+    branch = run_branch(run, progress=progress, refresh=refresh, device=device, batched=batched)
     return {**main, "branch": branch["branch"] if branch else None,
             "train_cpu_s": main["train_cpu_s"] + (branch["train_cpu_s"] if branch else 0.0)}
 
@@ -873,7 +997,7 @@ def _concat_logs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def run_experiment_resumable(
     run: GrokRun, path, *, segment_epochs: int = 500, max_segments: int | None = None, stop_after_main: bool = False,
-    progress: bool = False,
+    progress: bool = False, device: str | torch.device = "cpu", batched: bool | None = None,
 ) -> dict | None:
     """:func:`run_experiment` (main run and weight-decay branch), trained in segments of
     ``segment_epochs`` with the whole state written to ``path`` (a ``.pt`` file) after each.
@@ -886,7 +1010,9 @@ def run_experiment_resumable(
     otherwise returns the dict of :func:`run_experiment` (``train_cpu_s`` summed over
     calls). With ``stop_after_main`` the call stops once the main run is finished and returns
     its result with ``"branch": None`` (a later call trains the branch). ``segment_epochs``
-    must be a multiple of ``run.eval_every``.
+    must be a multiple of ``run.eval_every``. Trains on ``device`` (``batched``: as
+    :func:`train_stacked`); the state file names them, so a run is continued only with the
+    program and device kind it started on.
     """
     from pathlib import Path
 
@@ -894,17 +1020,19 @@ def run_experiment_resumable(
     if segment_epochs < 1 or segment_epochs % run.eval_every:
         raise ValueError(f"segment_epochs must be a positive multiple of eval_every = {run.eval_every}")
     path = Path(path)
-    key = {"version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
+    device, batched, tag = _program(device, batched)
+    key = {"version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(), **tag}
     if path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=False, map_location="cpu")
         if saved["key"] != key:
             raise ValueError(f"{path} holds another run ({saved['key']['run']}); remove it or choose another path")
+        saved["params"] = {k: to_device(v, device) for k, v in saved["params"].items()}
     else:
-        saved = {"key": key, "stage": "main", "epoch": 0, "params": init_stacked(run), "state": {},
+        saved = {"key": key, "stage": "main", "epoch": 0, "params": init_stacked(run, device=device), "state": {},
                  "logs": {"main": [], "branch": []}, "rows": {"main": [], "branch": []},
                  "ckpt_epoch": {"main": [], "branch": []}, "branch_params": None, "cpu_s": 0.0}
-    data = make_data(run.p, run.train_frac, run.split_seed)
-    models = to_models(saved["params"], run)
+    data = make_data(run.p, run.train_frac, run.split_seed).to(device)
+    models = to_models(saved["params"], run, device)
     done = 0
     while (saved["stage"] != "done" and (max_segments is None or done < max_segments)
            and not (stop_after_main and saved["stage"] != "main")):
@@ -916,7 +1044,7 @@ def run_experiment_resumable(
 
         def on_ckpt(epoch: int, p: dict[str, Tensor], stage: str = stage) -> None:
             if stage == "main" and epoch == run.branch_epoch:
-                saved["branch_params"] = {k: v.detach().clone() for k, v in p.items()}
+                saved["branch_params"] = _on_host(p)
             if epoch in run.checkpoint_epochs:
                 saved["rows"][stage].append(_analyse_stacked(models, p, data))
                 saved["ckpt_epoch"][stage].append(epoch)
@@ -924,15 +1052,15 @@ def run_experiment_resumable(
         c0 = time.process_time()
         log = train_stacked(seg_run, data, saved["params"], start_epoch=start, end_epoch=end,
                             weight_decay=run.weight_decay if main else run.branch_weight_decay, on_checkpoint=on_ckpt,
-                            stream=0 if main else 1, progress=progress, state=saved["state"])
+                            stream=0 if main else 1, progress=progress, state=saved["state"], batched=batched)
         saved["cpu_s"] += time.process_time() - c0
         saved["logs"][stage].append(log)
         saved["epoch"] = end
         if end == run.epochs:
-            saved["final_params" if main else "branch_final"] = {k: v.clone() for k, v in saved["params"].items()}
+            saved["final_params" if main else "branch_final"] = _on_host(saved["params"])
             if main and run.branch_epoch > 0:  # the branch: from the kept parameters, a fresh AdamW
                 saved.update(stage="branch", epoch=run.branch_epoch, state={},
-                             params={k: v.clone() for k, v in saved["branch_params"].items()})
+                             params={k: to_device(v.clone(), device) for k, v in saved["branch_params"].items()})
             else:
                 saved["stage"] = "done"
         buf = io.BytesIO()
@@ -956,9 +1084,9 @@ def single_runs(run: GrokRun) -> list[GrokRun]:
     return [replace(run, seed=s, n_models=1) for s in run.model_seeds()]
 
 
-def _stage_in_worker(stage: str, run: GrokRun) -> dict | None:
+def _stage_in_worker(stage: str, run: GrokRun, device: str = "cpu") -> dict | None:
     torch.set_num_threads(1)
-    return run_main(run) if stage == "main" else run_branch(run)
+    return run_main(run, device=device, batched=False) if stage == "main" else run_branch(run, device=device, batched=False)
 
 
 def _merge_records(records: list[dict]) -> dict:
@@ -989,10 +1117,15 @@ def _cat_params(outs: list[dict], key: str) -> dict[str, Tensor] | None:
     return None if outs[0][key] is None else {n: torch.cat([o[key][n] for o in outs]) for n in outs[0][key]}
 
 
-def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
+def run_models(run: GrokRun, stage: str, *, workers: int = 2, device: str | torch.device = "cpu",
+               batched: bool | None = None) -> dict | None:
     """One stage (``"main"`` or ``"branch"``) of ``run`` with every model trained on its own,
     ``workers`` models at a time in fresh processes with one torch thread each (cached per
     model). A model's numbers do not depend on ``workers`` or on the other models.
+
+    On ``device`` with ``batched`` (default: off the CPU) the models train instead as one
+    batched stack in this process (:func:`run_main`, :func:`run_branch`); off the CPU without
+    it, one after another in this process.
 
     ``"main"`` returns :func:`run_main`'s keys, ``"branch"`` :func:`run_branch`'s (None
     without a branch), with the models stacked on the model axis.
@@ -1001,8 +1134,13 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
         raise ValueError(f"stage must be 'main' or 'branch', got {stage!r}")
     if stage == "branch" and run.branch_epoch <= 0:
         return None
+    device, batched, _ = _program(device, batched)
+    if batched:
+        stage_fn = run_main if stage == "main" else run_branch
+        return stage_fn(run, device=device, batched=True)
     runs = single_runs(run)
-    outs = map_in_processes(_stage_in_worker, ([stage] * len(runs), runs), workers)
+    workers = workers if device.type == "cpu" else 1
+    outs = map_in_processes(_stage_in_worker, ([stage] * len(runs), runs, [str(device)] * len(runs)), workers)
     merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs))}
     merged[stage] = _merge_records([o[stage] for o in outs])
     if stage == "main":
@@ -1012,23 +1150,26 @@ def run_models(run: GrokRun, stage: str, *, workers: int = 2) -> dict | None:
 
 
 def _resumable_in_worker(run: GrokRun, path: str, segment_epochs: int, max_segments: int | None,
-                         stop_after_main: bool) -> dict | None:
+                         stop_after_main: bool, device: str = "cpu") -> dict | None:
     torch.set_num_threads(1)
     return run_experiment_resumable(run, path, segment_epochs=segment_epochs, max_segments=max_segments,
-                                    stop_after_main=stop_after_main)
+                                    stop_after_main=stop_after_main, device=device, batched=False)
 
 
-def resumable_path(run: GrokRun):
-    """Where :func:`run_models_resumable` keeps the state of the one-model ``run``: in the
-    ace-book cache, named by the run's configuration."""
+def resumable_path(run: GrokRun, device: str | torch.device = "cpu", batched: bool | None = None):
+    """Where :func:`run_models_resumable` keeps the state of ``run`` (a one-model run, or the
+    whole stack of the batched program on ``device``): in the ace-book cache, named by the
+    run's configuration (and, off the CPU program, the device kind and program)."""
     from ace_utils.book.cache import cache_dir, config_key
-    key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict()}
+    _, _, tag = _program(device, batched)
+    key = {"task": "modular-resumable", "version": CACHE_VERSION, "torch": torch.__version__, "run": run.to_dict(),
+           **tag}
     return cache_dir() / "modular" / f"resumable-{config_key(key)[:24]}.pt"
 
 
 def run_models_resumable(
     run: GrokRun, *, workers: int = 2, segment_epochs: int = 500, max_segments: int | None = None,
-    stop_after_main: bool = False,
+    stop_after_main: bool = False, device: str | torch.device = "cpu", batched: bool | None = None,
 ) -> dict | None:
     """The main run and the weight-decay branch of ``run``, every model on its own (as
     :func:`run_models`, ``workers`` processes with one torch thread each), each model a
@@ -1041,15 +1182,24 @@ def run_models_resumable(
     ``stop_after_main`` returns as soon as the main runs are finished (``"branch": None``).
     A finished run is read from its state file. Returns the keys of
     :func:`run_experiment` with the models stacked on the model axis; the numbers equal
-    :func:`run_models`'s.
+    :func:`run_models`'s. On ``device`` with ``batched`` (default: off the CPU) the models are
+    one resumable batched stack trained in this process.
     """
+    device, batched, _ = _program(device, batched)
+    if batched:
+        path = resumable_path(run, device, True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return run_experiment_resumable(run, path, segment_epochs=segment_epochs, max_segments=max_segments,
+                                        stop_after_main=stop_after_main, device=device, batched=True)
     runs = single_runs(run)
-    paths = [resumable_path(r) for r in runs]
+    paths = [resumable_path(r, device, False) for r in runs]
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
     n = len(runs)
+    workers = workers if device.type == "cpu" else 1
     outs = map_in_processes(_resumable_in_worker, (runs, [str(pth) for pth in paths], [segment_epochs] * n,
-                                                    [max_segments] * n, [stop_after_main] * n), workers)
+                                                    [max_segments] * n, [stop_after_main] * n, [str(device)] * n),
+                            workers)
     if any(o is None for o in outs):
         return None
     merged: dict = {"train_cpu_s": float(sum(o["train_cpu_s"] for o in outs)),
