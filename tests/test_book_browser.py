@@ -21,7 +21,8 @@ installs). Every ``.html`` page of the site is loaded from disk, and after its l
   must have at least one figure with an image, a numbered caption ("Fig. N") and a
   label (``id``), and every figure its notebook declares (``mystnb: figure: name:``)
   must be among them; it must link to the method page and have a Colab launch link
-  whose path is a notebook of this repository.
+  whose path is a notebook of this repository, as must every other page made from a
+  notebook (``book/your_model.ipynb``).
 
 The references page must list at least one bibliography entry. A full-page screenshot
 of every page (its first 20000 px, at 0.6 scale) goes to ``$BOOK_SCREENSHOTS`` (default
@@ -280,6 +281,7 @@ def page_problems(site: Path, page: Path, probe: dict, id_cache: dict | None = N
         if not any(urlsplit(h).scheme == "file" and Path(unquote(urlsplit(h).path)).name == "method.html"
                    for h in probe["links"]):
             problems.append(f"{rel}: no link to the method page")
+    if is_chapter(site, page) or (repo / Path(rel).with_suffix(".ipynb")).is_file():  # every notebook page
         colab = [m.group(1) for h in probe["links"] if (m := _COLAB_RE.match(h))]
         if not colab:
             problems.append(f"{rel}: no Colab launch link")
