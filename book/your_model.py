@@ -80,6 +80,7 @@ if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
 
 # %% tags=["parameters"]
 seed = 0  # seed of model A (model B: seed + 100) and of the random control; 0 and 100 are chapter 01's models 1 and 2
+device = "cpu"  # where the models train and ACE runs: 'cpu', 'cuda', or 'auto' (cuda where present, else cpu)
 
 # %% [markdown]
 # ## 1. Model, hook point, behaviour
@@ -95,20 +96,20 @@ import torch
 from IPython.display import Markdown
 
 import ace_utils as au
-from ace_utils.book.params import Int, validate
+from ace_utils.book.params import Device, Int, validate
 from ace_utils.book.tables import dict_table
 from ace_utils.method.activations import collect_activations
 from ace_utils.method.alignment import canonical_correlations, principal_angles, projector_overlap, random_overlap_level
 from ace_utils.tasks import markov as mk
 
-validate({"seed": Int(0, 10**6)}, globals())
+device = validate({"seed": Int(0, 10**6), "device": Device()}, globals())["device"]  # 'auto' resolved
 torch.set_num_threads(1)  # small model: one thread is fastest
 data = mk.make_data(mk.lazy_cycle())  # 3000 test sequences of the 4-state chain
 runs = [mk.MarkovRun(seed=s, **mk.PRESETS["default"], d_model=64) for s in (seed, seed + 100)]
-model_a, model_b = (mk.train_markov_model(r, data, progress=False) for r in runs)
+model_a, model_b = (mk.train_markov_model(r, data, progress=False, device=device) for r in runs)
 
 hook = "unembed.hook_in"  # the hook point: here, the input of the readout
-tokens, targets = data.test[:, :-1], data.test[:, 1:]
+tokens, targets = data.test[:, :-1].to(device), data.test[:, 1:].to(device)
 
 
 def log_prob(logits, batch):

@@ -80,7 +80,7 @@ d_model = 64  # residual width (the paper's 64)
 architecture = "paper"  # 'paper': the paper's post-LN encoder layer with dropout; 'pre-ln': a TransformerLens-native pre-LN model
 epochs = 0  # training epochs; 0 takes the preset's
 preset = "default"  # 'default' (lr 1e-3, 10 epochs) or 'paper' (lr 1e-4, 40 epochs)
-device = "cpu"  # 'cuda'/'auto' are accepted for a uniform interface, but these tiny models always run on the CPU
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda', or 'auto' (cuda where present, else cpu)
 
 # %% tags=["hide-input"]
 import dataclasses
@@ -93,7 +93,7 @@ import torch
 from IPython.display import Markdown, display
 
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.params import Bool, Choice, Int
+from ace_utils.book.params import Bool, Choice, Device, Int
 from ace_utils.book.tables import markdown_table, span
 from ace_utils.book.plots import unit_circle
 from ace_utils.method.interventions import random_subspace
@@ -112,7 +112,7 @@ P, claims = open_chapter(
         "architecture": Choice(*mk.ARCHITECTURES),
         "epochs": Int(0, 400),
         "preset": Choice("default", "paper"),
-        "device": Choice("cpu", "cuda", "auto"),
+        "device": Device(),
     },
     globals(),
     # claims asserted at these settings (any seed, any n_models), checked and reported elsewhere
@@ -121,6 +121,7 @@ P, claims = open_chapter(
 )
 if extra_n_states in (1, 2):
     raise ValueError(f"parameter 'extra_n_states' = {extra_n_states}: allowed 0 (skip) or 3..8")
+device = P["device"]  # 'auto' resolved: training, activations, ACE and interventions run there
 t_start = time.perf_counter()
 runs = mk.chapter_runs(seed, n_models, preset, d_model=d_model, architecture=architecture, epochs=epochs)
 T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
@@ -158,7 +159,7 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # are cached on disk, keyed by their full configuration, and shared with the next chapter.
 
 # %%
-models = mk.train_markov_models(runs, data, workers=2)  # uncached ones two at a time, one process each
+models = mk.train_markov_models(runs, data, workers=2, device=device)  # uncached ones two at a time, one process each
 full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
 
@@ -334,7 +335,7 @@ other = None
 if contrast and chain == "paper":
     other_arch = next(a for a in mk.ARCHITECTURES if a != architecture)
     other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs]
-    other_models = mk.train_markov_models(other_runs, data, workers=2)
+    other_models = mk.train_markov_models(other_runs, data, workers=2, device=device)
     other_sum = {key: [] for key in ("full", "rank", "top2", "keep", "remove", "random", "dyn")}
     for i, m in enumerate(other_models):  # the quantities of the closing table, for the other architecture
         res_o, H_o = mk.markov_core(m, data)
@@ -396,7 +397,7 @@ if extra_n_states:
     T5 = mk.random_chain(extra_n_states, seed=seed)
     data5 = mk.make_data(T5)
     run5 = mk.chapter_runs(seed, 1, preset, d_model=d_model, architecture=architecture, epochs=epochs)[0]
-    m5 = mk.train_markov_model(run5, data5, progress=False)
+    m5 = mk.train_markov_model(run5, data5, progress=False, device=device)
     res5, H5 = mk.markov_core(m5, data5)
     k5 = extra_n_states - 1
     dyn5 = mk.core_spectrum(res5, H5, data5, r=k5)

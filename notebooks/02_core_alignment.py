@@ -76,7 +76,7 @@ d_model = 64  # residual width (the paper's 64)
 architecture = "paper"  # 'paper': the paper's post-LN encoder layer with dropout; 'pre-ln': a TransformerLens-native pre-LN model
 epochs = 0  # training epochs; 0 takes the preset's
 preset = "default"  # 'default' (lr 1e-3, 10 epochs) or 'paper' (lr 1e-4, 40 epochs)
-device = "cpu"  # 'cuda'/'auto' are accepted for a uniform interface, but these tiny models always run on the CPU
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda', or 'auto' (cuda where present, else cpu)
 
 # %% tags=["hide-input"]
 import time
@@ -88,7 +88,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.params import Choice, Int
+from ace_utils.book.params import Choice, Device, Int
 from ace_utils.book.plots import heatmap
 from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.method.alignment import (
@@ -113,13 +113,14 @@ P, claims = open_chapter(
         "architecture": Choice(*mk.ARCHITECTURES),
         "epochs": Int(0, 400),
         "preset": Choice("default", "paper"),
-        "device": Choice("cpu", "cuda", "auto"),
+        "device": Device(),
     },
     globals(),
     # claims asserted at these settings (any seed, any n_models), checked and reported elsewhere
     asserted_at={"chain": "paper", "preset": "default", "d_model": 64, "epochs": 0, "architecture": "paper"},
     threads=1,  # these models are tiny: one thread is fastest and immune to a busy second core
 )
+device = P["device"]  # 'auto' resolved: training, activations and ACE run there
 t_start = time.perf_counter()
 runs = mk.chapter_runs(seed, n_models, preset, d_model=d_model, architecture=architecture, epochs=epochs)  # chapter 01's
 T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed)
@@ -155,7 +156,7 @@ def pre_ln(claim: str, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
 # %%
 data = mk.make_data(T)
 bayes = mk.bayes_accuracy(T)
-models = mk.train_markov_models(runs, data, workers=2)  # uncached ones two at a time, one process each
+models = mk.train_markov_models(runs, data, workers=2, device=device)  # uncached ones two at a time, one process each
 acc = [mk.next_token_accuracy(m, data.test) for m in models]
 cores = [mk.markov_core(m, data) for m in models]
 ranks = [res.rank for res, _ in cores]

@@ -93,7 +93,7 @@ branch_epoch = -1  # epoch of the weight-decay-0 branch; -1 takes the preset's (
 preset = "default"  # 'default' (1000 or 800 epochs) or 'paper' (the reference 20,000-epoch schedule)
 precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast for 'pre-ln' models (fast only with native bf16)
 workers = 2  # processes training the models in parallel, one model each (numbers do not depend on it)
-device = "cpu"  # training and analyses run on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (the models train as one batched stack there; workers unused), or 'auto'
 
 # %% tags=["hide-input"]
 import time
@@ -105,7 +105,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book import claims as ledger_rules
-from ace_utils.book.params import Choice, Float, Int
+from ace_utils.book.params import Choice, Device, Float, Int
 from ace_utils.book.plots import eigenvalue_clock
 from ace_utils.book.tables import markdown_table, per_model, seed_span, span
 from ace_utils.method.ace import ace, observability_from_readout
@@ -128,7 +128,7 @@ P, claims = open_chapter(
         "preset": Choice("default", "paper"),
         "precision": Choice("fp32", "bf16"),
         "workers": Int(1, 16),
-        "device": Choice("cpu", "cuda", "auto"),
+        "device": Device(),
     },
     globals(),
     # claims asserted at these settings (the defaults; any seed), checked and reported elsewhere
@@ -136,6 +136,7 @@ P, claims = open_chapter(
                  "dropout": 0.1, "branch_epoch": -1, "precision": "fp32", "architecture": "paper"},
     threads=1,  # measured: 1 thread is faster than 2 for this small model on 2 shared cores
 )
+device = P["device"]  # 'auto' resolved: training, activations, ACE and interventions run there
 t_start = time.perf_counter()
 if architecture == "paper" and precision != "fp32":
     raise ValueError(f"parameter 'precision' = {precision!r}: allowed 'fp32' with architecture='paper' ('bf16' only with 'pre-ln')")
@@ -173,7 +174,10 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # its last recorded table (with the machine it ran on) is printed below when present. Runs
 # are cached on disk, keyed by the full configuration, and each cache entry holds the
 # per-checkpoint analyses (curves, a few kB each) and the final parameters, not a
-# state_dict per checkpoint: the analyses are what the chapters read.
+# state_dict per checkpoint: the analyses are what the chapters read. With `device="cuda"` the
+# models train instead as one batched stack on the GPU (`ace_utils.models.paper.stacked_last_logits`,
+# the same forward computed for all models at once, one dropout generator per model), the data
+# placed there once and no step waiting for the host; the analyses run there too.
 
 # %% tags=["hide-input"]
 bench = Path(mod.__file__).resolve().parents[2] / "benchmarks" / "results" / "modular_training.md"
@@ -192,24 +196,26 @@ else:
 # %%
 segment = 250  # epochs per training cell; the numbers do not depend on it
 t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1)
+mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
 print(f"epochs 0-{segment}: {time.perf_counter() - t0:.1f} s")
 
 # %%
 t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1)
+mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
 print(f"epochs {segment}-{2 * segment}: {time.perf_counter() - t0:.1f} s")
 
 # %%
 t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1)
+mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
 print(f"epochs {2 * segment}-{3 * segment}: {time.perf_counter() - t0:.1f} s")
 
 # %%
 t0 = time.perf_counter()
-out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True)  # the rest of the main run
+out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True,
+                               device=device)  # the rest of the main run
 load_s = time.perf_counter() - t0
 data = mod.make_data(run.p, run.train_frac, run.split_seed)
+data_dev = data.to(device)  # the same split on the device, for the models
 main = out["main"]
 log, ck, ck_ep = main["log"], main["ckpt"], main["ckpt_epoch"]
 print(f"built in {out['train_cpu_s']:.0f} s of CPU time (training every model and every checkpoint analysis); "
@@ -281,16 +287,16 @@ plt.show()
 # model is well above $2/p$, and we plot it only where test accuracy is $\ge 0.5$.
 
 # %%
-model_chk = mod.to_models(out["final_params"], run)[0]  # the final model 1, for a check through hooks
-H = mod.last_position_activations(model_chk, data.test_x)
+model_chk = mod.to_models(out["final_params"], run, device)[0]  # the final model 1, for a check through hooks
+H = mod.last_position_activations(model_chk, data_dev.test_x)
 res = ace(H, observability_from_readout(readout_matrix(model_chk)), threshold=mod.ENERGY_THRESHOLD)
-keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data.test_y,
+keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data_dev.test_y,
                                                  readout_bias(model_chk))
 r_chk = int(ck["r_core"][-1, 0])
 hook_acc = {}
 for mode in ("keep", "remove"):
-    logits = mod.bridge_last_logits(model_chk, data.test_x, [(mod.ACE_HOOK, subspace_hook(res.core(r_chk).float(), mode, positions=-1))])
-    hook_acc[mode] = float((logits.argmax(1) == data.test_y).float().mean())
+    logits = mod.bridge_last_logits(model_chk, data_dev.test_x, [(mod.ACE_HOOK, subspace_hook(res.core(r_chk).float(), mode, positions=-1))])
+    hook_acc[mode] = float((logits.argmax(1) == data_dev.test_y).float().mean())
 print(f"final model 1, r = {r_chk}: keep {hook_acc['keep']:.4f} via hooks vs {keep_fast[r_chk]:.4f} closed form; "
       f"remove {hook_acc['remove']:.4f} vs {remove_fast[r_chk]:.4f}")
 claims.at_most("closed_form_equals_hooks",
@@ -515,8 +521,8 @@ display(claims.ledger())
 # %%
 r_grid = [4, 6, 8, 10, 15, 20, 30, 40, 52]
 r2_vs_r = np.zeros((n_models, len(r_grid)))
-for i, model_i in enumerate(mod.to_models(out["final_params"], run)):
-    H_i = mod.last_position_activations(model_i, data.test_x)
+for i, model_i in enumerate(mod.to_models(out["final_params"], run, device)):
+    H_i = mod.last_position_activations(model_i, data_dev.test_x)
     res_i = ace(H_i, observability_from_readout(readout_matrix(model_i)), threshold=mod.ENERGY_THRESHOLD)
     for j, r in enumerate(r_grid):
         protos = mod.class_prototypes(res_i.coords(H_i, r).cpu().numpy(), data.test_y.numpy(), p)
@@ -617,7 +623,8 @@ plt.show()
 
 # %%
 t0 = time.perf_counter()
-out_branch = mod.run_models_resumable(run, workers=workers, segment_epochs=segment)  # the branch, from the main run's epoch-branch_epoch state
+out_branch = mod.run_models_resumable(run, workers=workers, segment_epochs=segment,
+                                      device=device)  # the branch, from the main run's epoch-branch_epoch state
 branch = out_branch["branch"] if out_branch is not None else None
 print(f"branch: {time.perf_counter() - t0:.1f} s for this call")
 if branch is not None:

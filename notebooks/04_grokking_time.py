@@ -91,7 +91,7 @@ eval_every = 0  # optimizer steps between accuracy evaluations (the resolution o
 workers = 2  # processes that train stacks of runs in parallel (one torch thread each)
 architecture = "paper"  # 'paper' (the paper's one-layer post-LN encoder) or 'pre-ln' (TransformerLens-native, pre-LN; cheaper steps)
 precision = "fp32"  # training arithmetic: 'fp32', or 'bf16' autocast (fast only on CPUs with native bf16; 'pre-ln' only)
-device = "cpu"  # training runs on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (runs of one setting train as one stack there; workers unused), or 'auto'
 
 # %% tags=["hide-input"]
 import time
@@ -103,7 +103,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.params import Choice, Float, FloatList, Int, IntList
+from ace_utils.book.params import Choice, Device, Float, FloatList, Int, IntList
 from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.models import paper as paper_model
 from ace_utils.tasks import grokking_time as gt
@@ -123,7 +123,7 @@ P, claims = open_chapter(
         "workers": Int(1, 16),
         "architecture": Choice(*paper_model.ARCHITECTURES),
         "precision": Choice("fp32", "bf16"),
-        "device": Choice("cpu", "cuda", "auto"),
+        "device": Device(),
     },
     globals(),
     # claims asserted at these settings (the defaults; any seed), checked and reported elsewhere
@@ -131,6 +131,7 @@ P, claims = open_chapter(
                  "moduli": [], "modulus_omega": 0.0, "eval_every": 0, "wd_max_steps": 0, "p_max_steps": 0},
     threads=1,
 )
+device = P["device"]  # 'auto' resolved: the sweeps train there
 C_FIT, C_WD, C_COLLAPSE, C_P = "omega_exponent_paper", "omega_ci_contains_minus_one", "omega_collapse", "p_delay_falls"
 C_R2, C_HW, C_HP, C_GROK = "log_law_r2", "omega_heldout", "p_heldout", "p_sweep_groks"
 SEED_TABLES = ledger_rules.SEED_TABLES
@@ -261,7 +262,7 @@ else:
 def train(stacks: list, label: str, slowest: int) -> tuple[list, dict]:
     """Train (or read from the cache) the stacks, the slowest one first, and say what it cost."""
     t0 = time.perf_counter()
-    out, cost = gt.run_sweeps(stacks, workers=workers, first=[slowest])
+    out, cost = gt.run_sweeps(stacks, workers=workers, first=[slowest], device=device)
     print(f"{label}: {len(out)} runs; this call took {time.perf_counter() - t0:.0f} s; training them took "
           f"{cost['train_cpu_s']:.0f} s of CPU time ({cost['model_steps']:,} model-steps)")
     return out, cost

@@ -81,7 +81,7 @@ n_prompts = 1200  # agreement prompts: half for ACE (training pairs), half for t
 n_generations = 24  # seeded generations per model, clean and flipped
 gen_tokens = 24  # new tokens per generation (the paper: 50)
 gen_strength = "adaptive"  # 'adaptive' (the reference code's recipe) or 'reflection' (s = 1 at every step)
-device = "cpu"  # 'cuda' for hub models on a GPU
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (training, ACE, interventions, generation there), or 'auto'
 
 # %% tags=["hide-input"]
 import time
@@ -92,7 +92,7 @@ from IPython.display import Markdown
 from scipy import stats
 
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.params import Choice, Int, IntList, NameList
+from ace_utils.book.params import Choice, Device, Int, IntList, NameList
 from ace_utils.tasks import agreement as ag
 from ace_utils.tasks import agreement_corpus as ac
 
@@ -109,7 +109,7 @@ P, claims = open_chapter(
         "n_generations": Int(2, 200),
         "gen_tokens": Int(4, 100),
         "gen_strength": Choice("adaptive", "reflection"),
-        "device": Choice("cpu", "cuda"),
+        "device": Device(),
     },
     globals(),
     # claims asserted for our trained models at the default sizes and training (any seed),
@@ -122,6 +122,7 @@ if len(n_layers) != len(d_models) or any(d % 4 for d in d_models):
     raise ValueError(f"n_layers {n_layers} and d_models {d_models} must have the same length; widths divisible by 4")
 if n_prompts % 4:
     raise ValueError(f"parameter 'n_prompts' = {n_prompts} must be divisible by 4")
+device = P["device"]  # 'auto' resolved: the models train and are read there
 t_start, cpu_start = time.perf_counter(), time.process_time()
 
 # %% [markdown]
@@ -178,12 +179,12 @@ sources = ([("trained", f"{L}L-{d}d", ag.AgreementRun(L, d, steps=train_steps, d
            if model_source == "trained" else [("hub", name, None) for name in P["hub_models"]])
 runs = [run for _, _, run in sources if run is not None]
 t0 = time.perf_counter()
-first_cpu = ag.train_models(runs, workers=2, max_steps=train_steps // 2)  # the first half of every uncached model
+first_cpu = ag.train_models(runs, workers=2, max_steps=train_steps // 2, device=device)  # the first half of every uncached model
 print(f"first half of training: {time.perf_counter() - t0:.0f} s wall for this call" if first_cpu else "models cached")
 
 # %%
 t0 = time.perf_counter()
-train_cpu = ag.train_models(runs, workers=2)  # the rest: each model continues from its saved state, same numbers
+train_cpu = ag.train_models(runs, workers=2, device=device)  # the rest: each model continues from its saved state, same numbers
 train_wall = time.perf_counter() - t0
 if train_cpu:
     print(f"second half: {train_wall:.0f} s wall (two worker processes); CPU s per model, both halves: "

@@ -91,7 +91,7 @@ n_random = 5  # Haar-random subspaces per model (the control); the tables show t
 tilt_max_n = 64000  # largest sample size of the tilt study (sizes 1000, 4000, ... up to it)
 tilt_seeds = 5  # planted systems drawn per grid point of the tilt study
 architecture = "paper"  # the Markov and mod-add models: 'paper' (post-LN, chapters 01 and 03's default) or 'pre-ln' (TransformerLens-native)
-device = "cpu"  # everything here runs on the CPU; 'cuda'/'auto' are accepted for a uniform interface
+device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (models, activations, ACE and the baselines there), or 'auto'
 
 # %% tags=["hide-input"]
 import time
@@ -101,7 +101,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from ace_utils.book.chapter import open_chapter
-from ace_utils.book.params import Choice, Int
+from ace_utils.book.params import Choice, Device, Int
 from ace_utils.book.tables import dict_table
 from ace_utils.method import baselines as bl
 from ace_utils.method.ace import ace, observability_from_gradients, observability_from_readout
@@ -120,7 +120,7 @@ P, claims = open_chapter(
         "tilt_max_n": Int(1000, 1_024_000),
         "tilt_seeds": Int(1, 50),
         "architecture": Choice(*mk.ARCHITECTURES),
-        "device": Choice("cpu", "cuda", "auto"),
+        "device": Device(),
     },
     globals(),
     # claims asserted at these settings (seed 0 and the chapters' default models), checked and reported elsewhere
@@ -128,6 +128,7 @@ P, claims = open_chapter(
                  "architecture": "paper"},
     threads=1,  # small models and small matrices: one thread, immune to a busy second core
 )
+device = P["device"]  # 'auto' resolved: the models, their activations and every subspace finder run there
 t_start = time.perf_counter()
 RIDGES = (1e-4, 1.0, 100.0)  # probe ridges, in units of the mean eigenvalue of H_c^T H_c (bl.probe_subspace)
 
@@ -175,7 +176,7 @@ def mean_random(scores):
 T = mk.lazy_cycle()
 mdata = mk.make_data(T)
 m_runs = mk.chapter_runs(seed, 3, architecture=architecture)
-m_models = mk.train_markov_models(m_runs, mdata, workers=2)  # cached by chapter 01 at architecture='paper'
+m_models = mk.train_markov_models(m_runs, mdata, workers=2, device=device)  # cached by chapter 01 at architecture='paper'
 chance_m = mk.chance_accuracy(mdata.test)
 y_m = mdata.test[:, 1:].reshape(-1)
 markov = []
@@ -298,14 +299,14 @@ claims.check("Markov: removing the least-squares probe (ridge 1e-4) costs < 0.05
 # %%
 mrun = mod.preset_run("default", seed=seed, architecture=architecture)
 half = mrun.epochs // 2 // mrun.eval_every * mrun.eval_every  # training over two cells: at most half the epochs here
-mod.run_models_resumable(mrun, workers=2, segment_epochs=half, max_segments=1)  # as chapter 03 trains them at this architecture
+mod.run_models_resumable(mrun, workers=2, segment_epochs=half, max_segments=1, device=device)  # as chapter 03 trains them at this architecture
 
 # %%
-mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=half, stop_after_main=True)  # the rest, continued
-mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed)
+mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=half, stop_after_main=True, device=device)  # the rest, continued
+mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed).to(device)
 p_mod = mrun.p
 modular = []
-for m in mod.to_models(mout["final_params"], mrun):
+for m in mod.to_models(mout["final_params"], mrun, device):
     H = mod.last_position_activations(m, mdat.test_x)
     W = readout_matrix(m)
     Wo = observability_from_readout(W)
@@ -439,10 +440,10 @@ train_prompts = ac.make_prompts(600, train_pairs, seed=seed)
 test_prompts = ac.make_prompts(600, test_pairs, seed=seed + 1)
 a_runs = [ag.AgreementRun(L, dm, steps=600, data_seed=seed, seed=seed + 100 * i)
           for i, (L, dm) in enumerate(zip([2, 4, 6], [64, 80, 96]))]
-ag.train_models(a_runs, workers=2)  # cached by chapter 05
+ag.train_models(a_runs, workers=2, device=device)  # cached by chapter 05
 agreement = []
 for run in a_runs:
-    model, tok, _ = ag.load_agreement_model("trained", name=f"{run.n_layers}L-{run.d_model}d", run=run, device="cpu")
+    model, tok, _ = ag.load_agreement_model("trained", name=f"{run.n_layers}L-{run.d_model}d", run=run, device=device)
     v = ag.verb_token_ids(tok)
     tr, te = ag.prompt_batch(tok, train_prompts), ag.prompt_batch(tok, test_prompts)
     cores = ag.ace_all_layers(model, tr, v)
@@ -459,7 +460,7 @@ for run in a_runs:
     Ht = ag.margin_acts_and_grads(model, te, v, hook)[0].double()
     probe_auc = {}
     for r in RIDGES:  # held-out decoding AUC of each probe direction (orientation-free)
-        a = ag.roc_auc(((Ht - res.mean) @ bases[f"probe, ridge {r:g}"][:, 0]).numpy(), te.labels)
+        a = ag.roc_auc(((Ht - res.mean) @ bases[f"probe, ridge {r:g}"][:, 0]).cpu().numpy(), te.labels)
         probe_auc[r] = max(a, 1 - a)
     agreement.append(dict(name=f"{run.n_layers}L-{run.d_model}d", layer=layer, L=run.n_layers, H=H, G=G, res=res,
                           bases=bases, base=ag.roc_auc(ag.margins(model, te, v), te.labels), probe_auc=probe_auc,

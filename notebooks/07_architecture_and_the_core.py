@@ -88,6 +88,7 @@ live_setting = "pre-ln"  # the mod-add setting retrained here (a name of the set
 live_epochs = 200  # epochs of that retrain, compared with the committed study's first epochs (a multiple of 50)
 markov_models = 3  # Markov models per setting (at least 2: the overlap is measured between runs)
 workers = 2  # models trained at once, one process each (numbers do not depend on it)
+device = "cpu"  # 'cpu' (where the study was made), 'cuda' (training and analyses there; the live check stays on the CPU), or 'auto'
 
 # %% tags=["hide-input"]
 import json
@@ -100,7 +101,7 @@ from IPython.display import Markdown, display
 
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.machine import fingerprint
-from ace_utils.book.params import Choice, Int
+from ace_utils.book.params import Choice, Device, Int
 from ace_utils.book.plots import unit_circle
 from ace_utils.book.tables import markdown_table, per_model, span
 from ace_utils.tasks import architecture as arch
@@ -111,12 +112,14 @@ P, claims = open_chapter(
     "07_architecture_and_the_core",
     {"seed": Int(0, 10**6), "preset": Choice("default", "full"),
      "live_setting": Choice(*(s.name for s in arch.MODADD_SETTINGS)),
-     "live_epochs": Choice(*range(50, 1001, 50)), "markov_models": Int(2, 10), "workers": Int(1, 16)},
+     "live_epochs": Choice(*range(50, 1001, 50)), "markov_models": Int(2, 10), "workers": Int(1, 16),
+     "device": Device()},
     globals(),
     # claims asserted at these settings (the defaults; any seed), checked and reported elsewhere
     asserted_at={"preset": "default", "live_setting": "pre-ln", "live_epochs": 200, "markov_models": 3},
     threads=1,
 )
+device = P["device"]  # 'auto' resolved
 t_start = time.perf_counter()
 RESULTS = Path(arch.__file__).resolve().parents[2] / "results" / "architecture"
 
@@ -164,7 +167,8 @@ Markdown(markdown_table(["setting", "design choice changed", "LayerNorm", "dropo
 # %%
 if preset == "full":  # every setting trained here, as scripts/architecture_study.py does
     curves = {s.name: mod.curves_record(mod.run_models_resumable(arch.modadd_run(s, seed=seed), workers=workers,
-                                                                 segment_epochs=250, stop_after_main=True))
+                                                                 segment_epochs=250, stop_after_main=True,
+                                                                 device=device))
               for s in arch.MODADD_SETTINGS}
 else:  # the committed study
     curves = {s.name: mod.load_curves(RESULTS / f"modadd-{s.name}-seed0.npz") for s in arch.MODADD_SETTINGS}
@@ -267,7 +271,8 @@ claims.check("study: the readout bias does not change the core (energy and r_nec
 
 # %%
 live = arch.setting_named(live_setting)
-live_out = mod.run_models(arch.modadd_run(live, seed=0, epochs=live_epochs), "main", workers=workers)
+# on the CPU whatever `device` is: a file made by the CPU program is reproduced only by that program
+live_out = mod.run_models(arch.modadd_run(live, seed=0, epochs=live_epochs), "main", workers=workers, device="cpu")
 again = mod.curves_record(live_out)
 committed = mod.load_curves(RESULTS / f"modadd-{live.name}-seed0.npz")
 meta = json.loads((RESULTS / "meta.json").read_text())["settings"][f"{live.name}/seed0"]
@@ -309,7 +314,7 @@ data = mk.make_data(T)
 markov = {}
 for s in arch.MARKOV_SETTINGS:
     models = mk.train_markov_models([arch.markov_run(s, seed + 100 * i) for i in range(markov_models)], data,
-                                    workers=workers)
+                                    workers=workers, device=device)
     markov[s.name] = v = arch.markov_summary(models, data)
     print(f"{s.name:>20}: accuracy {np.round(v['acc'], 4)}, energy rank {v['rank'].astype(int)}, real-eigenvalue "
           f"error {np.round(v['real_error'], 3)}, projector overlap {np.round(v['overlap'], 3)}, "
