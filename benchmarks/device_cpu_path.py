@@ -114,7 +114,7 @@ def extract(rev: str, into: Path) -> str:
     with open(archive, "wb") as f:
         subprocess.run(["git", "archive", commit], cwd=ROOT, stdout=f, check=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
+        tar.extractall(into / "tree", **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return commit
 
 
