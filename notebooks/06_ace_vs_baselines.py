@@ -23,20 +23,20 @@
 # (reachability alone), the top output-sensitivity directions (observability alone), the class
 # means, linear probes and random subspaces, using the chapters' keep / remove / flip
 # interventions. The answer is mixed, and we report it as measured. On every task one
-# label-free shortcut does as well as ACE: PCA on the Markov chains and on agreement, the
-# readout's own directions on modular addition, where on the paper's models nearly every
-# finder lands within a direction or two of ACE's small core. But each shortcut fails on
-# another task, and at the default seed
-# of the label-free finders only ACE passes everywhere, including on the planted core of
-# chapter 00 (on 7 of ten seeds; ACE itself passes on all ten). The class means, which
-# need the labels, match ACE on all three tasks. The
-# least-squares probes decode the labels perfectly, yet find directions the model does not
-# use. Then we turn to ACE's own failure mode. A loud direction that the output ignores tilts
-# the paper's basis by about loudness/√n. Two alternatives built from the same Gramians avoid
-# the tilt on a planted system, but each fails in another way. On the real tasks the tilt is
-# small: two halves of the data give the same core within 4° (Markov, agreement). On
-# modular addition a larger indeterminacy swamps it: 1405 test pairs pin the core down only
-# to 15-31°, as far as the finders are from each other. What the architecture does to the
+# label-free shortcut does about as well as ACE: PCA on the Markov chains and on agreement,
+# the readout's own directions on modular addition, where on the paper's models nearly every
+# finder lands within a few directions of ACE's small core. But each shortcut fails on
+# another task, and ACE itself is held to the same tests (on modular addition at its energy
+# dimension, which it can fail, not at a dimension read from its own removal scan); how
+# often each finder passes everywhere is counted over ten seeds. The class means, which need
+# the labels, are the reference. The least-squares probes decode the labels perfectly, yet
+# find directions the model does not use. Then we turn to ACE's own failure mode. A loud
+# direction that the output ignores tilts the paper's basis by about loudness/√n. Two
+# alternatives built from the same Gramians avoid the tilt on a planted system, but each
+# fails in another way. On the real tasks the tilt is small: two halves of the data give
+# nearly the same core (Markov, agreement). On modular addition a larger indeterminacy
+# swamps it: 1405 test pairs pin the core down only to tens of degrees, as far as the
+# finders are from each other. What the architecture does to the
 # core itself, which the paper does not ask, is the next chapter's question: on modular
 # addition no single design choice of the pre-LN models inflates it, the four together do.
 # **Runtime:** 1.5-4 minutes on 2 CPU cores in the book's order (chapters 01, 03 and 05
@@ -100,9 +100,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
+from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Device, Int
-from ace_utils.book.tables import dict_table
+from ace_utils.book.tables import dict_table, per_model, span
 from ace_utils.method import baselines as bl
 from ace_utils.method.ace import ace, observability_from_gradients, observability_from_readout
 from ace_utils.method.synthetic import planted_core_system
@@ -251,37 +252,45 @@ plt.show()
 # %%
 sc = [r["scores"] for r in markov]
 full_m = [r["full"] for r in markov]
-claims.check("closed-form keep/remove equal the model's hooks (largest difference, model 1)", hook_check <= 1e-4,
-             hook_check, expected="<= 1e-4")
+claims.at_most("closed_form_equals_hooks", hook_check, 1e-4,
+               "closed-form keep/remove equal the model's hooks (largest difference, model 1)", kind="sanity",
+               paper="an identity of two computations, not a result")
 for name in ("ACE", "PCA"):
-    claims.check(f"Markov: {name} is sufficient (keep within 0.005 of full) and necessary (remove <= chance + 0.05), every model",
+    claims.holds(f"markov_{name.lower()}_passes",
                  all(abs(s[name]["keep"] - f) <= 0.005 and s[name]["remove"] <= chance_m + 0.05 for s, f in zip(sc, full_m)),
                  {"keep gap": max(abs(s[name]["keep"] - f) for s, f in zip(sc, full_m)),
-                  "remove - chance": max(s[name]["remove"] - chance_m for s in sc)}, expected="<= 0.005 and <= 0.05")
-claims.check("Markov: removing the sensitivity directions leaves >= 0.05 more accuracy than removing ACE's, every model",
-             all(s["sensitivity"]["remove"] - s["ACE"]["remove"] >= 0.05 for s in sc),
-             [s["sensitivity"]["remove"] - s["ACE"]["remove"] for s in sc], expected=">= 0.05")
-claims.check("Markov: removing the least-squares probe (ridge 1e-4) costs < 0.05 accuracy: not necessary, every model",
-             all(f - s["probe, ridge 0.0001"]["remove"] < 0.05 for s, f in zip(sc, full_m)),
-             [f - s["probe, ridge 0.0001"]["remove"] for s, f in zip(sc, full_m)], expected="< 0.05")
+                  "remove - chance": max(s[name]["remove"] - chance_m for s in sc)}, "<= 0.005 and <= 0.05",
+                 f"Markov: {name} is sufficient (keep within 0.005 of full) and necessary (remove <= chance + 0.05), "
+                 "every model", paper="ACE: sufficient and necessary [A]; the baselines are beyond the paper")
+claims.at_least("markov_sensitivity_remove_gap", [s["sensitivity"]["remove"] - s["ACE"]["remove"] for s in sc], 0.05,
+                "Markov: removing the sensitivity directions leaves >= {bound} more accuracy than removing ACE's, "
+                "every model", paper="not in the paper (beyond it)")
+claims.below("markov_probe_not_necessary", [f - s["probe, ridge 0.0001"]["remove"] for s, f in zip(sc, full_m)], 0.05,
+             "Markov: removing the least-squares probe (ridge 1e-4) costs < {bound} accuracy: not necessary, every model",
+             paper="not in the paper (beyond it)")
+display(claims.ledger())
+ang = {n: [bl.max_angle(r["bases"][n], r["bases"]["ACE"]) for r in markov] for n in ("PCA", "sensitivity")}
+sens_more = [s["sensitivity"]["remove"] - s["ACE"]["remove"] >= 0.05 for s in sc]
+Markdown(
+    f"**Reading.** PCA does as well as ACE here. Its {markov[0]['k']}-D subspace lies {span(ang['PCA'], '{:.1f}')}° "
+    "from ACE's. Keeping only it keeps the accuracy, and removing it drops the accuracy to chance "
+    f"({span([s['PCA']['remove'] for s in sc], '{:.2f}')}, chance {chance_m:.2f}); ACE's removal gives "
+    f"{span([s['ACE']['remove'] for s in sc], '{:.2f}')}. PCA ranked by output energy, the next-state class means "
+    "and the probes with a moderate or strong ridge (1 and 100; the latter becomes the class-mean subspace) are in the "
+    "table above.\n\n"
+    f"The two Gramians disagree where the other shortcut fails. The top-{markov[0]['k']} eigenvectors of $W_U^\\top "
+    f"W_U$ lie {span(ang['sensitivity'], '{:.0f}')}° from ACE's core. Keeping only them keeps "
+    f"{span([s['sensitivity']['keep'] for s in sc], '{:.2f}')}, and removing them leaves "
+    f"{span([s['sensitivity']['remove'] for s in sc], '{:.2f}')}: at least 0.05 more than removing ACE's core in "
+    f"{sum(sens_more)} of the {len(sc)} models. $W_o$ alone ranks the readout's directions by its weights, not by how "
+    "much the activations use them; ACE ranks them by both.\n\n"
+    "The least-squares probe (ridge $10^{-4}$) is the clearest failure. Its directions decode the next state, yet "
+    f"removing them leaves the accuracy at {span([s['probe, ridge 0.0001']['remove'] for s in sc], '{:.3f}')}, and "
+    f"keeping only them keeps {span([s['probe, ridge 0.0001']['keep'] for s in sc], '{:.2f}')}. A least-squares probe "
+    "is Fisher's discriminant: it weights the quiet directions, where the classes separate cleanly, not the loud ones "
+    "that the readout uses.")
 
 # %% [markdown]
-# **Reading.** PCA does as well as ACE here. Its 3-D subspace lies about 3° from ACE's.
-# Keeping only it keeps the accuracy, and removing it drops the accuracy to chance
-# (0.25-0.27, chance 0.25); ACE's removal gives 0.23-0.25. PCA ranked by output energy picks
-# the same directions as PCA. The next-state class means, and the probes with a moderate or
-# strong ridge (1 and 100; the latter becomes the class-mean subspace), pass as well.
-#
-# The two Gramians disagree where the other shortcut fails. The top-3 eigenvectors of
-# $W_U^\top W_U$ lie about 70° from ACE's core. They keep less accuracy in one model (0.72),
-# and removing them leaves 0.22-0.38: in two of the three models much more than removing
-# ACE's core, in the third as little. $W_o$ alone ranks the readout's directions by its
-# weights, not by how much the activations use them; ACE ranks them by both.
-#
-# The least-squares probe (ridge $10^{-4}$) is the clearest failure. Its directions decode the
-# next state, yet removing them costs nothing (accuracy 0.750), and keeping only them keeps
-# 0.50-0.62. A least-squares probe is Fisher's discriminant: it weights the quiet directions,
-# where the classes separate cleanly, not the loud ones that the readout uses.
 #
 # ## Modular addition after grokking: most finders find the same small core
 #
@@ -292,8 +301,10 @@ claims.check("Markov: removing the least-squares probe (ridge 1e-4) costs < 0.05
 # $r$, keep only its first $r$ directions or remove them (uncentred, as in chapter 03), and
 # read off the smallest sufficient dimension $r_\text{suf}$ (keep accuracy within $10^{-3}$
 # of the model) and the smallest necessary one $r_\text{nec}$ (removal accuracy $\le 2/p$).
-# The table also gives keep and remove accuracy at ACE's core dimension $r_\text{core}$
-# (chapter 03's rule).
+# The table also gives keep and remove accuracy at ACE's energy dimension $r_\text{energy}$
+# (99 % of the balanced energy), a rank chosen by energy alone: chapter 03's reported
+# $r_\text{core}$ is read from ACE's own removal scan, so at it ACE would pass necessity by
+# construction.
 # The class means and the probes have at most $p-1 = 52$ directions.
 
 # %%
@@ -350,7 +361,7 @@ for name in modular[0]["sn"]:
         keep, remove = run["curves"][name]
         s, r = run["sn"][name]
         row[f"model {i + 1}: r_suf / r_nec"] = f"{fmt_dim(s, len(keep) - 1)} / {fmt_dim(r, len(keep) - 1)}"
-        kk = run["dims"]["r_core"]
+        kk = run["dims"]["r_energy"]
         kq = min(kk, len(keep) - 1)
         row[f"model {i + 1}: keep / remove at k = {kk}"] = f"{keep[kq]:.3f} / {remove[kq]:.3f}" + (
             f" (k = {kq})" if kq < kk else "")
@@ -361,7 +372,7 @@ cols = list(next(iter(rows.values())).keys())
 bases_acc = ", ".join(f"{r['base']:.4f}" for r in modular)
 display(Markdown(f"Smallest sufficient and necessary dimensions of each finder (test accuracy of the models "
                  f"{bases_acc}; $2/p$ = {2 / p_mod:.4f}), keep and remove "
-                 f"accuracy at ACE's core dimension $r_\\text{{core}}$, and the angle to ACE's first 15 directions:\n\n"
+                 f"accuracy at ACE's energy dimension $r_\\text{{energy}}$, and the angle to ACE's first 15 directions:\n\n"
                  + dict_table(rows, cols)))
 
 # %% mystnb={"figure": {"caption": "Modular addition after grokking (model 1): test accuracy with only the first r directions of each finder kept (left) or removed (right), against r. Dotted: chance 1/p; dashed: 2/p (right) and the model's accuracy (left). ACE, the sensitivity directions, ACE's observable side and the class means overlap; PCA needs more directions on both counts, the probe and random directions (mean of 5) far more. Beyond r = 53 the sensitivity curve on the right is float round-off: its first 53 directions span everything the unembedding reads, and the logits left are ~1e-15.", "name": "fig-baselines-modular"}}
@@ -395,42 +406,54 @@ def d(v):
     return big if v is None else v
 
 
-claims.check("modular: the sensitivity directions are sufficient with no more directions than ACE (r_suf), every model",
-             all(d(s["sensitivity"][0]) <= d(s["ACE"][0]) for s in sn),
-             [(s["sensitivity"][0], s["ACE"][0]) for s in sn], expected="sensitivity <= ACE")
-claims.check("modular: PCA needs more directions than ACE to be sufficient (r_suf), every model",
-             all(d(s["PCA"][0]) > d(s["ACE"][0]) for s in sn), [(s["PCA"][0], s["ACE"][0]) for s in sn],
-             expected="PCA > ACE")
-claims.check("modular: the least-squares probe (ridge 1e-4) is never necessary (removal of all its 52 directions > 2/p)",
-             all(s["probe, ridge 0.0001"][1] is None for s in sn), [s["probe, ridge 0.0001"][1] for s in sn],
-             expected="None (never <= 2/p)")
+beyond = dict(paper="not in the paper (beyond it)")
+claims.holds("modular_sensitivity_suf_le_ace", all(d(s["sensitivity"][0]) <= d(s["ACE"][0]) for s in sn),
+             [(s["sensitivity"][0], s["ACE"][0]) for s in sn], "sensitivity <= ACE",
+             "modular: the sensitivity directions are sufficient with no more directions than ACE (r_suf), every model",
+             **beyond)
+claims.holds("modular_pca_suf_gt_ace", all(d(s["PCA"][0]) > d(s["ACE"][0]) for s in sn),
+             [(s["PCA"][0], s["ACE"][0]) for s in sn], "PCA > ACE",
+             "modular: PCA needs more directions than ACE to be sufficient (r_suf), every model", **beyond)
+claims.holds("modular_probe_never_necessary", all(s["probe, ridge 0.0001"][1] is None for s in sn),
+             [s["probe, ridge 0.0001"][1] for s in sn], "None (never <= 2/p)",
+             "modular: the least-squares probe (ridge 1e-4) is never necessary (removal of all its 52 directions > 2/p)",
+             **beyond)
+display(claims.ledger())
+
+
+def dims_of(name: str) -> str:
+    return " and ".join(f"{fmt_dim(run['sn'][name][0], p_mod)} / {fmt_dim(run['sn'][name][1], p_mod)}" for run in modular)
+
+
+near = [n for n in ("sensitivity", "ACE, observable side", "class means", "probe, ridge 100")
+        if all(run["sn"][n][0] is not None and run["sn"][n][1] is not None
+               and abs(run["sn"][n][0] - run["sn"]["ACE"][0]) <= 2 and abs(run["sn"][n][1] - d(run["sn"]["ACE"][1])) <= 2
+               for run in modular)]
+Markdown(
+    "**Reading.** On the paper's models the core after grokking is small, and most finders find it. ACE is sufficient / "
+    f"necessary with {dims_of('ACE')} directions (models 1 and 2; its energy dimension "
+    f"{' and '.join(str(run['dims']['r_energy']) for run in modular)}). "
+    + (f"{', '.join(near)} are sufficient and necessary with the same numbers to within two directions; " if near else "")
+    + f"PCA needs {dims_of('PCA')}, and its first 15 directions lie "
+    f"{bl.max_angle(modular[0]['bases']['PCA'][:, :15], modular[0]['bases']['ACE'][:, :15]):.0f}° from ACE's in model 1. "
+    "What separates the finders in the summary below is often a direction or two.\n\n"
+    "The weakly regularised probes are never necessary: removing all of the ridge-$10^{-4}$ probe's directions leaves "
+    f"the accuracy at {per_model((run['curves']['probe, ridge 0.0001'][1][-1] for run in modular), '{:.3f}')}. The "
+    f"ridge-1 probe is sufficient / necessary with {dims_of('probe, ridge 1')} directions.")
 
 # %% [markdown]
-# **Reading.** On the paper's models the core after grokking is small, and most finders find
-# it. ACE is sufficient with 10 and 8 directions and necessary with 17 and 11. The readout's
-# sensitivity directions, ACE's observable side, the class means and the ridge-100 probe are
-# sufficient and necessary with the same numbers to within two directions, and PCA's first
-# 15 directions lie 3° from ACE's in model 1. What separates the finders in the summary
-# below is a direction or two: PCA needs 18 directions to be necessary in model 1, one more
-# than ACE's $r_\text{core}$ of 17, so it fails there by that one.
-#
-# The weakly regularised probes are never necessary: the ridge-$10^{-4}$ probe's 52
-# directions, removed together, leave the accuracy at 1.000. The ridge-1 probe is
-# sufficient as early as the others (10 directions), but necessary only with 49 directions
-# in model 1 and not even with all 52 in model 2.
-#
 # On the pre-LN models (`architecture="pre-ln"`) the picture differs, because their core
 # fills most of the 53-dimensional space the readout can see (chapter 03): there any finder
 # whose first directions fill the readout's row space is sufficient and, once removed,
 # necessary, and the readout's own directions get there as fast as ACE. The angles to ACE
-# in the last column (3-55° for the label-free finders) say little on this task: as the last
-# section shows, ACE's own subspace of these dimensions moves by 15-31° between two halves
-# of the data.
+# in the last column say little on this task: as the last section shows, ACE's own subspace
+# of these dimensions moves by tens of degrees between two halves of the data.
 #
 # ## Subject-verb agreement: PCA and the class means find ACE's axis, the gradient does not
 #
-# Chapter 05's three default models, at the layer that chapter chooses (lowest flip AUC), the
-# last prompt token, $k=1$; labels are the head noun's number, on the 600 ACE prompts.
+# Chapter 05's three default models, at the layer that chapter chooses (lowest flip AUC on the
+# ACE prompts), the last prompt token, $k=1$; labels are the head noun's number, on the 600
+# ACE prompts.
 # Interventions are centred on their mean and scored by the margin's ROC-AUC on the 600
 # held-out test prompts; a reflection that inverts the number drives the AUC to 0.
 
@@ -447,7 +470,7 @@ for run in a_runs:
     v = ag.verb_token_ids(tok)
     tr, te = ag.prompt_batch(tok, train_prompts), ag.prompt_batch(tok, test_prompts)
     cores = ag.ace_all_layers(model, tr, v)
-    layer = ag.layer_sweep(model, cores, te, v, seed=seed)["layer"]
+    layer = ag.layer_sweep(model, cores, tr, v, seed=seed)["layer"]  # chosen on the ACE prompts, as chapter 05 does
     hook = cores.hooks[layer]
     H, G = ag.margin_acts_and_grads(model, tr, v, hook)
     Wo = observability_from_gradients(G)
@@ -476,7 +499,7 @@ display(Markdown("Mean over the three models (range in brackets) of the margin's
                  "removed or reflected, and the mean angle to the ACE direction:\n\n"
                  + task_table(agreement, ("keep", "remove", "flip"))))
 
-# %% mystnb={"figure": {"caption": "Subject-verb agreement, k = 1 at each model's chosen layer: margin ROC-AUC on held-out prompts with only the direction kept, removed or reflected (mean over the three models, one dot per model); dotted: chance 0.5. Every finder except the weakly regularised probes and random directions inverts the number when reflected (AUC 0); only ACE, PCA and the class means also bring the AUC to near chance when removed.", "name": "fig-baselines-agreement"}}
+# %% mystnb={"figure": {"caption": "Subject-verb agreement, k = 1 at each model's chosen layer: margin ROC-AUC on held-out prompts with only the direction kept, removed or reflected (mean over the three models, one dot per model); dotted: chance 0.5. Every finder except the weakly regularised probes and random directions inverts the number when reflected (AUC near 0); how far removing each brings the AUC toward chance is in the table above.", "name": "fig-baselines-agreement"}}
 ax = bar_plot(agreement, ("keep", "remove", "flip"), ("C0", "C1", "C3"), "margin ROC-AUC (test prompts)",
               [(0.5, ":", "chance")])
 ax.set_ylim(-0.02, 1.05)
@@ -486,39 +509,47 @@ plt.show()
 # %%
 sa = [r["scores"] for r in agreement]
 for name in ("ACE", "PCA", "class means"):
-    claims.check(f"agreement: {name} keeps (within 0.03 of base), removes (<= 0.7) and flips (<= 0.1) the number, every model",
-                 all(abs(s[name]["keep"] - r["base"]) <= 0.03 and s[name]["remove"] <= 0.7 and s[name]["flip"] <= 0.1
+    claims.holds(f"agreement_{name.replace(' ', '_').lower()}_passes",
+                 all(abs(s[name]["keep"] - r["base"]) <= 0.03 and s[name]["remove"] <= 0.6 and s[name]["flip"] <= 0.1
                      for s, r in zip(sa, agreement)),
-                 {m: max(s[name][m] for s in sa) for m in ("remove", "flip")}, expected="remove <= 0.7, flip <= 0.1")
-claims.check("agreement: the sensitivity direction flips (<= 0.1) but is not necessary (removed AUC >= 0.8), every model",
+                 {m: max(s[name][m] for s in sa) for m in ("remove", "flip")}, "keep within 0.03, remove <= 0.6, flip <= 0.1",
+                 f"agreement: {name} keeps (within 0.03 of base), removes (<= 0.6) and flips (<= 0.1) the number, "
+                 "every model", paper="ACE: inversion and chance after removal [A]; the baselines are beyond the paper")
+claims.holds("agreement_sensitivity_flips_not_necessary",
              all(s["sensitivity"]["flip"] <= 0.1 and s["sensitivity"]["remove"] >= 0.8 for s in sa),
              {"flip": max(s["sensitivity"]["flip"] for s in sa), "remove": min(s["sensitivity"]["remove"] for s in sa)},
-             expected="flip <= 0.1, remove >= 0.8")
-claims.check("agreement: the ridge-1e-4 probe decodes number (held-out AUC >= 0.99) but reflecting it does nothing (flip AUC >= 0.9)",
+             "flip <= 0.1, remove >= 0.8",
+             "agreement: the sensitivity direction flips (<= 0.1) but is not necessary (removed AUC >= 0.8), every model",
+             **beyond)
+claims.holds("agreement_probe_decodes_not_flips",
              all(r["probe_auc"][1e-4] >= 0.99 and s["probe, ridge 0.0001"]["flip"] >= 0.9 for s, r in zip(sa, agreement)),
              {"decoding": min(r["probe_auc"][1e-4] for r in agreement), "flip": min(s["probe, ridge 0.0001"]["flip"] for s in sa)},
-             expected="decoding >= 0.99, flip >= 0.9")
-claims.check("agreement: random directions leave the AUC within 0.05 of base when reflected (mean of the controls)",
-             all(abs(s["random (mean)"]["flip"] - r["base"]) <= 0.05 for s, r in zip(sa, agreement)),
-             max(abs(s["random (mean)"]["flip"] - r["base"]) for s, r in zip(sa, agreement)), expected="<= 0.05")
+             "decoding >= 0.99, flip >= 0.9",
+             "agreement: the ridge-1e-4 probe decodes number (held-out AUC >= 0.99) but reflecting it does nothing (flip AUC >= 0.9)",
+             **beyond)
+claims.at_most("agreement_random_nothing", max(abs(s["random (mean)"]["flip"] - r["base"]) for s, r in zip(sa, agreement)),
+               0.05, "agreement: random directions leave the AUC within {bound} of base when reflected (mean of the controls)",
+               **beyond)
+display(claims.ledger())
+ang_a = {n: [bl.max_angle(r["bases"][n], r["bases"]["ACE"]) for r in agreement]
+         for n in ("PCA", "class means", "sensitivity", "probe, ridge 0.0001")}
+Markdown(
+    "**Reading.** At the chosen layers the number axis is the loudest direction. The top principal direction lies "
+    f"{span(ang_a['PCA'], '{:.1f}')}° from ACE's axis and the class-mean difference {span(ang_a['class means'], '{:.1f}')}°; "
+    "both are compared with ACE in the table above.\n\n"
+    "The sensitivity direction (the dominant margin gradient) is where the two Gramians disagree: it lies "
+    f"{span(ang_a['sensitivity'], '{:.0f}')}° from ACE's axis. Reflecting it drives the AUC to "
+    f"{span([s['sensitivity']['flip'] for s in sa], '{:.2f}')}, because most of the axis is reflected with it. Removing it, "
+    f"though, leaves the AUC at {span([s['sensitivity']['remove'] for s in sa], '{:.2f}')}. The part of the number axis "
+    "orthogonal to the gradient remains, and the AUC, a rank statistic, needs no more than that. ACE's observable side "
+    "behaves the same way.\n\n"
+    "The probes show the probing problem in one table. At every ridge they decode number on the held-out prompts "
+    f"(AUC {span([a for r in agreement for a in r['probe_auc'].values()], '{:.3f}')}). Yet the weakly regularised "
+    f"probe ({span(ang_a['probe, ridge 0.0001'], '{:.0f}')}° from ACE) can be removed or reflected with the AUC staying "
+    f"at {span([s['probe, ridge 0.0001'][m] for s in sa for m in ('remove', 'flip')], '{:.2f}')}. Decoding accuracy "
+    "cannot choose among these probes; the interventions can.")
 
 # %% [markdown]
-# **Reading.** At the chosen layers the number axis is the loudest direction.
-# The top principal direction lies 0.4-4° from ACE's axis and the class-mean difference
-# 1.7-3.5°, and both pass every test that ACE passes.
-#
-# The sensitivity direction (the dominant margin gradient) is where the two Gramians disagree:
-# it lies 15-20° from ACE's axis. Reflecting it still inverts the number (AUC 0), because most
-# of the axis is reflected with it. Removing it, though, leaves the AUC at 0.84-1.0. The part
-# of the number axis orthogonal to the gradient remains ($\sin 18° \approx 0.3$ of it), and the
-# AUC, a rank statistic, needs no more than that. ACE's observable side behaves the same way.
-#
-# The probes show the probing problem in one table. At every ridge they decode number on the
-# held-out prompts perfectly (AUC 1.000). Yet the weakly regularised probe (87° from ACE) can
-# be removed or reflected without any effect. The ridge-1 probe flips the number but is not
-# necessary. Only the ridge-100 probe, which has turned into the class-mean difference, finds
-# the axis. Decoding accuracy cannot choose among these probes; the interventions can.
-#
 # ## When does ACE itself go wrong? The tilt of the paper's basis
 #
 # The paper's basis is the image of the observed directions under the covariance,
@@ -545,7 +576,8 @@ claims.check("agreement: random directions leave the AUC within 0.05 of base whe
 tilt_ns = tuple(n for n in (1000, 4000, 16000, 64000, 256000, 1024000) if n <= tilt_max_n)
 decoys = (1.0, 3.0, 10.0, 30.0)
 t0 = time.perf_counter()
-tilt = {s: bl.tilt_experiment(ns=tilt_ns, decoy_ratios=decoys, seeds=tuple(range(tilt_seeds)), silent_ratio=s)
+tilt_draws = tuple(1000 * seed + i for i in range(tilt_seeds))  # the planted systems move with the chapter's seed
+tilt = {s: bl.tilt_experiment(ns=tilt_ns, decoy_ratios=decoys, seeds=tilt_draws, silent_ratio=s)
         for s in (10.0, 0.0)}
 print(f"tilt study: {len(tilt_ns)} sizes x {len(decoys)} decoys x {tilt_seeds} seeds x 2 silent settings "
       f"in {time.perf_counter() - t0:.1f} s")
@@ -579,45 +611,51 @@ display(Markdown(f"At n = {tilt_ns[j4]}: median angle to the planted core / medi
 
 # %%
 paper10, ranked10 = tilt[10.0].median(PAPER), tilt[10.0].median(RANKED)
-claims.check("tilt: the paper basis's angle grows with the decoy's loudness at every n (medians)",
-             bool(np.all(np.diff(paper10, axis=1) > 0)), np.round(paper10, 2).tolist(), expected="increasing along decoys")
-claims.check("tilt: ... and shrinks with n at every loudness (medians)", bool(np.all(np.diff(paper10, axis=0) < 0)),
-             np.round(paper10, 2).tolist(), expected="decreasing along n")
+method = dict(paper="not in the paper (the method page's prediction)")
+claims.holds("tilt_grows_with_decoy", bool(np.all(np.diff(paper10, axis=1) > 0)), np.round(paper10, 2).tolist(),
+             "increasing along decoys", "tilt: the paper basis's angle grows with the decoy's loudness at every n (medians)",
+             **method)
+claims.holds("tilt_shrinks_with_n", bool(np.all(np.diff(paper10, axis=0) < 0)), np.round(paper10, 2).tolist(),
+             "decreasing along n", "tilt: ... and shrinks with n at every loudness (medians)", **method)
 loud = [j for j, dr in enumerate(decoys) if dr >= 10]
-claims.check("tilt: at a decoy >= 10x the core, keeping the paper basis gives a keep error > 1 at n = 4000 (worse than nothing)",
-             all(tilt[10.0].median(PAPER, "keep_error")[j4, j] > 1 for j in loud),
-             [float(tilt[10.0].median(PAPER, "keep_error")[j4, j]) for j in loud], expected="> 1")
-claims.check("tilt: the observable side is 84.3 deg off with silent directions, exact without, and its keep error is 0 in both",
+claims.above("tilt_keep_error", [float(tilt[10.0].median(PAPER, "keep_error")[j4, j]) for j in loud], 1,
+             "tilt: at a decoy >= 10x the core, keeping the paper basis gives a keep error > {bound} at n = 4000 "
+             "(worse than nothing)", **method)
+claims.holds("tilt_observable_side_exact",
              bool(np.allclose(tilt[10.0].angle[OBS], np.degrees(np.arctan(10.0)), atol=0.01)
-                  and tilt[0.0].angle[OBS].max() < 1e-3
-                  and max(tilt[s].keep_error[OBS].max() for s in tilt) < 1e-9),
+                  and tilt[0.0].angle[OBS].max() < 1e-3 and max(tilt[s].keep_error[OBS].max() for s in tilt) < 1e-9),
              {"silent 10": float(tilt[10.0].angle[OBS].mean()), "silent 0": float(tilt[0.0].angle[OBS].max())},
-             expected="84.29 / < 1e-3 deg; keep error < 1e-9")
-claims.check("tilt: PCA ranked by output energy tilts < 1/5 of the paper basis at decoys >= 3x, every n",
-             bool(np.all(ranked10[:, 1:] < paper10[:, 1:] / 5)), np.round(ranked10, 2).tolist(), expected="< paper / 5")
-claims.check("tilt: ... but fails (> 20 deg) at every n when the decoy is exactly as loud as the core's top direction",
-             bool(np.all(ranked10[:, 0] > 20)), np.round(ranked10[:, 0], 1).tolist(), expected="> 20 deg")
+             "84.29 / < 1e-3 deg; keep error < 1e-9",
+             "tilt: the observable side is 84.3 deg off with silent directions, exact without, and its keep error is 0 in both",
+             kind="sanity", paper="exact by construction: arctan(10) = 84.29 deg for silent directions read 10x")
+claims.holds("tilt_ranked_pca_small", bool(np.all(ranked10[:, 1:] < paper10[:, 1:] / 5)), np.round(ranked10, 2).tolist(),
+             "< paper / 5", "tilt: PCA ranked by output energy tilts < 1/5 of the paper basis at decoys >= 3x, every n",
+             **method)
+claims.holds("tilt_ranked_pca_fails_at_1x", bool(np.all(ranked10[:, 0] > 20)), np.round(ranked10[:, 0], 1).tolist(),
+             "> 20 deg", "tilt: ... but fails (> 20 deg) at every n when the decoy is exactly as loud as the core's top "
+             "direction", **method)
+display(claims.ledger())
+j10, jn = decoys.index(10.0), len(tilt_ns) - 1
+factor = paper10[:, 1:] / ranked10[:, 1:]
+Markdown(
+    "**Reading.** The paper's basis tilts as the method page predicts. With a decoy 10x the core, the median error is "
+    f"{paper10[0, j10]:.0f}° at n = {tilt_ns[0]:,} and still {paper10[jn, j10]:.0f}° at n = {tilt_ns[jn]:,}, and the "
+    f"keep error at n = {tilt_ns[j4]:,} is {tilt[10.0].median(PAPER, 'keep_error')[j4, j10]:.2f}: above 1, keeping the "
+    "tilted core lets so much of the decoy into the output that it does worse than keeping nothing.\n\n"
+    "The observable side is immune to the decoy: without silent directions it is exact (0°) at every n and every "
+    "loudness. But once the output also reads undriven directions, it sits "
+    f"{float(tilt[10.0].angle[OBS].mean()):.1f}° from the planted core (arctan 10, by construction), and no keep or "
+    "remove intervention can detect this: its keep error is zero, because the silent directions never carry any "
+    "activation. Interventions on the data distribution validate a subspace only up to directions the data never use. "
+    "Angles to a planted core, or between runs, do see such directions.\n\n"
+    f"PCA ranked by output energy cuts the tilt by a factor of {factor.min():.0f} to {factor.max():.0f} at decoys of "
+    "3x and louder. It fails outright when the decoy is exactly as loud as a core direction (decoy 1x: "
+    f"{span(ranked10[:, 0], '{:.0f}')}°): a degenerate eigenspace mixes core and decoy, and the ranking keeps the "
+    "mixture.\n\n"
+    "None of the three bases is better everywhere. The paper's basis is the only one that never fails outright: its "
+    "error shrinks with n at every loudness.")
 
 # %% [markdown]
-# **Reading.** The paper's basis tilts as the method page predicts. With a decoy 10x the
-# core, the median error is 48° at n = 1000 and still 9° at n = 64,000, and the keep error
-# exceeds 1: keeping the tilted core lets so much of the decoy into the output that it does
-# worse than keeping nothing.
-#
-# The observable side is immune to the decoy: without silent directions it is exact (0°) at
-# every n and every loudness. But once the output also reads undriven directions, it sits
-# 84.3° from the planted core, and no keep or remove intervention can detect this: its keep
-# error is zero, because the silent directions never carry any activation. Interventions on
-# the data distribution validate a subspace only up to directions the data never use. Angles
-# to a planted core, or between runs, do see such directions.
-#
-# PCA ranked by output energy cuts the tilt by a factor of 10 to 200 at decoys of 3x and louder.
-# It fails outright when the decoy is exactly as loud as a core direction (decoy 1x: 29-90°):
-# a degenerate eigenspace mixes core and decoy, and the ranking keeps the mixture.
-#
-# None of the three bases is better everywhere. The paper's basis is the only one that never
-# fails outright: its error shrinks with n at every loudness.
-#
 # ## Does any of it matter on the real tasks?
 #
 # For each task: the angle between the paper's core and each alternative, the keep / remove
@@ -645,42 +683,52 @@ split = {t: max(v["split-half angle of ACE (deg)"] for n, v in real.items() if n
          for t in ("Markov", "modular", "agreement")}
 obs_angle = {t: min(v["angle to ACE, observable side (deg)"] for n, v in real.items() if n.startswith(t))
              for t in ("Markov", "modular", "agreement")}
-claims.check("real tasks: ACE's split-half angle is below 5 deg for Markov and agreement (largest)",
-             split["Markov"] < 5 and split["agreement"] < 5, split, expected="< 5 deg")
-claims.check("real tasks: on modular addition two halves of the test pairs give ACE subspaces >= 30 deg apart at r_suf",
+claims.holds("split_half_small", split["Markov"] < 5 and split["agreement"] < 5, split, "< 5 deg",
+             "real tasks: ACE's split-half angle is below 5 deg for Markov and agreement (largest)", **beyond)
+claims.holds("split_half_modular_large",
              split["modular"] >= 30 and min(v["split-half angle of ACE (deg)"] for n, v in real.items()
-                                            if n.startswith("modular")) >= 30,
-             [v["split-half angle of ACE (deg)"] for n, v in real.items() if n.startswith("modular")], expected=">= 30 deg")
-claims.check("real tasks: the observable side is >= 10 deg from ACE's core on every task (smallest)",
-             min(obs_angle.values()) >= 10, obs_angle, expected=">= 10 deg")
+                                           if n.startswith("modular")) >= 30,
+             [v["split-half angle of ACE (deg)"] for n, v in real.items() if n.startswith("modular")], ">= 30 deg",
+             "real tasks: on modular addition two halves of the test pairs give ACE subspaces >= 30 deg apart at r_suf",
+             **beyond)
+claims.at_least("observable_side_angle", obs_angle, 10,
+                "real tasks: the observable side is >= {bound} deg from ACE's core on every task (smallest)", **beyond)
+display(claims.ledger())
+
+
+def angles_of(task: str, key: str) -> list[float]:
+    return [v[key] for n, v in real.items() if n.startswith(task)]
+
+
+OBS_KEY, RANKED_KEY, SPLIT_KEY = "angle to ACE, observable side (deg)", "angle to PCA ranked by output energy (deg)", \
+    "split-half angle of ACE (deg)"
+Markdown(
+    "**Reading.** On the Markov models and in agreement, the data pin down the paper's basis: two random halves give "
+    f"cores within {split['Markov']:.1f}° (Markov, 93,000 vectors) and {split['agreement']:.1f}° (agreement, 600 "
+    f"prompts). The observable side differs from ACE's core by {span(angles_of('Markov', OBS_KEY), '{:.0f}')}° and "
+    f"{span(angles_of('agreement', OBS_KEY), '{:.0f}')}°, and it fails necessity in agreement (table above). So the "
+    "difference between the two sides is real, and on these tasks the paper's side is the right one. PCA ranked by "
+    f"output energy lies {span(angles_of('Markov', RANKED_KEY) + angles_of('agreement', RANKED_KEY), '{:.0f}')}° from "
+    "ACE on both tasks.\n\n"
+    "On modular addition the problem is different, and it is not a tilt. There are only 1405 test pairs (about 26 per "
+    f"class), and two halves of them give ACE subspaces {span(angles_of('modular', SPLIT_KEY), '{:.0f}')}° apart at "
+    f"$r_\\text{{suf}}$ ({' and '.join(str(run['dims']['r_suf']) for run in modular)} directions). The keep and remove "
+    "accuracies are stable, but this data determines which directions form \"the core\" only to that angle, for ACE "
+    "or for any other finder, and the angles between finders on this task "
+    f"({span(angles_of('modular', OBS_KEY) + angles_of('modular', RANKED_KEY), '{:.0f}')}° to the alternatives here) "
+    "should be read against it.")
 
 # %% [markdown]
-# **Reading.** On the Markov models and in agreement, the data pin down the paper's
-# basis: two random halves give cores within 0.6° (Markov, 93,000 vectors) and 2.7°
-# (agreement, 600 prompts). The observable side differs from ACE's core by much more (47-52°
-# and 15-20°), and it fails necessity in agreement (table above). So the difference between
-# the two sides is real, and on these tasks the paper's side is the right one. PCA ranked by
-# output energy gives the PCA subspace on both tasks (1-4° from ACE), which does as well
-# as ACE.
-#
-# On modular addition the problem is different, and it is not a tilt. There are only 1405
-# test pairs (about 26 per class), and two halves of them give ACE subspaces 15-31° apart at
-# $r_\text{suf}$ (10 and 8 directions). The keep and remove accuracies are stable, but this
-# data determines which directions form "the core" only to that angle, for ACE or for any
-# other finder, and the angles between finders on this task (18-27° to the alternatives
-# here) lie within it.
-#
 # ## Summary
 #
-# Pass (✓) or fail (✗) of each finder on each task, at the defaults. Markov: keep within 0.005
-# of the full model and removal at most chance + 0.05, every model, $k=3$. Modular addition:
-# sufficient and necessary within ACE's core dimension $r_\text{core}$ (17 and 12), every model.
-# ACE's necessity holds by construction ($r_\text{core}$ is read from its own removal
-# scan), its sufficiency does not have to (it does here: $r_\text{suf}\le r_\text{core}$);
-# the question is whether the other finders need no more directions than ACE.
-# Agreement: keep within 0.03 of base, removal $\le 0.7$ and reflection $\le 0.1$, every model,
-# $k=1$. Planted system: within 1° of the planted core (exact latents; chapter 00 and the
-# known-answer test).
+# Pass (✓) or fail (✗) of each finder on each task. Markov: keep within 0.005 of the full
+# model and removal at most chance + 0.05, every model, $k=3$. Modular addition: sufficient
+# and necessary within ACE's energy dimension $r_\text{energy}$ (99 % of the balanced energy),
+# every model: a rank chosen by energy, not by anyone's removal scan, so ACE can fail it too
+# (at chapter 03's $r_\text{core}$, read from ACE's own removal scan, ACE would pass
+# necessity by construction). Agreement: keep within 0.03 of base, removal $\le 0.6$ (chance
+# is 0.5) and reflection $\le 0.1$, every model, $k=1$. Planted system: within 1° of the
+# planted core (exact latents; chapter 00 and the known-answer test).
 
 # %% tags=["hide-input"]
 def ok(b):
@@ -693,8 +741,8 @@ summary = {}
 for n in names:
     mk_ok = all(abs(s[n]["keep"] - f) <= 0.005 and s[n]["remove"] <= chance_m + 0.05 for s, f in zip(sc, full_m))
     mod_ok = all(run["sn"][n][0] is not None and run["sn"][n][1] is not None
-                 and max(run["sn"][n]) <= run["dims"]["r_core"] for run in modular)
-    ag_ok = all(abs(s[n]["keep"] - r["base"]) <= 0.03 and s[n]["remove"] <= 0.7 and s[n]["flip"] <= 0.1
+                 and max(run["sn"][n]) <= run["dims"]["r_energy"] for run in modular)
+    ag_ok = all(abs(s[n]["keep"] - r["base"]) <= 0.03 and s[n]["remove"] <= 0.6 and s[n]["flip"] <= 0.1
                 for s, r in zip(sa, agreement))
     summary[n] = {"Markov chains": ok(mk_ok), "modular addition": ok(mod_ok), "agreement": ok(ag_ok)}
 S = planted_core_system(n=4000, d=32, k=3, decorrelated=True, seed=0)  # chapter 00's system, exact latents
@@ -706,31 +754,32 @@ display(Markdown(dict_table(summary, ["planted core", "Markov chains", "modular 
                                    first="finder")))
 label_free = [n for n in names if n in pl]
 all_pass = [n for n in names if all(v == "✓" for k_, v in summary[n].items() if k_ != "planted core")]
-claims.check("of the label-free finders, only ACE passes on the planted core and on every task",
-             [n for n in label_free if all(v == "✓" for v in summary[n].values())] == ["ACE"],
-             [n for n in label_free if all(v == "✓" for v in summary[n].values())], expected="['ACE']")
-claims.check("the class means pass on all three real tasks too (they need the labels)", "class means" in all_pass,
-             all_pass, expected="'class means' among them")
+only = [n for n in label_free if all(v == "✓" for v in summary[n].values())]
+claims.holds("only_ace_passes_everywhere", only == ["ACE"], only, "['ACE']",
+             "of the label-free finders, only ACE passes on the planted core and on every task", **beyond)
+claims.holds("class_means_pass_everywhere", "class means" in all_pass, all_pass, "'class means' among them",
+             "the class means pass on all three real tasks too (they need the labels)", **beyond)
+display(claims.ledger())
+fails = {n: [t for t, v in summary[n].items() if v == "✗"] for n in names}
+sup06 = ledger_rules.seed_support("06_ace_vs_baselines")
+Markdown(
+    ("Of the label-free finders, only ACE passes on the planted system and on every task in this run."
+     if only == ["ACE"] else
+     f"Label-free finders that pass on the planted system and on every task in this run: {', '.join(only) or 'none'}"
+     + (f"; ACE fails on {', '.join(fails['ACE'])}" if fails["ACE"] else "") + ".")
+    + " Each finder's failures: " + "; ".join(f"{n}: {', '.join(f) or 'none'}" for n, f in fails.items()) + ". "
+    + (f"Over seeds 0-9 of the committed table ACE is the only label-free finder to pass everywhere on "
+       f"{sup06['only_ace_passes_everywhere'].held} of {sup06['only_ace_passes_everywhere'].runs} seeds."
+       if "only_ace_passes_everywhere" in sup06 else "")
+    + " Given the labels, the class means are the reference any label-free finder is measured against.")
 
 # %% [markdown]
-# Of the label-free finders, only ACE passes on the planted system and on every
-# task. It never wins alone, though. On each real task one label-free shortcut matches it:
-# PCA on the Markov chains and on agreement, the readout's sensitivity directions on modular
-# addition. Given the labels, the class means match it on all three tasks.
-#
-# Over seeds 0-9 ({doc}`robustness page <../book/robustness>`) ACE passes every task on
-# every seed, and it is the only label-free finder to do so on 7 of them; on the
-# others PCA ranked by output energy passes everywhere too. Which shortcut matches ACE on
-# modular addition moves with the seed: the readout's directions, PCA and ACE need numbers
-# of directions within one or two of each other (7-14 to be sufficient), and which needs
-# fewest changes from seed to seed.
-#
 # What ACE adds is that it does not need to know in advance which Gramian to trust:
 #
 # - where the activations' loudest directions are the ones the output reads (Markov,
 #   agreement), it follows PCA;
-# - on modular addition, where every finder that sees the readout lands within a direction
-#   or two of the same small core, it is as small as the best of them;
+# - on modular addition, where every finder that sees the readout lands within a few
+#   directions of the same small core, it is as small as the best of them;
 # - on the planted system, where each Gramian alone falls into its trap, it finds the core.
 #
 # ACE's own weakness, the tilt toward loud directions the output does not read, can be
@@ -738,6 +787,11 @@ claims.check("the class means pass on all three real tasks too (they need the la
 # (see the page *ACE on your own model*), run the label-free baselines next to ACE. When they
 # agree, the core does not depend on the choice of finder; when they disagree, the
 # interventions decide.
+#
+# The claims of this chapter, by kind:
+
+# %% tags=["hide-input"]
+claims.overview()
 
 # %%
 claims.record(
