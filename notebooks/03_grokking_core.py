@@ -716,11 +716,13 @@ if branch is not None:
 # 1000), float32, each model trained as its own task on one of the two cores
 # (`results/modular_paper_models/`; the third model was added to the finished run of two by
 # the same script with `--n-models 3`). `tests/test_modular_paper.py`
-# retrains the committed run's first 30 epochs and requires every logged number and
-# checkpoint analysis to match the file: exactly on the machine that made it, within the
-# differences measured between CPU kinds elsewhere, so the file is known to come from this
-# code. Everything in this section and the next is read from committed files, whatever the
-# parameters above.
+# retrains the first model of the committed run through grokking to epoch 1200, with the
+# weight-decay 1 → 0 branch from its start at epoch 900, and requires every logged number
+# and checkpoint analysis of both to match the file: exactly on the machine that made it,
+# within the differences measured between CPU kinds elsewhere, so the file is known to come
+# from this code where the claims below rest on it. Everything in this section and the next
+# is read from committed files, whatever the parameters above: its claims are committed-run
+# claims, one run, whatever the seed.
 
 # %% tags=["hide-input"]
 import json  # noqa: E402
