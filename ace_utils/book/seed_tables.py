@@ -278,11 +278,12 @@ def _counts(path: Path) -> list[str]:
     out = [f"{path.stem}", str(n)]
     for kind in (FINDING, SANITY):
         mine = [r for r in rows if r["kind"] == kind]
-        out.append(f"{len(mine)}: {sum(backed(r) for r in mine)} asserted ({sum(r['n_held'] == n for r in mine)} "
-                   f"held on every seed), {sum(not backed(r) for r in mine)} reported" if mine else "none")
+        out.append(f"{len(mine)}: {sum(backed(r) for r in mine)} asserted, {sum(not backed(r) for r in mine)} reported; "
+                   f"{sum(r['n_held'] == n for r in mine)} held on every seed" if mine else "none")
     mine = [r for r in rows if r["kind"] == COMMITTED]
-    out.append(f"{len(mine)}: {sum(r['n_held'] == n and r['same_value'] for r in mine)} hold, "
-               f"{sum(r['n_held'] != n for r in mine)} do not" if mine else "none")
+    hold = [r for r in mine if r["n_held"] == n and r["same_value"]]
+    out.append(f"{len(mine)}: {len(hold)} hold in their run ({sum(r['asserted'] for r in hold)} asserted), "
+               f"{len(mine) - len(hold)} do not" if mine else "none")
     return out
 
 
