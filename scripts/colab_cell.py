@@ -49,7 +49,8 @@ def _colab_setup(extras: str) -> None:
     if not os.path.isdir(os.path.join(clone, "ace_utils")):
         got = subprocess.run(["git", "clone", "-q", "--depth", "1", repo, clone], capture_output=True, text=True)
         if got.returncode != 0:
-            why = (got.stderr.strip().splitlines() or [f"git exited with {{got.returncode}}"])[-1]
+            lines = got.stderr.strip().splitlines() or [f"git exited with {{got.returncode}}"]
+            why = next((line for line in lines if line.startswith("fatal:")), lines[-1])
             raise SetupStopped(f"cannot fetch {{repo}}: {{why}}")
     stamp = os.path.join(clone, f".colab-installed-{{extras or 'base'}}")
     if not os.path.exists(stamp):

@@ -102,7 +102,8 @@ echo "colab-like: a second run of the setup cell ran nothing"
 
 after="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))')"
 [[ "$after" == "$TORCH_VERSION" ]] || { echo "colab-like: the install replaced torch $TORCH_VERSION by $after" >&2; exit 1; }
-"$VENV/bin/python" -m pip show ace-book | grep -q "Editable project location: $CONTENT/ace-book" \
+shown="$("$VENV/bin/python" -m pip show ace-book 2>/dev/null)"  # (grep -q in a pipe would cut pip off: pipefail)
+[[ "$shown" == *"Editable project location: $CONTENT/ace-book"* ]] \
     || { echo "colab-like: ace-book is not installed from the clone" >&2; exit 1; }
 echo "colab-like: torch $after kept; ace-book installed in editable mode from the clone"
 

@@ -80,7 +80,8 @@ class Recorder:
             if self.clone_rc == 0:
                 (Path(cmd[-1]) / "ace_utils").mkdir(parents=True)
                 return subprocess.CompletedProcess(cmd, 0, "", "")
-            return subprocess.CompletedProcess(cmd, self.clone_rc, "", f"Cloning into '{cmd[-1]}'...\nfatal: repository '{cmd[-2]}' not found\n")
+            return subprocess.CompletedProcess(cmd, self.clone_rc, "", f"Cloning into '{cmd[-1]}'...\nfatal: repository '{cmd[-2]}' not found\n"
+                                            "Please make sure you have the correct access rights\nand the repository exists.\n")
         return subprocess.CompletedProcess(cmd, self.pip_rc, None, None)
 
 
