@@ -10,10 +10,12 @@ from ace_utils.book.seed_tables import RunResult, write_tables
 
 
 def _table(tmp_path, chapter: str, held: dict[str, int], n: int = 10, kinds: dict[str, str] | None = None,
-           values=lambda s: s):
-    """A seed table for ``chapter``: claim ``cid`` held on the first ``held[cid]`` of ``n`` seeds."""
-    kinds = kinds or {}
-    runs = [RunResult(s, "ok", 1.0, {k: {"holds": s < h, "value": values(s), "expected": "", "kind": kinds.get(k, "finding"),
+           values=lambda s: s, rules: dict[str, str] | None = None):
+    """A seed table for ``chapter``: claim ``cid`` held on the first ``held[cid]`` of ``n`` seeds,
+    made under rule ``rules[cid]`` (default ``>= 0.4``, the rule of the calls below)."""
+    kinds, rules = kinds or {}, rules or {}
+    runs = [RunResult(s, "ok", 1.0, {k: {"holds": s < h, "value": values(s), "expected": rules.get(k, ">= 0.4"),
+                                         "kind": kinds.get(k, "finding"),
                                          "source": "results/x.npz" if kinds.get(k) == "committed" else ""}
                                      for k, h in held.items()})
             for s in range(n)]
@@ -81,11 +83,31 @@ def test_only_claims_held_on_nine_of_ten_seeds_are_asserted(tmp_path):
     assert few.checks["a"]["enforced"] is False
 
 
+def test_a_table_made_under_another_rule(tmp_path):
+    """A bound changed since the table was made: the table's values are judged by today's bound
+    (the held count the table wrote is of the old bound); a rule the chapter tests itself, or a
+    committed run, changed: the table backs nothing until it is made again."""
+    values = [-1.29, -1.23, -1.31, -1.56, -1.38, -1.22, -1.48, -1.21, -1.17, -1.34]
+    tables = _table(tmp_path, "rr", {"exp": 9, "steep": 8, "own": 10, "run": 10}, values=lambda s: values[s],
+                    kinds={"run": "committed"},
+                    rules={"exp": "in [-1.5, -0.5]", "steep": "< -1.2", "own": "first > second", "run": "in [-9, 0]"})
+    c = Claims("rr", strict=True, seed_tables=tables)
+    c.between("exp", -1.29, -1.22, -0.82, "within 0.2 of -1.02")  # fails; 3 of the 10 values inside: reported
+    assert c.checks["exp"]["enforced"] is False
+    assert c.checks["exp"]["how"] == "reported: held on 3/10 seeds under today's rule (the table's: in [-1.5, -0.5])"
+    with pytest.raises(AssertionError, match=r"held on 10/10 seeds under today's rule \(the table's: < -1.2\)"):
+        c.below("steep", -0.9, -1, "steeper than 1/omega")  # every value < -1: asserted, and -0.9 fails
+    c.holds("own", False, 0, "first >= second", "a rule the chapter tests itself, changed")
+    assert c.checks["own"]["enforced"] is False and "another rule (first > second)" in c.checks["own"]["how"]
+    c.at_least("run", 0.5, 0.0, "a committed run's bound changed", kind="committed", source="results/x.npz")
+    assert c.checks["run"]["enforced"] is False
+
+
 def test_committed_run_claims_count_once(tmp_path):
     """A claim read from a committed file is one run whatever the seed: the table counts it once,
     and a value that differs between seeds is not a committed run at all."""
     tables = _table(tmp_path, "cc", {"held": 10, "failed": 0}, kinds={"held": "committed", "failed": "committed"},
-                    values=lambda s: 7)
+                    values=lambda s: 7, rules={"held": ">= 5", "failed": ">= 5"})
     sup = seed_support("cc", tables)
     assert (sup["held"].held, sup["held"].runs, sup["held"].backed) == (1, 1, True)
     assert (sup["failed"].held, sup["failed"].runs, sup["failed"].backed) == (0, 1, False)
@@ -102,7 +124,7 @@ def test_committed_run_claims_count_once(tmp_path):
 
 
 def test_ledger_and_overview_show_kinds_and_evidence(tmp_path):
-    tables = _table(tmp_path, "xx", {"a": 10, "b": 8})
+    tables = _table(tmp_path, "xx", {"a": 10, "b": 8}, rules={"a": "<= 1", "b": "<= 1"})
     c = Claims("xx", strict=True, seed_tables=tables)
     c.at_most("a", 0.5, 1, "a is small", paper="0.4 [TS]")
     c.at_most("b", 0.5, 1, "b is small", reason="why the bound is loose")

@@ -93,6 +93,8 @@ class Support:
     runs: int
     values: tuple = ()
     same: bool = True
+    rule: str = ""
+    rejudged: bool = False
 
     @property
     def backed(self) -> bool:
@@ -107,7 +109,21 @@ class Support:
             if not self.same:
                 return "value not the same on every seed: not a committed-run claim"
             return f"{'held' if self.held else 'did not hold'} in the committed run"
+        if self.rejudged:
+            return f"held on {self.held}/{self.runs} seeds under today's rule (the table's: {self.rule})"
         return f"held on {self.held}/{self.runs} seeds"
+
+    def under(self, rule: str, test: Callable[[float], bool] | None) -> "Support | None":
+        """This support for a claim whose rule is now ``rule``: itself when the table made the
+        claim under the same rule; the table's values judged again by ``test`` (the claim's own
+        comparison) when the bound changed; None (no backing) when the rule changed and cannot
+        be judged from the values (a claim decided by the chapter's own test, a committed run)."""
+        if rule == self.rule:
+            return self
+        if test is None or self.kind == COMMITTED:
+            return None
+        held = sum(_all(v, test) for v in self.values)
+        return Support(self.kind, held, self.runs, self.values, self.same, self.rule, rejudged=True)
 
 
 def _read_rows(chapter: str, directory: str | os.PathLike[str] | None):
@@ -127,11 +143,14 @@ def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) 
         rows = [r.checks[i] for r in runs if i in r.checks]
         kind = rows[0].get("kind", FINDING)
         values = tuple(json.dumps(c["value"]) for c in rows)
+        rules = {c.get("expected", "") for c in rows}
+        rule = rows[0].get("expected", "") if len(rules) == 1 else "(rules differ between seeds)"
         if kind == COMMITTED:
             same = len(set(values)) == 1 and len(rows) == len(runs)
-            out[i] = Support(kind, int(same and all(c["holds"] for c in rows)), 1, values[:1], same)
+            out[i] = Support(kind, int(same and all(c["holds"] for c in rows)), 1, values[:1], same, rule)
         else:
-            out[i] = Support(kind, sum(c["holds"] for c in rows), len(runs), tuple(c["value"] for c in rows))
+            out[i] = Support(kind, sum(c["holds"] for c in rows), len(runs), tuple(c["value"] for c in rows),
+                             rule=rule)
     return out
 
 
@@ -183,8 +202,10 @@ class Claims:
     # -- one call per claim ------------------------------------------------------------------
     def _compare(self, cid: str, value: Any, op: str, bound: float, sentence: str, fmt: Mapping[str, Any],
                  **kw: Any) -> None:
-        ok = _all(value, lambda x: _OPS[op](x, bound))  # NaN, None and "no number" fail
-        self._add(cid, ok, value, f"{op} {_num(bound)}", sentence.format_map(fmt) if "{" in sentence else sentence, **kw)
+        test = lambda x: _OPS[op](x, bound)  # noqa: E731
+        ok = _all(value, test)  # NaN, None and "no number" fail
+        self._add(cid, ok, value, f"{op} {_num(bound)}", sentence.format_map(fmt) if "{" in sentence else sentence,
+                  _test=test, **kw)
 
     def at_most(self, cid: str, value: Any, bound: float, sentence: str, **kw: Any) -> None:
         """Claim that every number in ``value`` is <= ``bound`` (keywords: :meth:`holds`)."""
@@ -213,7 +234,7 @@ class Claims:
         rule = f"in ({_num(lo)}, {_num(hi)})" if open_ else f"in [{_num(lo)}, {_num(hi)}]"
         fmt = {"lo": _num(lo), "hi": _num(hi)}
         self._add(cid, _all(value, inside), value, rule,
-                  sentence.format_map(fmt) if "{" in sentence else sentence, **kw)
+                  sentence.format_map(fmt) if "{" in sentence else sentence, _test=inside, **kw)
 
     def holds(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, **kw: Any) -> None:
         """Claim decided by the chapter's own test ``ok`` (a comparison between two measured
@@ -227,7 +248,8 @@ class Claims:
         self._add(cid, bool(ok), value, rule, sentence, **kw)
 
     def _add(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, *, kind: str = FINDING,
-             asserted: bool = True, paper: str = "", source: str = "", reason: str = "") -> None:
+             asserted: bool = True, paper: str = "", source: str = "", reason: str = "",
+             _test: Callable[[float], bool] | None = None) -> None:
         if not _ID.fullmatch(cid):
             raise ValueError(f"claim id {cid!r}: use lower-case letters, digits and '_', starting with a letter")
         if cid in self.checks:
@@ -239,9 +261,14 @@ class Claims:
         sup = self.support.get(cid)
         if sup is not None and sup.kind != kind:  # a table of another kind does not back it
             sup = None
+        table_rule = "" if sup is None else sup.rule
+        if sup is not None:  # a table made under another rule backs it only through its values
+            sup = sup.under(rule, _test)
         enforced = self.strict and asserted and sup is not None and sup.backed
         if not asserted:
             how = "reported"
+        elif sup is None and table_rule:
+            how = f"reported: the seed table made it under another rule ({table_rule})"
         elif sup is None:
             how = "reported: not in the seed table yet"
         else:
