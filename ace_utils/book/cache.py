@@ -5,8 +5,10 @@ where ``key`` is the SHA-256 of the canonical JSON of the config. A file is writ
 to a temporary name in the same folder, fsynced, then renamed into place, so an
 interrupted write never produces a file under the final name. Each file carries the
 SHA-256 and length of its payload; a truncated or corrupt file is detected, reported
-with :func:`warnings.warn`, deleted and rebuilt, never used. :func:`save_model_state` and
-:func:`load_model_state` turn a module into CPU tensors and back.
+with :func:`warnings.warn`, deleted and rebuilt, never used. The cache root
+(:func:`cache_dir`), the atomic write and a module's state as CPU tensors
+(:func:`save_model_state`, :func:`load_model_state`) come from
+:mod:`ace_utils.models.state_io` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ import math
 import os
 import re
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+# the generic file helpers live with the models (which use them without the cache); re-exported
+from ace_utils.models.state_io import (  # noqa: F401
+    cache_dir,
+    fsync_dir,
+    load_model_state,
+    save_model_state,
+    write_bytes_atomic,
+)
 
 __all__ = [
     "CacheCorrupt",
@@ -43,7 +53,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-M = TypeVar("M", bound=nn.Module)
 
 
 # --------------------------------------------------------------------------- cache
@@ -56,22 +65,6 @@ class CacheCorrupt(RuntimeError):
 _MAGIC = b"ACEBOOK-CACHE\x00v1"  # 16 bytes
 _HEADER = struct.Struct(f"<{len(_MAGIC)}s32sQ")  # magic, sha256(payload), len(payload)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def cache_dir() -> Path:
-    """Root folder of the ace-book cache (trained models, tokenizer files).
-
-    ``$ACE_BOOK_CACHE`` if set; else ``$XDG_CACHE_HOME/ace-book``; else
-    ``~/.cache/ace-book``. Independent of the repository checkout, so every clone,
-    the book build and papermill runs share one cache. Created on first use by writers,
-    not here. Used in every chapter (through :func:`cached`).
-    """
-    env = os.environ.get("ACE_BOOK_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "ace-book"
 
 
 def _canonical(obj: Any) -> Any:
@@ -122,19 +115,6 @@ def config_key(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical_json(config).encode("ascii")).hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically, with an integrity header.
 
@@ -151,28 +131,7 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     payload = buf.getvalue()
     header = _HEADER.pack(_MAGIC, hashlib.sha256(payload).digest(), len(payload))
     write_bytes_atomic(path, header + payload)
-    _fsync_dir(path.parent)
-    return path
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a fsynced temp file in the same folder and ``os.replace``.
-
-    Readers see the old file, no file, or the complete new one, never a partial write.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; these are ordinary cache files
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    fsync_dir(path.parent)
     return path
 
 
@@ -303,29 +262,3 @@ def cached(
     except (TypeError, OSError) as exc:
         warnings.warn(f"ace-book cache: result not stored at {path} ({exc})", stacklevel=2)
     return obj
-
-
-# --------------------------------------------------------------------------- model state
-
-
-def save_model_state(model: nn.Module) -> dict[str, Tensor]:
-    """A detached CPU copy of ``model.state_dict()`` (name -> tensor), safe to cache.
-
-    For a TransformerBridge the keys are the bridge's TransformerLens-style names
-    (``embed.weight``, ``blocks.0.attn.q.weight``, ..., ``unembed.weight``,
-    ``unembed.bias``), and :func:`load_model_state` accepts them back.
-    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
-    """
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def load_model_state(model: M, state: Mapping[str, Tensor], *, strict: bool = True) -> M:
-    """Copy ``state`` (from :func:`save_model_state`) into ``model`` in place; returns ``model``.
-
-    ``strict=True`` fails on missing or unexpected keys.
-    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
-    """
-    model.load_state_dict(dict(state), strict=strict)
-    return model
-
-

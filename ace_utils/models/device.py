@@ -3,7 +3,7 @@
 Every chapter takes ``device`` = ``"cpu"`` (the default: the book's claims and seed tables are
 made there), ``"cuda"`` or ``"auto"`` (CUDA where present, else the CPU). :func:`resolve_device`
 is the one function that turns it into a device; the chapters call it through their parameter
-check (:class:`ace_utils.book.params.Device`), the task functions accept its result.
+check (``Device`` in ``book/params.py``), the task functions accept its result.
 
 On a CUDA device the tasks train their stacked models as one batched program
 (:func:`batched_default`), with the data placed on the device once, no host synchronisation per

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from ace_utils.book.cache import cache_dir, write_bytes_atomic
+from ace_utils.models.state_io import cache_dir, write_bytes_atomic
 
 if TYPE_CHECKING:  # heavy imports (transformer_lens ~3 s, transformers ~1.5 s) stay lazy
     from transformer_lens.model_bridge import TransformerBridge

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from ace_utils.book.cache import load_model_state, save_model_state
+from ace_utils.models.state_io import load_model_state, save_model_state
 from ace_utils.models.training import move_model
 
 if TYPE_CHECKING:  # transformer_lens takes ~3 s to import: lazy
@@ -142,8 +142,8 @@ def build_native_model(cfg: SmallModelConfig, device: str | torch.device = "cpu"
 def native_to_payload(model: TransformerBridge, cfg: SmallModelConfig) -> dict[str, Any]:
     """``{"config": cfg.to_dict(), "state_dict": CPU tensors}``: a cacheable native model.
 
-    Pass as ``save=`` to :func:`ace_utils.book.cache.cached` (with
-    :func:`native_from_payload` as ``load=``).
+    The ``save=`` of the book's model cache (``cached`` in ``book/cache.py``), with
+    :func:`native_from_payload` as ``load=``.
     """
     return {"config": cfg.to_dict(), "state_dict": save_model_state(model)}
 

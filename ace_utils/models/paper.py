@@ -54,9 +54,9 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from ace_utils.book.cache import load_model_state, save_model_state
 from ace_utils.models import stacked
 from ace_utils.models.native import ModelShape, SmallModelConfig, build_native_model
+from ace_utils.models.state_io import load_model_state, save_model_state
 from ace_utils.models.training import move_model
 
 __all__ = [
@@ -414,8 +414,8 @@ def stacked_last_logits(
 def paper_to_payload(model: PaperTransformer) -> dict[str, Any]:
     """``{"config": model.cfg.to_dict(), "state_dict": CPU tensors}``: a cacheable model.
 
-    Pass as ``save=`` to :func:`ace_utils.book.cache.cached` (with
-    :func:`paper_from_payload` as ``load=``).
+    The ``save=`` of the book's model cache (``cached`` in ``book/cache.py``), with
+    :func:`paper_from_payload` as ``load=``.
     """
     return {"config": model.cfg.to_dict(), "state_dict": save_model_state(model)}
 
