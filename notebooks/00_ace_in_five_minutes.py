@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # ACE in five minutes: a planted core is recovered where PCA and sensitivity fail
+# # 00 · ACE in five minutes: a planted core is recovered where PCA and sensitivity fail
 #
 # **What this chapter shows.** On a synthetic layer whose output reads a known
 # 3-dimensional subspace, with a 10x louder direction the output ignores and a

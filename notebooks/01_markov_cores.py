@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Markov-chain transformers learn a 3-D core that carries the chain's spectrum
+# # 01 · Markov-chain transformers learn a 3-D core that carries the chain's spectrum
 #
 # **What this chapter shows.** The paper's transformers (one post-LN encoder layer),
 # trained to predict the next state of its 4-state lazy cyclic chain, reach the Bayes

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Independent runs agree in what their cores encode, not in where the cores lie
+# # 02 · Independent runs agree in what their cores encode, not in where the cores lie
 #
 # **What this chapter shows.** Five of the paper's Markov-chain transformers trained from
 # different seeds have unrelated weights, and their 3-D cores lie in subspaces whose

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Modular addition: at grokking a ~15-D core forms that is necessary, sufficient and a rotation; weight decay later inflates it
+# # 03 · Modular addition: at grokking a ~15-D core forms that is necessary, sufficient and a rotation; weight decay later inflates it
 #
 # **What this chapter shows.** Two independently seeded copies of the paper's 2-layer
 # post-LN transformer learn $a+b \bmod 53$: they memorise the training pairs early and

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Grokking time: about 1/ω over the paper's range of weight decays, and falling with the modulus faster than its log law allows
+# # 04 · Grokking time: about 1/ω over the paper's range of weight decays, and falling with the modulus faster than its log law allows
 #
 # **What this chapter shows.** The paper turns its modular-addition findings into a
 # predictive model of *when* a network groks: the delay $\tau$ between memorising the

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Subject-verb number sits on one axis: keep it, remove it, flip it
+# # 05 · Subject-verb number sits on one axis: keep it, remove it, flip it
 #
 # **What this chapter shows.** Three small GPT-2-architecture language models that we
 # train on a synthetic English corpus (2, 4 and 6 layers) get subject-verb agreement

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Simpler finders match ACE on each task, but no label-free one matches it on every task
+# # 06 · Simpler finders match ACE on each task, but no label-free one matches it on every task
 #
 # **What this chapter shows.** Is ACE needed, or would a simpler subspace finder do? On the chapters'
 # own models (for the Markov chains and modular addition, the paper's post-LN models that

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # No single design choice inflates the modular-addition core; the native model's four together do, and the Markov core barely changes
+# # 07 · No single design choice inflates the modular-addition core; the native model's four together do, and the Markov core barely changes
 #
 # **What this chapter shows.** The paper finds cores invariant across training runs. Chapter 03 found that
 # they are not invariant across architectures: on modular addition the TransformerLens-native
