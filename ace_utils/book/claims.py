@@ -25,7 +25,7 @@ seed), (2) the chapter asks for it (``asserted=True``, the default) and (3) the 
 committed seed table (``results/robustness/<chapter>.csv``, made by ``python -m
 ace_utils.book.rerun`` over seeds 0-9) backs it: a finding or sanity check held on at least
 :data:`MIN_HELD` of at least :data:`MIN_SEEDS` seeds; a committed-run claim held in the one run
-it reads. Every other claim is checked and reported, never dropped. If the environment
+it reads (the rule and the table's rows: :mod:`ace_utils.book.seed_rule`). Every other claim is checked and reported, never dropped. If the environment
 variable ``ACE_BOOK_CLAIMS`` names a directory, the ledger is written to
 ``<dir>/<chapter>.json`` after every claim (so a run that stops still leaves the claims it
 made) and by :meth:`Claims.save` at the end, with the chapter's parameters and recorded values;
@@ -35,149 +35,36 @@ the seed runner collects it. Used in every chapter.
 from __future__ import annotations
 
 import json
-import math
 import operator
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
+# the seed tables' rows and the rule that reads them; re-exported, since chapters and tests import them from here
+from ace_utils.book.seed_rule import (  # noqa: F401
+    COMMITTED,
+    FINDING,
+    KIND_LABEL,
+    KINDS,
+    MIN_HELD,
+    MIN_SEEDS,
+    SANITY,
+    SEED_TABLES,
+    Support,
+    passes,
+    plain,
+    seed_support,
+    seed_values,
+)
 
 __all__ = ["Claims", "Support", "FINDING", "SANITY", "COMMITTED", "KINDS", "MIN_HELD", "MIN_SEEDS", "SEED_TABLES",
            "seed_support", "seed_values"]
 
-MIN_SEEDS = 10  # seeds a claim's table must cover before a finding or sanity check can be asserted
-MIN_HELD = 9  # of which it must hold on at least this many
-SEED_TABLES = Path(__file__).resolve().parents[2] / "results" / "robustness"
-FINDING, SANITY, COMMITTED = "finding", "sanity", "committed"
-KINDS = (FINDING, SANITY, COMMITTED)
-KIND_LABEL = {FINDING: "finding", SANITY: "sanity check", COMMITTED: "committed run"}
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
-
-
-def _flat(value: Any) -> list[float | None]:
-    """Every number in a plain claim value (nested lists and dicts; bools and text left out), a
-    missing or non-finite one as None, so that a comparison with it fails."""
-    if isinstance(value, bool) or isinstance(value, str):
-        return []
-    if value is None:
-        return [None]
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _flat(v)]
-    if isinstance(value, Mapping):
-        return [x for v in value.values() for x in _flat(v)]
-    return []
-
-
-def _all(value: Any, test: Callable[[float], bool]) -> bool:
-    """Whether ``value`` has a number and every number in it passes ``test`` (None fails)."""
-    xs = _flat(_plain(value))
-    return bool(xs) and all(x is not None and test(x) for x in xs)
-
-
-@dataclass(frozen=True)
-class Support:
-    """What a committed seed table says of one claim: its ``kind``, the runs it ``held`` in out
-    of ``runs`` (for a committed-run claim: 1 or 0 of 1, the one committed run), the ``values``
-    over seeds and whether a committed-run claim had the ``same`` value on every row."""
-
-    kind: str
-    held: int
-    runs: int
-    values: tuple = ()
-    same: bool = True
-    rule: str = ""
-    rejudged: bool = False
-
-    @property
-    def backed(self) -> bool:
-        """Whether the table backs asserting the claim (module docstring)."""
-        if self.kind == COMMITTED:
-            return self.runs == 1 and self.held == 1 and self.same
-        return self.runs >= MIN_SEEDS and self.held >= MIN_HELD
-
-    def describe(self) -> str:
-        """'held on 9/10 seeds', 'held in the committed run', ..."""
-        if self.kind == COMMITTED:
-            if not self.same:
-                return "value not the same on every seed: not a committed-run claim"
-            return f"{'held' if self.held else 'did not hold'} in the committed run"
-        if self.rejudged:
-            return f"held on {self.held}/{self.runs} seeds under today's rule (the table's: {self.rule})"
-        return f"held on {self.held}/{self.runs} seeds"
-
-    def under(self, rule: str, test: Callable[[float], bool] | None) -> "Support | None":
-        """This support for a claim whose rule is now ``rule``: itself when the table made the
-        claim under the same rule; the table's values judged again by ``test`` (the claim's own
-        comparison) when the bound changed; None (no backing) when the rule changed and cannot
-        be judged from the values (a claim decided by the chapter's own test, a committed run)."""
-        if rule == self.rule:
-            return self
-        if test is None or self.kind == COMMITTED:
-            return None
-        held = sum(_all(v, test) for v in self.values)
-        return Support(self.kind, held, self.runs, self.values, self.same, self.rule, rejudged=True)
-
-
-def _read_rows(chapter: str, directory: str | os.PathLike[str] | None):
-    from ace_utils.book.seed_tables import results_from_csv  # the table's reader (it imports this module)
-
-    path = Path(directory or SEED_TABLES) / f"{chapter}.csv"
-    return results_from_csv(path) if path.exists() else []
-
-
-def seed_support(chapter: str, directory: str | os.PathLike[str] | None = None) -> dict[str, Support]:
-    """``{claim id: Support}`` from ``<directory>/<chapter>.csv`` (default :data:`SEED_TABLES`);
-    a claim not reached on a seed counts as not held there. ``{}`` if no table."""
-    runs = _read_rows(chapter, directory)
-    out: dict[str, Support] = {}
-    ids = list(dict.fromkeys(i for r in runs for i in r.checks))
-    for i in ids:
-        rows = [r.checks[i] for r in runs if i in r.checks]
-        kind = rows[0].get("kind", FINDING)
-        values = tuple(json.dumps(c["value"]) for c in rows)
-        rules = {c.get("expected", "") for c in rows}
-        rule = rows[0].get("expected", "") if len(rules) == 1 else "(rules differ between seeds)"
-        if kind == COMMITTED:
-            same = len(set(values)) == 1 and len(rows) == len(runs)
-            out[i] = Support(kind, int(same and all(c["holds"] for c in rows)), 1, values[:1], same, rule)
-        else:
-            out[i] = Support(kind, sum(c["holds"] for c in rows), len(runs), tuple(c["value"] for c in rows),
-                             rule=rule)
-    return out
-
-
-def seed_values(chapter: str, claim: str, directory: str | os.PathLike[str] | None = None) -> dict[int, Any]:
-    """``{seed: value}`` of claim ``claim`` (its id) in ``<directory>/<chapter>.csv`` (default
-    :data:`SEED_TABLES`), over the seeds that reached it; ``{}`` if no table or no such claim.
-    For closing tables that set another configuration's seed range beside this run."""
-    return {r.seed: r.checks[claim]["value"] for r in _read_rows(chapter, directory) if claim in r.checks}
-
-
-def _plain(x: Any) -> Any:
-    """JSON-friendly copy: numpy scalars/arrays to Python, complex to [re, im], NaN to None."""
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, (np.generic,)):
-        return _plain(x.item())
-    if isinstance(x, complex):
-        return [_plain(x.real), _plain(x.imag)]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:  # 0-d torch tensor
-        return _plain(x.item())
-    return x
 
 
 def _num(x: float) -> str:
@@ -203,7 +90,7 @@ class Claims:
     def _compare(self, cid: str, value: Any, op: str, bound: float, sentence: str, fmt: Mapping[str, Any],
                  **kw: Any) -> None:
         test = lambda x: _OPS[op](x, bound)  # noqa: E731
-        ok = _all(value, test)  # NaN, None and "no number" fail
+        ok = passes(value, test)  # NaN, None and "no number" fail
         self._add(cid, ok, value, f"{op} {_num(bound)}", sentence.format_map(fmt) if "{" in sentence else sentence,
                   _test=test, **kw)
 
@@ -233,7 +120,7 @@ class Claims:
         inside = (lambda x: lo < x < hi) if open_ else (lambda x: lo <= x <= hi)
         rule = f"in ({_num(lo)}, {_num(hi)})" if open_ else f"in [{_num(lo)}, {_num(hi)}]"
         fmt = {"lo": _num(lo), "hi": _num(hi)}
-        self._add(cid, _all(value, inside), value, rule,
+        self._add(cid, passes(value, inside), value, rule,
                   sentence.format_map(fmt) if "{" in sentence else sentence, _test=inside, **kw)
 
     def holds(self, cid: str, ok: bool, value: Any, rule: str, sentence: str, **kw: Any) -> None:
@@ -273,13 +160,13 @@ class Claims:
             how = "reported: not in the seed table yet"
         else:
             how = f"{'asserted' if enforced else 'reported'}: {sup.describe()}"
-        self.checks[cid] = {"sentence": sentence, "kind": kind, "holds": bool(ok), "value": _plain(value),
+        self.checks[cid] = {"sentence": sentence, "kind": kind, "holds": bool(ok), "value": plain(value),
                             "expected": rule, "asserted": asserted, "enforced": enforced, "how": how,
                             "seeds_held": "" if sup is None else f"{sup.held}/{sup.runs}",
                             "paper": paper, "source": source, "reason": reason}
         self._write(finished=False)
         if not ok and enforced:
-            raise AssertionError(f"claim '{cid}' does not hold: {sentence}: value {_plain(value)!r}, expected {rule} "
+            raise AssertionError(f"claim '{cid}' does not hold: {sentence}: value {plain(value)!r}, expected {rule} "
                                  f"({sup.describe()} in the committed table)")
 
     # -- what a chapter shows ----------------------------------------------------------------
@@ -301,13 +188,13 @@ class Claims:
 
     def record(self, **values: Any) -> None:
         """Record numbers that are reported but not claims (timings, sizes)."""
-        self.values.update({k: _plain(v) for k, v in values.items()})
+        self.values.update({k: plain(v) for k, v in values.items()})
 
     def summary(self, finished: bool = True) -> dict[str, Any]:
         """The ledger as a plain dict (``checks`` in the order the claims were made)."""
         return {
             "chapter": self.chapter,
-            "params": _plain(self.params),
+            "params": plain(self.params),
             "strict": self.strict,
             "checks": [{"id": cid, **c} for cid, c in self.checks.items()],
             "values": self.values,

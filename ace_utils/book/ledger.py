@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ace_utils.book.claims import COMMITTED, FINDING, KIND_LABEL, KINDS, SANITY
+from ace_utils.book.seed_rule import COMMITTED, FINDING, KIND_LABEL, KINDS, SANITY, numbers
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover  (for annotations only: claims imports this module)
     from ace_utils.book.claims import Claims
 
 __all__ = ["section_table", "overview_table", "short_value"]
@@ -43,8 +43,6 @@ def _cell(text: Any) -> str:
 
 
 def _spread(values: Iterable[Any]) -> str:
-    from ace_utils.book.seed_tables import numbers
-
     xs = [x for v in values for x in numbers(v)]
     if not xs:
         return ""

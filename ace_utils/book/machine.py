@@ -1,5 +1,6 @@
-"""What machine a number was made on: CPU model, the instruction sets PyTorch uses, and a
-fingerprint that says whether two files can be expected to agree to the last bit.
+"""Where and from what a number was made: CPU model, the instruction sets PyTorch uses, a
+fingerprint that says whether two files can be expected to agree to the last bit, the machine in
+one line (:func:`machine_info`) and the commit of the code (:func:`git_commit`).
 
 Floating-point results are bit-identical only on the same CPU kind with the same kernels
 (PyTorch's ATen capability, oneDNN's and MKL's instruction sets) and the same thread
@@ -13,9 +14,13 @@ import functools
 import hashlib
 import os
 import platform
+import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_model", "cpu_capability", "isa_flags", "kernel_settings", "fingerprint", "describe"]
+__all__ = ["cpu_model", "cpu_capability", "isa_flags", "kernel_settings", "fingerprint", "describe", "machine_info",
+           "git_commit"]
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (git_commit's default)
 
 # CPU flags that decide which vector kernels PyTorch, oneDNN and MKL pick
 _ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
@@ -75,3 +80,32 @@ def describe() -> str:
     forced = ", ".join(f"{k}={v}" for k, v in kernel_settings().items())
     return (f"{cpu_model()}, {os.cpu_count()} logical cores, PyTorch CPU capability {cpu_capability()}"
             + (f" ({forced})" if forced else ""))
+
+
+def machine_info() -> str:
+    """CPU model, logical cores, PyTorch's CPU capability, load average, GPU (or none), Python and
+    torch versions, in one line."""
+    try:
+        load = "load %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "load n/a"
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+        tv = f"torch {torch.__version__}"
+    except ImportError:  # pragma: no cover
+        gpu, tv = "GPU unknown", "torch not installed"
+    return f"{describe()}, {gpu}; {load} at the start; Python {platform.python_version()}, {tv}"
+
+
+def git_commit(root: Path = ROOT) -> str:
+    """HEAD commit (12 hex digits), with '+dirty' if tracked files differ from it; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

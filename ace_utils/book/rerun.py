@@ -47,28 +47,25 @@ import ast
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ace_utils.book.cluster import as_finished, open_client
-from ace_utils.book.machine import cpu_model, describe, fingerprint  # noqa: F401  (cpu_model: re-exported)
+# provenance (cpu_model, git_commit, machine_info: re-exported, scripts import them from here)
+from ace_utils.book.machine import cpu_model, describe, fingerprint, git_commit, machine_info  # noqa: F401
+from ace_utils.book.seed_rule import CSV_FIELDS, RunResult, numbers, read_runs_csv, results_from_csv  # noqa: F401
 from ace_utils.book.seed_tables import (  # noqa: F401  (re-exported: the runner's table helpers)
     INDEX_NAME,
     SAME_OUTPUT_KEY,
-    RunResult,
     code_hash,
     index_text,
-    numbers,
-    read_runs_csv,
-    results_from_csv,
     same_output_codes,
     summarise,
     table_header,
@@ -82,8 +79,9 @@ __all__ = [
     "load_progress", "results_from_csv", "table_header", "compare_runs", "same_output", "main",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-LEDGER_FIELDS = ("kind", "sentence", "holds", "value", "expected", "asserted", "source", "paper")  # kept per claim
+LEDGER_FIELDS = CSV_FIELDS  # what the table keeps of each claim in a run
+
+
 def parse_seeds(spec: str) -> list[int]:
     """'0-9' -> [0..9]; '0,3,5-6' -> [0, 3, 5, 6]. Duplicates removed, order kept."""
     seeds: list[int] = []
@@ -229,35 +227,6 @@ def run_seeds(notebook: Path, seeds: Iterable[int], params: Sequence[tuple[str, 
                                          name=f"rerun-{Path(notebook).stem}", **kw):
                 finished(r if exc is None else RunResult(seeds[i], "failed", 0.0, {}, f"{type(exc).__name__}: {exc}"))
     return sorted(results, key=lambda r: r.seed)
-
-
-def git_commit(root: Path = ROOT) -> str:
-    """HEAD commit (12 hex digits), with '+dirty' if tracked files differ from it; 'unknown' outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine_info() -> str:
-    """CPU model, logical cores, PyTorch's CPU capability, load average, GPU (or none), Python and
-    torch versions, in one line."""
-    try:
-        load = "load %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        load = "load n/a"
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-        tv = f"torch {torch.__version__}"
-    except ImportError:  # pragma: no cover
-        gpu, tv = "GPU unknown", "torch not installed"
-    return f"{describe()}, {gpu}; {load} at the start; Python {platform.python_version()}, {tv}"
 
 
 def _seeds(xs: list[int]) -> str:

@@ -3,10 +3,8 @@
 For chapter ``C`` (``C__name-value`` for other parameters) a table is two files in
 ``results/robustness/`` (or any folder):
 
-* ``C.csv``: one row per (seed, claim id) with the claim's kind, sentence, whether it held, its
-  value (JSON), rule, whether the chapter asserts it, the committed file it reads (committed-run
-  claims) and the paper's value; plus one ``<run>`` row per seed with the run's status, seconds
-  and error;
+* ``C.csv``: one row per (seed, claim id) and one ``<run>`` row per seed (the format and the rule
+  that reads it: :mod:`ace_utils.book.seed_rule`);
 * ``C.md``: a header (command, date, machine, commit, the code hash of the notebook it ran), then
   the claims by kind: findings and sanity checks counted over the seeds (how often each held,
   min / median / max of its numbers, the seeds where it failed or was not reached), committed-run
@@ -24,17 +22,26 @@ requires every chapter's table to be in step.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ace_utils.book.claims import COMMITTED, FINDING, KINDS, MIN_HELD, MIN_SEEDS, SANITY
+from ace_utils.book.seed_rule import (  # noqa: F401  (RunResult, numbers and the CSV readers: re-exported)
+    COMMITTED,
+    FINDING,
+    KINDS,
+    MIN_HELD,
+    MIN_SEEDS,
+    SANITY,
+    RunResult,
+    meets_rule,
+    numbers,
+    read_runs_csv,
+    results_from_csv,
+    write_runs_csv,
+)
 
 __all__ = ["RunResult", "numbers", "summarise", "write_tables", "read_runs_csv", "results_from_csv", "table_header",
            "table_code", "same_output_codes", "in_step", "code_hash", "index_text", "write_index", "INDEX_NAME",
@@ -42,33 +49,6 @@ __all__ = ["RunResult", "numbers", "summarise", "write_tables", "read_runs_csv",
 
 INDEX_NAME = "all_chapters.md"
 SAME_OUTPUT_KEY = "same output under code"
-_FIELDS = ("kind", "sentence", "holds", "value", "expected", "asserted", "source", "paper")
-
-
-@dataclass
-class RunResult:
-    """One papermill run: ``status`` is 'ok' or 'failed'; ``checks`` maps claim id -> record
-    (``holds``, ``value``, ``expected`` and, where known, ``kind``, ``sentence``, ``asserted``,
-    ``source``, ``paper``)."""
-
-    seed: int
-    status: str
-    seconds: float
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    error: str = ""
-
-
-def numbers(value: Any) -> list[float]:
-    """Every finite real number in a claim value (nested lists; bools excluded)."""
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, (int, float)):
-        return [float(value)] if math.isfinite(value) else []
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in numbers(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in numbers(v)]
-    return []
 
 
 def _median(xs: list[float]) -> float:
@@ -149,7 +129,7 @@ def _kind_lines(rows: list[dict[str, Any]], kind: str, n: int) -> list[str]:
         mark = "" if r["n_held"] == n else " **✗**"
         if not r["asserted"]:
             note = " *(reported, not asserted)*"
-        elif n < MIN_SEEDS or r["n_held"] < MIN_HELD:
+        elif not meets_rule(r["n_held"], n):
             note = f" *(reported: asserted only when held on >= {MIN_HELD} of >= {MIN_SEEDS} seeds)*"
         else:
             note = ""
@@ -168,16 +148,7 @@ def write_tables(results: Sequence[RunResult], out: Path, name: str, header: dic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["seed", "claim", *_FIELDS, "status", "seconds", "error"])
-    for r in results:
-        w.writerow([r.seed, "<run>", *[""] * len(_FIELDS), r.status, r.seconds, r.error])
-        for cid, c in r.checks.items():
-            w.writerow([r.seed, cid, c.get("kind", FINDING), c.get("sentence", cid), c["holds"], json.dumps(c["value"]),
-                        c.get("expected", ""), c.get("asserted", True), c.get("source", ""), c.get("paper", ""),
-                        "", "", ""])
-    csv_path.write_text(buf.getvalue())
+    write_runs_csv(results, csv_path)
 
     rows = summarise(results)
     n = len(results)
@@ -198,30 +169,6 @@ def write_tables(results: Sequence[RunResult], out: Path, name: str, header: dic
         lines += _kind_lines(rows, kind, n)
     md_path.write_text("\n".join(lines).rstrip() + "\n")
     return csv_path, md_path
-
-
-def results_from_csv(path: Path) -> list[RunResult]:
-    """The runs of a :func:`write_tables` CSV as :class:`RunResult` objects (sorted by seed)."""
-    runs: dict[int, RunResult] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            seed = int(row["seed"])
-            if row["claim"] == "<run>":
-                runs[seed] = RunResult(seed, row["status"], float(row["seconds"] or 0), {}, row["error"])
-            else:
-                runs[seed].checks[row["claim"]] = {
-                    "kind": row.get("kind") or FINDING, "sentence": row.get("sentence") or row["claim"],
-                    "holds": row["holds"] == "True", "value": json.loads(row["value"]), "expected": row["expected"],
-                    "asserted": row.get("asserted", "True") != "False", "source": row.get("source") or "",
-                    "paper": row.get("paper") or ""}
-    return sorted(runs.values(), key=lambda r: r.seed)
-
-
-def read_runs_csv(path: Path) -> dict[int, dict[str, Any]]:
-    """A :func:`write_tables` CSV: seed -> {'status', 'error', 'checks': {id: {kind, holds, value, asserted}}}."""
-    return {r.seed: {"status": r.status, "error": r.error,
-                     "checks": {n: {k: c[k] for k in ("kind", "holds", "value", "asserted")} for n, c in r.checks.items()}}
-            for r in results_from_csv(path)}
 
 
 def table_header(md_path: Path) -> dict[str, str]:
@@ -273,7 +220,7 @@ def _counts(path: Path) -> list[str]:
     rows = summarise(runs)
 
     def backed(r: dict[str, Any]) -> bool:
-        return r["asserted"] and n >= MIN_SEEDS and r["n_held"] >= MIN_HELD
+        return r["asserted"] and meets_rule(r["n_held"], n)
 
     out = [f"{path.stem}", str(n)]
     for kind in (FINDING, SANITY):

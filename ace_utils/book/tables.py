@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ace_utils.book.seed_rule import numbers, seed_values
+
 __all__ = ["span", "seed_span", "per_model", "markdown_table", "dict_table"]
 
 
@@ -38,9 +40,6 @@ def seed_span(chapter: str, claim: str, directory: str | os.PathLike[str] | None
     the part of each seed's value to use, every finite number in it is multiplied by ``scale``;
     "not recorded" when the table or the claim is absent, ``missing`` when no number is finite.
     For closing tables that set another configuration's seeds beside the chapter's run."""
-    from ace_utils.book.claims import seed_values
-    from ace_utils.book.rerun import numbers
-
     values = list(seed_values(chapter, claim, directory).values())
     if not values:
         return "not recorded"
