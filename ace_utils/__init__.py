@@ -13,15 +13,15 @@ ACE on your own model is one call at the top level::
     core = au.find_core(model, tokens, hook="blocks.3.hook_resid_post", metric=margin)
 
 (:func:`ace_utils.method.core.find_core`; loaded on first use, so that ``import ace_utils``
-stays light and sets the thread policy below before torch is imported.)
+stays light.) Importing ``ace_utils`` changes no environment variable.
+
+Threads: the book's commands (``make book``, ``make test``, the seed runner) run with
+``OMP_WAIT_POLICY=PASSIVE``, because two busy-waiting OpenMP threads slowed a small model's
+training step from 92 to 543 ms when another process shared a 2-core Xeon. The variable is read
+when torch loads, so a chapter cannot set it (its first cell imports torch); chapters 01-07 run
+torch on one thread instead, which that slowdown does not touch. To run torch on several threads
+on a shared machine elsewhere, set ``OMP_WAIT_POLICY=PASSIVE`` before starting Python or Jupyter.
 """
-
-import os as _os
-
-# Two busy-waiting OpenMP threads collapse when another process shares the
-# cores (setup notes); passive waiting avoids it. Effective only if set before
-# torch is imported, which importing ace_utils first guarantees.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

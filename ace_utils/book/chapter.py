@@ -5,6 +5,10 @@ Every chapter's first code cell after the ``parameters`` cell calls :func:`open_
 is free): the ledger asserts the claims there and checks and reports them everywhere else
 (:class:`ace_utils.book.claims.Claims`). ``tests/test_claim_policy.py`` checks that each
 chapter's ``asserted_at`` holds at the defaults of its ``parameters`` cell.
+
+The OpenMP wait policy is not set here: torch reads ``OMP_WAIT_POLICY`` when it loads, before
+this call, so the book's commands set it in the environment (the docstring of the
+``ace_utils`` package says why, and what to do elsewhere).
 """
 
 from __future__ import annotations
