@@ -5,8 +5,9 @@ encoder models as a ``HookedRootModule``), ``hub`` (pretrained models, the GPT-2
 tokenizer offline, GPT-2-shaped models), ``readout`` (any model's readout matrix and
 bias), ``stacked`` (functional layers for training several models as one),
 ``precision`` (the training arithmetic), ``device`` (the device parameter resolved once, and
-placement), ``training`` (seeding and the one training loop,
-:func:`~ace_utils.models.training.run_loop`, every task trains with).
+placement), ``state_io`` (the cache root, atomic writes, a model's state as CPU tensors),
+``training`` (seeding and the one training loop, :func:`~ace_utils.models.training.run_loop`,
+every task trains with). Nothing here imports the book's tooling (the ``book`` folder).
 The native, readout and hub names are also importable from ``ace_utils.models`` itself.
 """
 

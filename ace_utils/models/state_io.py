@@ -27,7 +27,7 @@ def cache_dir() -> Path:
     ``$ACE_BOOK_CACHE`` if set; else ``$XDG_CACHE_HOME/ace-book``; else
     ``~/.cache/ace-book``. Independent of the repository checkout, so every clone,
     the book build and papermill runs share one cache. Created on first use by writers,
-    not here. Used in every chapter (through the book's cache of trained models).
+    not here.
     """
     env = os.environ.get("ACE_BOOK_CACHE")
     if env:
@@ -78,7 +78,6 @@ def save_model_state(model: nn.Module) -> dict[str, Tensor]:
     For a TransformerBridge the keys are the bridge's TransformerLens-style names
     (``embed.weight``, ``blocks.0.attn.q.weight``, ..., ``unembed.weight``,
     ``unembed.bias``), and :func:`load_model_state` accepts them back.
-    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
     """
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -87,7 +86,6 @@ def load_model_state(model: M, state: Mapping[str, Tensor], *, strict: bool = Tr
     """Copy ``state`` (from :func:`save_model_state`) into ``model`` in place; returns ``model``.
 
     ``strict=True`` fails on missing or unexpected keys.
-    Used in chapters 01_markov_cores to 04_grokking_time (caching trained models).
     """
     model.load_state_dict(dict(state), strict=strict)
     return model
