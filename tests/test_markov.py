@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-# ace_utils first: it sets OMP_WAIT_POLICY=PASSIVE, which only works before torch loads.
-import ace_utils  # noqa: F401  isort: skip
-
 import numpy as np
 import pytest
 import torch
