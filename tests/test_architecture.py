@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ace_utils  # noqa: F401  isort: skip
 from dataclasses import replace
 
 import numpy as np
