@@ -181,7 +181,7 @@ print(f"{n_models} models, {run.epochs} epochs, {len(run.checkpoint_epochs)} ana
 # placed there once and no step waiting for the host; the analyses run there too.
 
 # %% tags=["hide-input"]
-bench = Path(mod.__file__).resolve().parents[2] / "benchmarks" / "results" / "modular_training.md"
+bench = Path(mod.__file__).resolve().parents[3] / "benchmarks" / "results" / "modular_training.md"
 if bench.exists():  # shown as a table; its '#' title line becomes bold text (no new section)
     lines = bench.read_text().splitlines()
     display(Markdown("\n".join([f"**{lines[0].lstrip('# ')}**"] + lines[1:])))
@@ -796,7 +796,7 @@ def long_run_changes(ckpts: dict, logs: dict, meta: dict) -> dict:
     }
 
 
-RESULTS = Path(mod.__file__).resolve().parents[2] / "results"
+RESULTS = Path(mod.__file__).resolve().parents[3] / "results"
 PC, PG, paper_meta = read_long_run(RESULTS / "modular_paper_models")
 
 # %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the paper's models (the committed run, three models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h.", "name": "fig-modadd-long"}}

@@ -25,6 +25,7 @@ from ace_utils.tasks import agreement as ag
 from ace_utils.tasks import grokking_time as gt
 from ace_utils.tasks import markov as mk
 from ace_utils.tasks import modular as mod
+from ace_utils.tasks.modular import training as mod_training
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.py"))
@@ -277,7 +278,7 @@ def test_no_training_step_waits_for_the_device(monkeypatch, cache):
     """No line of the package makes a training step wait for the device (a synchronising call
     inside a library the step calls, e.g. Hugging Face's model, is reported, not failed)."""
     caught: list = []
-    for module in (mod, gt, training, ag):
+    for module in (mod_training, gt, training, ag):
         _no_sync_in_updates(monkeypatch, module, caught)
     run = _short_run(epochs=3, eval_every=3)
     params = mod.init_stacked(run, device="cuda")
