@@ -22,6 +22,7 @@ from ace_utils.book.params import Device, ParameterError, validate
 from ace_utils.models import device as dev
 from ace_utils.models import training
 from ace_utils.tasks import agreement as ag
+from ace_utils.tasks.agreement import training as ag_training
 from ace_utils.tasks import grokking_time as gt
 from ace_utils.tasks import markov as mk
 from ace_utils.tasks import modular as mod
@@ -278,7 +279,7 @@ def test_no_training_step_waits_for_the_device(monkeypatch, cache):
     """No line of the package makes a training step wait for the device (a synchronising call
     inside a library the step calls, e.g. Hugging Face's model, is reported, not failed)."""
     caught: list = []
-    for module in (mod_training, gt, training, ag):
+    for module in (mod_training, gt, training, ag_training):
         _no_sync_in_updates(monkeypatch, module, caught)
     run = _short_run(epochs=3, eval_every=3)
     params = mod.init_stacked(run, device="cuda")
