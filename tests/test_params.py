@@ -71,3 +71,15 @@ def test_name_list_splits_and_refuses_spaces_and_too_many():
     for bad in ("", "a b", "a,b,c,d", 5):
         with pytest.raises(ParameterError, match="parameter 'm'"):
             NameList(3).check("m", bad)
+
+
+def test_fixed_parameter_allows_one_value_and_says_why():
+    from ace_utils.book.params import Fixed
+
+    spec = {"seed": Fixed(0, "the committed long runs were made from seed 0")}
+    assert validate(spec, {"seed": 0}) == {"seed": 0}
+    for bad in (1, 0.0, False, "0"):
+        with pytest.raises(ParameterError) as e:
+            validate(spec, {"seed": bad})
+        assert str(e.value) == (f"parameter 'seed' = {bad!r}: the committed long runs were made from seed 0; "
+                                "allowed: 0")

@@ -10,6 +10,11 @@ checkpoint is the main run's at that epoch). Two writers make such folders: this
 ``scripts/modular_paper_run.py`` (+ ``scripts/long_run_final_states.py``) and
 ``scripts/reference_run_analysis.py`` (the reference code's own checkpoints, analysed here;
 no ``log/`` arrays: the reference code evaluates only at its checkpoints).
+
+Besides reading (:func:`read_long_run`) and the comparison rows (:func:`summary`,
+:func:`comparison_table`): how a run was made (:func:`describe_run`), what changes from the
+branch epoch to the end (:func:`branch_changes`), and the two figures the book draws of a run
+(:func:`plot_long_run`, :func:`plot_long_run_accuracy`).
 """
 
 from __future__ import annotations
@@ -17,15 +22,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ace_utils.tasks.modular import load_curves
 
-__all__ = ["BRANCHES", "LATE_FROM", "LongRun", "read_long_run", "summary", "comparison_table"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["BRANCHES", "BRANCH_LABEL", "LATE_FROM", "LongRun", "BranchChanges", "read_long_run", "describe_run",
+           "branch_changes", "plot_long_run", "plot_long_run_accuracy", "summary", "comparison_table"]
 
 BRANCHES = ("main", "wd0")
+BRANCH_LABEL = {"main": "WD = 1", "wd0": "WD 1→0"}
 # r_core jumps by up to ~30 between neighbouring checkpoints late in a run: late values are means from here on
 LATE_FROM = 15_000
 
@@ -46,6 +56,11 @@ class LongRun:
     @property
     def n_models(self) -> int:
         return int(self.ckpts["main"]["r_core"].shape[1])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's configuration: ``meta["run"]`` where the writer nests it, else ``meta``."""
+        return self.meta.get("run", self.meta)
 
     def at(self, branch: str, key: str, epoch: int) -> np.ndarray:
         """``key`` at checkpoint ``epoch`` of ``branch``, per model (M,)."""
@@ -92,6 +107,114 @@ def read_long_run(directory: Path | str, name: str | None = None) -> LongRun:
     branch_epoch = int(meta["run"]["branch_epoch"]) if "run" in meta else int(meta["branch_epoch"])
     return LongRun(directory.name if name is None else name, _split(curves, "ckpt"), _split(curves, "log"),
                    meta, finals, branch_epoch)
+
+
+@dataclass(frozen=True)
+class BranchChanges:
+    """What a run does after its branch epoch, per branch (``"main"``, ``"wd0"``) and model (M,):
+    ``core_growth`` = r_core at the end minus r_core at the branch epoch, ``energy_drop`` =
+    r_energy at the branch epoch minus r_energy at the end, ``min_acc`` = the lowest test
+    accuracy after epoch ``after`` (logged every few epochs where the run has logs, else at the
+    checkpoints); ``branch_index`` is the main run's checkpoint index of the branch epoch."""
+
+    branch_index: int
+    core_growth: dict[str, np.ndarray]
+    energy_drop: dict[str, np.ndarray]
+    min_acc: dict[str, np.ndarray]
+    after: int
+
+
+def branch_changes(run: LongRun, after: int = 1000) -> BranchChanges:
+    """:class:`BranchChanges` of ``run``: both branches start from the main run's checkpoint at
+    the branch epoch (the first ``wd0`` checkpoint) and end at their last checkpoint."""
+    main = run.ckpts["main"]
+    hit = np.flatnonzero(main["epoch"] == run.branch_epoch)
+    if not hit.size:
+        raise KeyError(f"{run.name}: no main checkpoint at the branch epoch {run.branch_epoch}")
+    jb = int(hit[0])
+    start = {"main": jb, "wd0": 0}
+    growth = {b: run.ckpts[b]["r_core"][-1] - run.ckpts[b]["r_core"][start[b]] for b in BRANCHES}
+    drop = {b: run.ckpts[b]["r_energy"][start[b]] - run.ckpts[b]["r_energy"][-1] for b in BRANCHES}
+    source = "log" if run.logs["main"] else "ckpt"
+    low = {b: run.min_accuracy(b, after, source=source)[0] for b in BRANCHES}
+    return BranchChanges(jb, growth, drop, low, after)
+
+
+def describe_run(run: LongRun) -> str:
+    """How ``run`` was made (its command; its calls' start, commit, wall time and machines) and
+    its first and last checkpoints per branch, as lines of text. A writer that records one call
+    keeps it in ``meta`` itself, a resumable one a ``calls`` list."""
+    meta = run.meta
+    calls = meta.get("calls", [meta])
+    machines = sorted({str(c.get("machine", "?")).split("; load")[0] for c in calls})
+    wall = sum(float(c.get("wall_s", 0.0)) for c in calls)
+    lines = [f"command: {meta.get('command', '?')}",
+             f"{len(calls)} call(s) from {calls[0].get('started_utc', '?')} at commit {calls[0].get('git_commit', '?')}; "
+             f"{wall / 60:.0f} min wall on: " + "; ".join(machines)]
+    for b in BRANCHES:
+        c = run.ckpts[b]
+        for j in (0, -1):
+            lines.append(f"{BRANCH_LABEL[b]:7s} epoch {int(c['epoch'][j]):6d}: test acc {np.round(c['test_acc'][j], 3).tolist()}, "
+                         f"r_core {c['r_core'][j].astype(int).tolist()}, r_suf {c['r_suf'][j].astype(int).tolist()}, "
+                         f"r_energy {c['r_energy'][j].astype(int).tolist()}, modes {c['modes'][j].astype(int).tolist()}, "
+                         f"R²_h {np.round(c['r2_h'][j], 2).tolist()}")
+    return "\n".join(lines)
+
+
+def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over models of ``x`` (C, M): two (C,) arrays (SE 0 for one model)."""
+    x = np.asarray(x, float)
+    se = x.std(1, ddof=1) / np.sqrt(x.shape[1]) if x.shape[1] > 1 else np.zeros(x.shape[0])
+    return x.mean(1), se
+
+
+PANELS = (("r_core", "core dimension r_core"), ("r_suf", "sufficient dimension r_suf"),
+          ("r_energy", "energy dimension r_energy"), ("modes", "rotational modes"),
+          ("r2_h", "held-out R²_h of the shift operator"))
+
+
+def plot_long_run(run: LongRun) -> "Figure":
+    """Five panels over the run (:data:`PANELS`: r_core, r_suf, r_energy, rotational modes,
+    R²_h), mean ± SE over models, WD = 1 in black and WD 1→0 in purple; a dotted line at the
+    branch epoch; R²_h's panel shows [-2.1, 1.05] with a line at 0.9. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 3.1))
+    for b, col in (("main", "k"), ("wd0", "purple")):
+        c = run.ckpts[b]
+        for ax, (key, _) in zip(axes, PANELS):
+            m, se = _mean_se(c[key])
+            ax.plot(c["epoch"], m, color=col, label=BRANCH_LABEL[b])
+            ax.fill_between(c["epoch"], m - se, m + se, color=col, alpha=0.15)
+    p = run.config.get("p")
+    for ax, (key, label) in zip(axes, PANELS):
+        if key == "modes" and p:
+            label = f"{label} (max {p // 2 + 1})"
+        ax.axvline(run.branch_epoch, color="0.4", ls=":")
+        ax.set(xlabel="epoch", ylabel=label)
+    axes[-1].set_ylim(-2.1, 1.05)
+    axes[-1].axhline(0.9, color="0.6", lw=0.8)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_long_run_accuracy(run: LongRun) -> "Figure":
+    """Test accuracy over the run, one line per model, WD = 1 (left) and WD 1→0 (right), from
+    the logs where the run has them, else from the checkpoints. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+    for ax, b in zip(axes, BRANCHES):
+        c = run.logs[b] or run.ckpts[b]
+        for i in range(c["test_acc"].shape[1]):
+            ax.plot(c["epoch"], c["test_acc"][:, i], lw=0.7, label=f"model {i + 1}")
+        title = BRANCH_LABEL[b] + (f" (from epoch {run.branch_epoch})" if b == "wd0" else "")
+        ax.set(xlabel="epoch", title=title)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _ints(x: np.ndarray) -> str:

@@ -11,7 +11,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ParameterError", "Int", "Float", "Choice", "Bool", "Device", "IntList", "FloatList", "NameList", "validate"]
+__all__ = ["ParameterError", "Int", "Float", "Choice", "Fixed", "Bool", "Device", "IntList", "FloatList", "NameList", "validate"]
 
 
 class ParameterError(ValueError):
@@ -61,6 +61,20 @@ class Choice:
         if v not in self.values or type(v) not in {type(x) for x in self.values}:
             allowed = ", ".join(repr(x) for x in self.values)
             raise ParameterError(f"parameter {name!r} = {v!r} is not allowed: choose one of {allowed}")
+        return v
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """One allowed value, for a parameter a page must have but cannot vary (a page that reads
+    files made from one seed); ``why`` says why, in the message of a refused value."""
+
+    value: Any
+    why: str
+
+    def check(self, name: str, v: Any) -> Any:
+        if v != self.value or type(v) is not type(self.value):
+            raise ParameterError(f"parameter {name!r} = {v!r}: {self.why}; allowed: {self.value!r}")
         return v
 
 
