@@ -51,7 +51,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
 HEAVY = frozenset({"03_grokking_core", "04_grokking_time", "05_agreement_axis", "07_architecture_and_the_core"})
 # the pages from the longest to the shortest cold run (results/run_all.md); pages not listed go last
 COST_ORDER = ("03_grokking_core", "05_agreement_axis", "04_grokking_time", "07_architecture_and_the_core",
-              "06_ace_vs_baselines", "01_markov_cores", "02_core_alignment", "your_model", "00_ace_in_five_minutes")
+              "06_ace_vs_baselines", "01_markov_cores", "02_core_alignment", "your_model", "long_runs",
+              "00_ace_in_five_minutes")
 
 
 def toc_files(toc: Path) -> list[str]:

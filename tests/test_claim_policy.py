@@ -18,6 +18,11 @@ from ace_utils.book.seed_tables import code_hash, in_step, read_runs_csv, result
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
+# pages of book/ whose claims all read committed runs: the same one run whatever the seed, so
+# their tables need one seed (seed_rule.Support.backed)
+COMMITTED_PAGES = ("long_runs",)
+SOURCES = {c: ROOT / "notebooks" / c for c in CHAPTERS} | {p: ROOT / "book" / p for p in COMMITTED_PAGES}
+PAGES = CHAPTERS + list(COMMITTED_PAGES)
 
 
 def test_every_chapter_has_a_seed_table_of_ten_seeds():
@@ -29,6 +34,22 @@ def test_every_chapter_has_a_seed_table_of_ten_seeds():
         for cid, sup in support.items():
             assert sup.kind in KINDS, (chapter, cid)
             assert sup.runs == (1 if sup.kind == COMMITTED else n), (chapter, cid)
+
+
+@pytest.mark.parametrize("page", COMMITTED_PAGES)
+def test_every_committed_run_page_has_a_table_of_committed_run_claims(page):
+    support = seed_support(page)
+    assert support, f"no seed table {SEED_TABLES / (page + '.csv')}: run python -m ace_utils.book.rerun"
+    assert read_runs_csv(SEED_TABLES / f"{page}.csv")[0]["status"] == "ok"
+    assert {sup.kind for sup in support.values()} == {COMMITTED}, page
+    assert all(sup.runs == 1 for sup in support.values()), page
+
+
+@pytest.mark.parametrize("page", COMMITTED_PAGES)
+def test_every_committed_run_page_table_is_in_step_with_its_notebook(page):
+    nb, md = SOURCES[page].with_suffix(".ipynb"), SEED_TABLES / f"{page}.md"
+    assert in_step(nb, md), (f"{md.name} ran code {table_code(md)}, the page's is now {code_hash(nb)}: make the "
+                             f"table again (its command is in its header)")
 
 
 # Tables whose chapter's claim code changed (claims by id, kinds, new claims) after the table was
@@ -50,7 +71,7 @@ def test_every_table_is_in_step_with_its_notebook(chapter):
                              f"python -m ace_utils.book.rerun notebooks/{chapter}.ipynb --same-output 0")
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", PAGES)
 def test_committed_run_claims_name_a_committed_file_and_do_not_move_with_the_seed(chapter):
     runs = results_from_csv(SEED_TABLES / f"{chapter}.csv")
     for cid, sup in seed_support(chapter).items():
@@ -61,7 +82,7 @@ def test_committed_run_claims_name_a_committed_file_and_do_not_move_with_the_see
         assert source and all((ROOT / s.strip()).exists() for s in source.split(",")), (chapter, cid, source)
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", PAGES)
 def test_default_seed_passes_every_claim_the_rule_asserts(chapter):
     """Seed 0 (what the book and nbval run) must not be a seed on which an asserted claim failed."""
     runs = read_runs_csv(SEED_TABLES / f"{chapter}.csv")
@@ -129,13 +150,13 @@ def _other_allowed_values(check) -> list:
     raise AssertionError(f"no values known for a {kind} parameter")
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", PAGES)
 def test_claims_are_asserted_at_the_chapters_defaults_and_only_there(chapter):
     """Each chapter's open_chapter(asserted_at=...) holds at the defaults of its parameters cell,
     so the book's own run (and every seed of the seed table) asserts what the chapter claims; and
     for every parameter it names, some other value the chapter accepts opens a ledger that only
     reports (the rule is not vacuous: it can be left by a reader's papermill -p)."""
-    source = (ROOT / "notebooks" / f"{chapter}.py").read_text()
+    source = SOURCES[chapter].with_suffix(".py").read_text()
     defaults = _parameters_cell_defaults(source)
     spec, at = _asserted_at(source)
     assert set(at) <= set(defaults), sorted(set(at) - set(defaults))

@@ -28,7 +28,7 @@ def test_committed_run_reads_and_summarises():
     rows = lr.summary(run)
     assert rows["r_core WD = 1: at branch; late; at end"].split("; ")[0] == ", ".join(
         f"{v:.0f}" for v in run.at("main", "r_core", 900))
-    assert [f["label"] for f in run.finals] == ["seed 0", "seed 1000", "seed 2000"]
+    assert [f["label"] for f in run.finals] == ["seed 0", "seed 1000", "seed 2000"] and run.finals_epoch == 20000
     low_log, _ = run.min_accuracy("main", source="log")
     low_ck, _ = run.min_accuracy("main")
     assert (low_log <= low_ck + 1e-12).all()  # the log holds every checkpoint epoch's neighbourhood
@@ -64,7 +64,7 @@ def test_reference_layout_without_logs(tmp_path):
                                 acc_after=50)
     assert "| r_core WD 1->0 late | 2, 4 | no inflation |" in table
     assert "| lowest test acc. at checkpoints after 50, WD = 1 (epoch) | 0.900 (100), 0.500 (100) | not reported |" in table
-    assert [f["label"] for f in run.finals] == ["reference M0", "reference M1"]
+    assert [f["label"] for f in run.finals] == ["reference M0", "reference M1"] and run.finals_epoch is None
 
 
 def _tiny_run(with_logs: bool = True) -> lr.LongRun:

@@ -44,7 +44,8 @@ LATE_FROM = 15_000
 class LongRun:
     """One committed long run. ``ckpts[branch][name]``: (C,) for ``"epoch"``, (C, M) otherwise;
     ``logs[branch][name]`` likewise (empty dicts where the run logged only at checkpoints);
-    ``finals``: one dict per model, ``{"label", "main": profile, "wd0": profile}``."""
+    ``finals``: one dict per model, ``{"label", "main": profile, "wd0": profile}``, of the models
+    at epoch ``finals_epoch`` (None where the run has no ``final_states.json``)."""
 
     name: str
     ckpts: dict[str, dict[str, np.ndarray]]
@@ -52,6 +53,7 @@ class LongRun:
     meta: dict[str, Any]
     finals: list[dict[str, Any]]
     branch_epoch: int
+    finals_epoch: int | None = None
 
     @property
     def n_models(self) -> int:
@@ -99,14 +101,16 @@ def read_long_run(directory: Path | str, name: str | None = None) -> LongRun:
     curves = load_curves(directory / "curves.npz")
     meta = json.loads((directory / "meta.json").read_text())
     finals_path = directory / "final_states.json"
-    finals = []
+    finals, finals_epoch = [], None
     if finals_path.exists():
-        for m in json.loads(finals_path.read_text())["models"]:
+        states = json.loads(finals_path.read_text())
+        finals_epoch = int(states["epoch"]) if "epoch" in states else None
+        for m in states["models"]:
             label = f"seed {m['model_seed']}" if "model_seed" in m else str(m["model"])
             finals.append({"label": label, "main": m["main"], "wd0": m["wd0"]})
     branch_epoch = int(meta["run"]["branch_epoch"]) if "run" in meta else int(meta["branch_epoch"])
     return LongRun(directory.name if name is None else name, _split(curves, "ckpt"), _split(curves, "log"),
-                   meta, finals, branch_epoch)
+                   meta, finals, branch_epoch, finals_epoch)
 
 
 @dataclass(frozen=True)
