@@ -25,8 +25,8 @@
 # accuracy). In it the "add 1" map is a rotation: its eigenvalues lie on the unit circle
 # and it predicts held-out classes. This is the paper's picture, and so is much of what
 # follows over the paper's 20,000 epochs (a committed run of three models, as in the
-# paper, `results/modular_paper_models/`): under continued weight decay the core at least
-# doubles, mostly redundancy, with more rotational modes, though fewer than the paper's
+# paper, read on {doc}`a page of its own <../book/long_runs>`): under continued weight
+# decay the core at least doubles, mostly redundancy, with more rotational modes, though fewer than the paper's
 # 27, while without weight decay the energy and the modes stay where grokking left them.
 # Two differences: the models inflate at different times, and without weight decay the
 # necessary dimension of some of them grows as well, in directions of almost no energy.
@@ -108,7 +108,7 @@ from ace_utils.book.chapter import open_chapter
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.params import Choice, Device, Float, Int
 from ace_utils.book.plots import eigenvalue_clock
-from ace_utils.book.tables import markdown_table, per_model, seed_span, span
+from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.method.ace import ace, observability_from_readout
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_bias, readout_matrix
@@ -701,359 +701,30 @@ if branch is not None:
         f"{run.epochs - run.branch_epoch} epochs after the branch; the paper's inflation unfolds over 20,000 epochs. In "
         f"this short window r_core changes by {rng_(growth_wd1)} directions per model under weight decay 1 and by "
         f"{rng_(growth_wd0)} without it, and the number of rotational modes by {rng_(modes_growth['WD = 1'])} and "
-        f"{rng_(modes_growth['WD 1→0'])}. The next section follows the same models over the whole schedule."))
+        f"{rng_(modes_growth['WD 1→0'])}. The next section says where the same models are followed over the "
+        "whole schedule."))
 
 # %% [markdown]
-# ## The paper's 20,000 epochs on the paper's models
+# ## Over the paper's 20,000 epochs
 #
-# Inflation needs the paper's whole schedule: 20,000 epochs with weight decay 1 and a
-# branch continued from epoch 900 with weight decay 0, analysed every 100 epochs to 2,000
-# and every 500 after. That is hours of training on 2 CPU cores, too long for the book's
-# build, so such runs are made by `scripts/modular_paper_run.py` (resumable: it saves its
-# whole state every 500 epochs and continues where it stopped) and their curves are
-# committed under `results/` with the exact command, machine and commit of every call. The
-# run shown here is the preset on the paper's models, seed 0: three models, as in the
-# paper (seeds 0, 1000 and 2000; the first two are this chapter's default run up to epoch
-# 1000), float32, each model trained as its own task on one of the two cores
-# (`results/modular_paper_models/`; the third model was added to the finished run of two by
-# the same script with `--n-models 3`). `tests/test_modular_paper.py`
-# retrains the first model of the committed run through grokking to epoch 1200, with the
-# weight-decay 1 → 0 branch from its start at epoch 900, and requires every logged number
-# and checkpoint analysis of both to match the file: exactly on the machine that made it,
-# within the differences measured between CPU kinds elsewhere, so the file is known to come
-# from this code where the claims below rest on it. Everything in this section and the next
-# is read from committed files, whatever the parameters above: its claims are committed-run
-# claims, one run, whatever the seed.
-
-# %% tags=["hide-input"]
-import json  # noqa: E402
-
-
-def read_long_run(directory: Path) -> tuple[dict, dict, dict]:
-    """A committed long run (``scripts/modular_paper_run.py``): its checkpoint curves and its
-    logs per branch ('main': WD = 1, 'wd0': the WD 1→0 branch), each name -> (epochs, models),
-    and its meta record; prints how it was made and its first and last checkpoints."""
-    curves = mod.load_curves(directory / "curves.npz")
-    meta = json.loads((directory / "meta.json").read_text())
-    calls = meta.get("calls", [meta])  # a resumed run records one entry per call
-    print(f"command: {meta['command']}\n{len(calls)} call(s) from {calls[0]['started_utc']} at commit "
-          f"{calls[0]['git_commit']}; {sum(c['wall_s'] for c in calls) / 60:.0f} min wall on: "
-          + "; ".join(sorted({c['machine'].split('; load')[0] for c in calls})))
-    ckpts = {b: {k.split("/", 2)[2]: v for k, v in curves.items() if k.startswith(b + "/ckpt/")} for b in ("main", "wd0")}
-    logs = {b: {k.split("/", 2)[2]: v for k, v in curves.items() if k.startswith(b + "/log/")} for b in ("main", "wd0")}
-    for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
-        c = ckpts[b]
-        for j in (0, -1):
-            print(f"{name:7s} epoch {int(c['epoch'][j]):6d}: test acc {np.round(c['test_acc'][j], 3).tolist()}, "
-                  f"r_core {c['r_core'][j].astype(int).tolist()}, r_suf {c['r_suf'][j].astype(int).tolist()}, "
-                  f"r_energy {c['r_energy'][j].astype(int).tolist()}, modes {c['modes'][j].astype(int).tolist()}, "
-                  f"R²_h {np.round(c['r2_h'][j], 2).tolist()}")
-    return ckpts, logs, meta
-
-
-def plot_long_run(ckpts: dict, meta: dict) -> None:
-    """Five panels over the run, mean ± SE over models, WD = 1 (black) and WD 1→0 (purple)."""
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.1))
-    for b, col, lab in (("main", "k", "WD = 1"), ("wd0", "purple", "WD 1→0")):
-        c = ckpts[b]
-        for ax, key in zip(axes, ("r_core", "r_suf", "r_energy", "modes", "r2_h")):
-            m_, s_ = mean_se(c[key])
-            ax.plot(c["epoch"], m_, color=col, label=lab)
-            ax.fill_between(c["epoch"], m_ - s_, m_ + s_, color=col, alpha=0.15)
-    for ax, lab in zip(axes, ("core dimension r_core", "sufficient dimension r_suf", "energy dimension r_energy",
-                              f"rotational modes (max {meta['run']['p'] // 2 + 1})", "held-out R²_h of the shift operator")):
-        ax.axvline(meta["run"]["branch_epoch"], color="0.4", ls=":")
-        ax.set(xlabel="epoch", ylabel=lab)
-    axes[4].set_ylim(-2.1, 1.05)
-    axes[4].axhline(0.9, color="0.6", lw=0.8)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def plot_long_run_accuracy(logs: dict) -> None:
-    """Test accuracy over the run, one line per model, WD = 1 (left) and WD 1→0 (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
-    for ax, b, name in zip(axes, ("main", "wd0"), ("WD = 1", "WD 1→0 (from epoch 900)")):
-        for i in range(logs[b]["test_acc"].shape[1]):
-            ax.plot(logs[b]["epoch"], logs[b]["test_acc"][:, i], lw=0.7, label=f"model {i + 1}")
-        ax.set(xlabel="epoch", title=name)
-    axes[0].set_ylabel("test accuracy")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def long_run_changes(ckpts: dict, logs: dict, meta: dict) -> dict:
-    """The branch epoch's checkpoint index ``jb``; per model: r_core and r_energy growth from the
-    branch epoch to the end in both branches, and the lowest test accuracy after epoch 1000."""
-    jb = int(np.flatnonzero(ckpts["main"]["epoch"] == meta["run"]["branch_epoch"])[0])
-    main, wd0 = ckpts["main"], ckpts["wd0"]
-    return {
-        "jb": jb, "grow_wd1": main["r_core"][-1] - main["r_core"][jb], "grow_wd0": wd0["r_core"][-1] - wd0["r_core"][0],
-        "energy_drop_wd1": main["r_energy"][jb] - main["r_energy"][-1], "energy_drop_wd0": wd0["r_energy"][0] - wd0["r_energy"][-1],
-        "min_acc": {b: logs[b]["test_acc"][logs[b]["epoch"] > 1000].min(0) for b in ("main", "wd0")},
-    }
-
-
-RESULTS = Path(mod.__file__).resolve().parents[3] / "results"
-PC, PG, paper_meta = read_long_run(RESULTS / "modular_paper_models")
-
-# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the paper's models (the committed run, three models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h.", "name": "fig-modadd-long"}}
-plot_long_run(PC, paper_meta)
-
-# %% mystnb={"figure": {"caption": "Test accuracy over the paper's models' long run (logged every 10 epochs), one line per model, weight decay 1 (left) and the weight-decay-0 branch (right).", "name": "fig-modadd-long-acc"}}
-plot_long_run_accuracy(PG)
-
-# %%
-pch = long_run_changes(PC, PG, paper_meta)
-main_p, wd0_p, jb_p = PC["main"], PC["wd0"], pch["jb"]
-modes_max = paper_meta["run"]["p"] // 2 + 1
-LATE = 15_000  # r_core jumps by up to ~30 between neighbouring checkpoints late in the run: claims use the mean from here on
-
-
-def late(c: dict, key: str) -> np.ndarray:
-    """Mean over the checkpoints at epochs >= LATE, per model."""
-    return c[key][c["epoch"] >= LATE].mean(0)
-
-
-late_wd1 = {key: late(main_p, key) for key in ("r_core", "r_nec", "r_suf", "r_energy", "modes", "r2_h")}
-late_wd0 = {key: late(wd0_p, key) for key in late_wd1}
-print(f"per model: at epoch {int(main_p['epoch'][jb_p])} -> mean over epochs {LATE:,}-20,000 (at 20,000)")
-for key in ("r_core", "r_suf", "r_energy", "modes", "r2_h"):
-    for name, c, j0, m in (("WD = 1", main_p, jb_p, late_wd1), ("WD 1->0", wd0_p, 0, late_wd0)):
-        print(f"  {key:8s} {name:7s} {np.round(c[key][j0], 2).tolist()} -> {np.round(m[key], 2).tolist()} "
-              f"({np.round(c[key][-1], 2).tolist()})")
-print(f"lowest test accuracy after epoch 1000: WD = 1 {np.round(pch['min_acc']['main'], 3).tolist()}, "
-      f"WD 1->0 {np.round(pch['min_acc']['wd0'], 3).tolist()}")
-core_wd1, core_wd0, core_900 = late_wd1["r_core"], late_wd0["r_core"], main_p["r_core"][jb_p]
-energy_wd1, energy_wd0 = late_wd1["r_energy"], late_wd0["r_energy"]
-modes_wd1, modes_wd0 = late_wd1["modes"], late_wd0["modes"]
-PM = "results/modular_paper_models/curves.npz"
-committed = dict(kind="committed", source=PM)
-claims.holds("long_inflation", bool((core_wd1 > core_wd0).all()),
-             {"WD=1": core_wd1.round(1).tolist(), "WD 1->0": core_wd0.round(1).tolist()}, "WD=1 > WD 1->0",
-             "paper's models, long run, the paper's inflation: late in the run r_core is larger under WD = 1 than under "
-             f"WD 1→0 (mean over epochs {LATE:,}-20,000, per model)", paper="~60 vs no inflation [TS]", **committed)
-claims.holds("long_energy_spreads", bool((energy_wd1 - energy_wd0 >= 10).all()),
-             {"WD=1": energy_wd1.round(1).tolist(), "WD 1->0": energy_wd0.round(1).tolist()}, "difference >= 10",
-             "paper's models, long run: the activation energy spreads under WD = 1 and not without it: late r_energy "
-             f"under WD = 1 exceeds WD 1→0 by >= 10 (means over epochs {LATE:,}-20,000, every model)", asserted=False,
-             paper="not retrieved", **committed)
-claims.holds("long_no_mode_proliferation_wd0", bool((modes_wd1 - modes_wd0 >= 5).all()),
-             {"WD=1": modes_wd1.round(1).tolist(), "WD 1->0": modes_wd0.round(1).tolist()}, "difference >= 5",
-             "paper's models, long run: no proliferation of modes without weight decay: late rotational modes under "
-             f"WD = 1 exceed WD 1→0 by >= 5 (means over epochs {LATE:,}-20,000, every model)", asserted=False,
-             paper="no mode proliferation with WD 1->0 [TS]", **committed)
-claims.holds("long_core_doubles", bool((core_wd1 >= 2 * core_900).all()),
-             {"900": core_900.tolist(), "late": core_wd1.round(1).tolist()}, ">= 2 x r_core(900)",
-             f"paper's models, long run: under WD = 1 the core at least doubles from epoch 900 (mean over epochs "
-             f"{LATE:,}-20,000, every model)", paper="~15 -> ~60 [TS]", **committed)
-redundancy = late_wd1["r_nec"] - late_wd1["r_suf"]
-claims.at_least("long_redundancy", redundancy.round(1).tolist(), 15,
-                "paper's models, long run: the inflation is redundancy: under WD = 1 the necessary dimension exceeds "
-                f"the sufficient one by >= {{bound}} (means over epochs {LATE:,}-20,000, every model)",
-                paper="r_suf stays small while r_nec grows [C-fig]", **committed)
-claims.holds("long_modes_double", bool((modes_wd1 >= 2 * main_p["modes"][jb_p]).all()),
-             {"900": main_p["modes"][jb_p].tolist(), "late": modes_wd1.round(1).tolist()}, ">= 2 x modes(900)",
-             f"paper's models, long run: under WD = 1 the rotational modes at least double from epoch 900 (mean over "
-             f"epochs {LATE:,}-20,000, every model)", asserted=False, paper="→ 27 (max) [TQ][TS]", **committed)
-claims.at_least("long_modes_near_max", modes_wd1.round(1).tolist(), modes_max - 3,
-                f"paper's models, long run: the rotational modes approach the maximum {modes_max} under WD = 1 (mean "
-                f"over epochs {LATE:,}-20,000 >= {{bound}}, every model)", asserted=False,
-                paper=f"approaches {modes_max} [TQ][TS]", **committed)
-claims.at_least("long_wd1_stays_accurate", np.round(pch["min_acc"]["main"], 4).tolist(), 0.98,
-                "paper's models, long run: WD = 1 keeps the grokked models accurate (test accuracy >= {bound} after "
-                "epoch 1000, every model)", asserted=False, paper="not retrieved", **committed)
-display(claims.ledger())
-
-# %% tags=["hide-input"]
-n_long = main_p["r_core"].shape[1]
-long_seeds = [paper_meta["run"]["seed"] + 1000 * i for i in range(n_long)]  # model i is seeded with seed + 1000 i
-ep_main = main_p["epoch"]
-spread_from = []
-for i in range(n_long):  # first checkpoint after the branch with r_energy >= 10 above its epoch-900 value
-    hit = np.flatnonzero((ep_main > ep_main[jb_p]) & (main_p["r_energy"][:, i] >= main_p["r_energy"][jb_p, i] + 10))
-    spread_from.append(f"{int(ep_main[hit[0]]):,}" if hit.size else "never")
-after_1000 = PG["main"]["epoch"] > 1000
-min_epoch = [int(PG["main"]["epoch"][after_1000][np.argmin(PG["main"]["test_acc"][after_1000, i])]) for i in range(n_long)]
-jump = np.abs(np.diff(main_p["r_core"][ep_main >= 10_000], axis=0)).max()
-copies_wd0 = [long_seeds[i] for i in range(n_long) if late_wd0["r_nec"][i] - late_wd0["r_energy"][i] >= 10]
-core_holds = [long_seeds[i] for i in range(n_long) if core_wd1[i] > core_wd0[i]]
-energy_holds = int((energy_wd1 - energy_wd0 >= 10).sum())
-modes_holds = int((modes_wd1 - modes_wd0 >= 5).sum())
-Markdown(
-    f"**On the paper's models (the committed run `{PM}`, {n_long} models, seeds {', '.join(map(str, long_seeds))}), "
-    "weight decay inflates the core, as the paper reports, with fewer modes than it reports.** Under continued "
-    f"weight decay 1 the core grows from {per_model(core_900)} dimensions at epoch {int(ep_main[jb_p])} to "
-    f"{per_model(core_wd1)} on average over epochs {LATE:,}-20,000 ({per_model(main_p['r_core'][-1])} at epoch "
-    f"20,000; the paper: ~60), while the sufficient dimension reaches only {span(late_wd1['r_suf'], '{:.0f}')}: most "
-    f"of the growth is redundancy (r_nec exceeds r_suf by {span(redundancy, '{:.0f}')}), directions each of which "
-    "can go without harm but not all together, as in the paper's figure 2B. The activation energy spreads with it "
-    f"(r_energy {per_model(main_p['r_energy'][jb_p])} at epoch {int(ep_main[jb_p])}, {per_model(energy_wd1)} late; "
-    f"10 or more directions above its epoch-{int(ep_main[jb_p])} value from epoch {' / '.join(spread_from)}) and "
-    f"the shift operator gains rotational modes, from {per_model(main_p['modes'][jb_p])} to {per_model(modes_wd1)} "
-    f"late, short of the maximum {modes_max} the paper reports. Under weight decay the lowest test accuracy after "
-    f"epoch 1000 is {per_model(pch['min_acc']['main'], '{:.3f}')} (at epochs {' / '.join(f'{e:,}' for e in min_epoch)}), "
-    f"and the operator's held-out fit loosens ($R^2_h$ {span(main_p['r2_h'][jb_p], '{:.2f}')} at epoch "
-    f"{int(ep_main[jb_p])}, {span(late_wd1['r2_h'], '{:.2f}')} late). Without weight decay the energy dimension "
-    f"({span(energy_wd0, '{:.0f}')}), the modes ({span(modes_wd0, '{:.0f}')}), the sufficient dimension "
-    f"({span(late_wd0['r_suf'], '{:.0f}')}) and the held-out fit ({span(late_wd0['r2_h'], '{:.2f}')}; late means) "
-    "stay near where grokking left them: no proliferation of modes, as the paper says. The necessary dimension is "
-    f"the exception: without weight decay it goes from {per_model(wd0_p['r_nec'][0])} at the branch to "
-    f"{per_model(late_wd0['r_nec'])} late, 10 or more directions above the energy dimension in "
-    f"{len(copies_wd0)} of {n_long} models" + (f" (seeds {', '.join(map(str, copies_wd0))})" if copies_wd0 else "")
-    + ", so those redundant copies sit in directions of little energy. The paper's contrast in core size (late r_core "
-    f"larger under weight decay than without) holds for {len(core_holds)} of {n_long} models"
-    + (f" (seeds {', '.join(map(str, core_holds))})" if core_holds else "")
-    + f"; in energy (a gap of 10 or more) for {energy_holds} and in modes (5 or more) for {modes_holds}. Late in "
-    f"the run the core dimension jumps by up to {jump:.0f} between neighbouring checkpoints, which is why the claims "
-    f"above average over the last quarter of the run. One run of {n_long} models: how these numbers spread over "
-    "seeds is not measured (each model takes about 2 hours of one core).")
-
-# %% [markdown]
-# ### Where the redundant copies sit
-#
-# A necessary dimension far above the energy dimension means that the answer survives the
-# removal of every direction that carries activation energy: copies of it sit in directions
-# of little energy. `scripts/long_run_final_states.py` measures this on the run's final
-# models (epoch 20,000, both branches, from the run's saved states:
-# `results/modular_paper_models/final_states.json`; `ace_utils.tasks.modular.redundancy_profile`):
-# the test accuracy with the top r_energy ACE directions removed, the share of the ACE
-# energy outside them, and how large the weights and the logit margins have grown.
-
-# %% tags=["hide-input"]
-final_states = json.loads((RESULTS / "modular_paper_models" / "final_states.json").read_text())
-fs_rows = []
-for m in final_states["models"]:
-    for b, name in (("main", "WD = 1"), ("wd0", "WD 1→0")):
-        f = m[b]
-        fs_rows.append([f"model seed {m['model_seed']}, {name}", f["r_energy"], f["r_nec"], f["r_suf"],
-                        f"{f['acc_without_energy']:.3f}", f"{100 * f['energy_beyond']:.2f} %", f"{f['param_norm']:.0f}",
-                        f"{f['readout_norm']:.1f}", f"{f['median_margin']:.1f}"])
-display(Markdown(markdown_table(
-    ["final model (epoch 20,000)", "r_energy", "r_nec", "r_suf", f"test acc. without the r_energy directions (2/p = {2 / paper_meta['run']['p']:.3f})",
-     "ACE energy outside them", "parameter norm", "‖W_U‖", "median logit margin"], fs_rows)))
-fs_wd1 = np.array([m["main"]["param_norm"] for m in final_states["models"]])
-fs_wd0 = np.array([m["wd0"]["param_norm"] for m in final_states["models"]])
-FS = "results/modular_paper_models/final_states.json"
-claims.holds("long_weights_grow_wd0", bool((fs_wd0 >= 2 * fs_wd1).all()),
-             {"WD=1": fs_wd1.round(1).tolist(), "WD 1->0": fs_wd0.round(1).tolist()}, ">= 2x",
-             "paper's models, long run: without weight decay the weights keep growing: at epoch 20,000 the parameter "
-             "norm of the WD 1→0 branch is >= 2x that under WD = 1, every model", kind="committed", source=FS,
-             paper="not reported")
-display(claims.ledger())
-fs_models = final_states["models"]
-two_p = 2 / paper_meta["run"]["p"]
-with_copy = {b: [m for m in fs_models if m[b]["acc_without_energy"] > two_p] for b in ("main", "wd0")}
-no_copy_wd0 = [m for m in fs_models if m["wd0"]["acc_without_energy"] <= two_p]
-
-
-def answers(ms: list, b: str) -> str:
-    return "; ".join(f"seed {m['model_seed']}: {m[b]['acc_without_energy']:.2f} without its {m[b]['r_energy']} energy "
-                     f"directions, which hold all but {100 * m[b]['energy_beyond']:.2f} % of the energy (r_nec "
-                     f"{m[b]['r_nec']})" for m in ms)
-
-
-Markdown(
-    f"**Where the redundancy lives** (`{FS}`, the final models at epoch {final_states['epoch']:,}). Under weight "
-    f"decay 1, {len(with_copy['main'])} of {len(fs_models)} models still answer part of the test pairs after the "
-    f"removal of all their energy directions, against $2/p$ = {two_p:.3f} ({answers(with_copy['main'], 'main')}): "
-    "that is the gap between r_energy and r_nec. Without weight decay "
-    f"{len(with_copy['wd0'])} of {len(fs_models)} keep such a copy ({answers(with_copy['wd0'], 'wd0')}). Without "
-    f"weight decay the weights of all {len(fs_models)} grow, to {span(fs_wd0 / fs_wd1, '{:.1f}')} times the norm they "
-    "reach under weight decay, and their median logit margins widen (from "
-    f"{per_model([m['main']['median_margin'] for m in fs_models], '{:.1f}')} to "
-    f"{per_model([m['wd0']['median_margin'] for m in fs_models], '{:.1f}')})"
-    + (f", but {', '.join('seed ' + str(m['model_seed']) for m in no_copy_wd0)} keep{'s' if len(no_copy_wd0) == 1 else ''} "
-       "no copy, so weight growth alone does not explain it" if no_copy_wd0 else "")
-    + ". The paper reports no inflation without weight decay for its three models; ours show it in "
-    f"{len(with_copy['wd0'])} of {len(fs_models)}, in the necessary dimension only.")
-
-# %% [markdown]
-# ## Beyond the paper: the same 20,000 epochs on pre-LN models
-#
-# The same schedule on the pre-LN TransformerLens-native models (seed 0, trained in
-# bfloat16 autocast with both models stacked in one process, made in one uninterrupted
-# call before the script resumed runs: `results/modular_paper/`), read and drawn by the
-# same code.
-
-# %% tags=["hide-input"]
-LC, LG, long_meta = read_long_run(RESULTS / "modular_paper")
-
-# %% mystnb={"figure": {"caption": "Paper figure 2A/2B/2D over the paper's 20,000 epochs on the pre-LN models (the committed run, two models, mean \u00b1 SE), continued weight decay 1 (black) and the weight-decay-0 branch from epoch 900 (purple; dotted line). Left to right: core dimension r_core (= necessary dimension r_nec here), sufficient dimension r_suf (the gap between the two is the redundancy), energy dimension r_energy, number of rotational modes of the shift operator, and its held-out R\u00b2_h. Without weight decay the core inflates and the rotation comes to generalise; with it, the core does not grow.", "name": "fig-modadd-long-preln"}}
-plot_long_run(LC, long_meta)
-
-# %% mystnb={"figure": {"caption": "Test accuracy over the pre-LN models' long run (logged every 10 epochs), one line per model: with weight decay 1 (left) the grokked models collapse and recover repeatedly; the weight-decay-0 branch (right) stays high (its lowest value is in the text below).", "name": "fig-modadd-long-preln-acc"}}
-plot_long_run_accuracy(LG)
-
-# %%
-ch = long_run_changes(LC, LG, long_meta)
-grow_wd1, grow_wd0, min_acc = ch["grow_wd1"], ch["grow_wd0"], ch["min_acc"]
-print(f"r_core growth from epoch 900 to 20,000: WD = 1 {grow_wd1.astype(int).tolist()}, WD 1->0 {grow_wd0.astype(int).tolist()}")
-print(f"lowest test accuracy after epoch 1000: WD = 1 {np.round(min_acc['main'], 3).tolist()}, "
-      f"WD 1->0 {np.round(min_acc['wd0'], 3).tolist()}")
-LN = "results/modular_paper/curves.npz"
-committed_ln = dict(kind="committed", source=LN)
-claims.holds("preln_long_inflation", bool((grow_wd1 > grow_wd0).all()), {"WD=1": grow_wd1.tolist(), "WD 1->0": grow_wd0.tolist()},
-             "WD=1 growth > WD 1->0 growth",
-             "pre-LN long run, the paper's inflation: r_core grows more under WD = 1 than under WD 1→0 (per model)",
-             asserted=False, paper="~60 vs no inflation [TS]", **committed_ln)
-claims.holds("preln_long_wd0_inflates", bool((grow_wd0 >= 10).all() and (np.abs(grow_wd1) <= 5).all()),
-             {"WD=1": grow_wd1.tolist(), "WD 1->0": grow_wd0.tolist()}, "WD 1->0 >= 10, |WD = 1| <= 5",
-             "pre-LN long run: the WD 1→0 core inflates (r_core grows by >= 10 from epoch 900) while the WD = 1 core "
-             "stays within 5 of its size at epoch 900, every model", paper="the opposite of the paper's [TS]",
-             **committed_ln)
-claims.at_least("preln_long_late_rotation", np.round(LC["wd0"]["r2_h"][-1], 3).tolist(), 0.9,
-                "pre-LN long run: the rotation generalises late, without weight decay (R²_h >= {bound} at epoch 20,000 "
-                "in the WD 1→0 branch, every model)", paper="≈1 from grokking on [TS]", **committed_ln)
-claims.holds("preln_long_energy_falls", bool((ch["energy_drop_wd1"] >= 10).all() and (ch["energy_drop_wd0"] >= 10).all()),
-             {"WD=1": ch["energy_drop_wd1"].tolist(), "WD 1->0": ch["energy_drop_wd0"].tolist()}, ">= 10",
-             "pre-LN long run: the energy dimension falls in both branches (epoch 20,000 vs 900, by >= 10, every model)",
-             paper="not retrieved", **committed_ln)
-claims.holds("preln_long_destabilised", bool(min_acc["main"].min() < 0.5 and min_acc["wd0"].min() >= 0.85),
-             {"WD=1": np.round(min_acc["main"], 3).tolist(), "WD 1->0": np.round(min_acc["wd0"], 3).tolist()},
-             "WD=1 min < 0.5; WD 1->0 min >= 0.85",
-             "pre-LN long run: weight decay 1 keeps destabilising the grokked models (test accuracy below 0.5 after "
-             "epoch 1000 in some model, never below 0.85 without weight decay)", paper="not retrieved", **committed_ln)
-display(claims.ledger())
-jb_l = ch["jb"]
-late1 = LG["main"]["epoch"] > 1000
-acc1 = LG["main"]["test_acc"][late1]
-collapses = ((acc1[1:] < 0.5) & (acc1[:-1] >= 0.5)).sum(0)  # logged drops below 0.5 test accuracy, per model
-Markdown(
-    f"**In pre-LN models, inflation runs the other way** (the committed run `{LN}`). Over the paper's 20,000 epochs "
-    f"their WD = 1 core does not inflate: it ends at {per_model(LC['main']['r_core'][-1])} dimensions, against "
-    f"{per_model(LC['main']['r_core'][jb_l])} at the branch point, while the models fall below 0.5 test accuracy "
-    f"{per_model(collapses)} times after epoch 1000 (logged every 10 epochs) and recover. The weight-decay-0 branch is the "
-    f"one that inflates, from {per_model(LC['wd0']['r_core'][0])} to {per_model(LC['wd0']['r_core'][-1])} dimensions, "
-    "its necessary dimension growing while the sufficient dimension stays at "
-    f"{span(LC['wd0']['r_suf'][LC['wd0']['epoch'] >= 2000], '{:.0f}')} from epoch 2000 on: the redundancy the paper "
-    "describes, but under the opposite condition. "
-    "In both branches the activation energy concentrates into fewer directions (r_energy "
-    f"{span(LC['main']['r_energy'][jb_l], '{:.0f}')} at epoch {int(LC['main']['epoch'][jb_l])}, "
-    f"{span(np.r_[LC['main']['r_energy'][-1], LC['wd0']['r_energy'][-1]], '{:.0f}')} at 20,000) and the number of "
-    f"rotational modes falls ({span(LC['main']['modes'][jb_l], '{:.0f}')} to "
-    f"{span(np.r_[LC['main']['modes'][-1], LC['wd0']['modes'][-1]], '{:.0f}')}, not up towards the 27 the paper "
-    "reports), and the \"add 1\" operator on the core becomes a generalising rotation only late, and clearly only "
-    f"without weight decay ($R^2_h$ {per_model(LC['wd0']['r2_h'][-1], '{:.2f}')} at epoch 20,000; with weight decay "
-    f"{per_model(LC['main']['r2_h'][-1], '{:.2f}')}). The paper's mechanism, weight decay pushing a grokked network to "
-    "spread the same computation over more frequency modes, is not what dropout-trained pre-LN models do. Without "
-    "weight decay nothing pulls the weights back, and dropout keeps rewarding redundant copies: a plausible reason "
-    "for the reversal, and the reversal belongs to these models: on the paper's models (previous section) weight "
-    "decay does inflate the core.")
+# Inflation needs the paper's whole schedule, hours of training on 2 CPU cores, so the book
+# reads it from two committed runs of that schedule, on a page of its own:
+# {doc}`03 · The paper's 20,000 epochs <../book/long_runs>`. On the paper's models continued
+# weight decay inflates the core, mostly as redundancy, while without it the energy and the
+# rotational modes stay where grokking left them; on the pre-LN models the core inflates the
+# other way, without weight decay.
 
 # %% [markdown]
 # ## Our numbers beside the paper's
 #
-# Four columns: this run (in the rows on epoch 20,000: the committed long run of the paper's
-# models, seed 0); the pre-LN models (`architecture="pre-ln"`) over seeds 0-9, each
+# Four columns: this run; the pre-LN models (`architecture="pre-ln"`) over seeds 0-9, each
 # entry the range over seeds of what their committed seed table (`results/robustness/pre-ln`)
-# holds (per model, or the extreme over a seed's checkpoints after grokking), and their
-# committed 20,000-epoch run; the author's reference code run unchanged on a 2-core CPU
+# holds (per model, or the extreme over a seed's checkpoints after grokking); the author's
+# reference code run unchanged on a 2-core CPU
 # (its "quick" preset: 2 models, 1000 epochs); and the paper's values as collected on the
 # {ref}`sources page <sources-modular>`, with their source tags ({ref}`sources-tags`; [TS]:
-# unverified third-party summaries; "not retrieved": not available to us).
+# unverified third-party summaries; "not retrieved": not available to us). The numbers of the
+# paper's 20,000 epochs are in the closing table of {doc}`their own page <../book/long_runs>`.
 
 # %% tags=["hide-input"]
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))
@@ -1098,25 +769,15 @@ rows = [
      f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", na,
      "5-7 after grokking / not recorded", "not retrieved"),
 ]
-paper_at_20000 = {"r_core": "~60 / no inflation [TS]", "r_suf": "stays small while r_nec grows [C-fig]",
-                  "r_energy": "not retrieved", "modes": "→ 27 (max) / fewer [TQ][TS]", "r2_h": "≈1 from grokking on [TS]"}
-for label, key, fmt in (("core dim. r_core", "r_core", "{:.0f}"), ("sufficient dim. r_suf", "r_suf", "{:.0f}"),
-                        ("energy dim. r_energy", "r_energy", "{:.0f}"), ("rotational modes", "modes", "{:.0f}"),
-                        ("R²_h", "r2_h", "{:.2f}")):
-    rows.append((f"{label} at epoch 20,000, WD = 1 / WD 1→0 (the committed long runs; at 900)",
-                 f"{rng_(PC['main'][key][-1], fmt)} / {rng_(PC['wd0'][key][-1], fmt)} ({rng_(PC['main'][key][jb_p], fmt)})",
-                 f"{rng_(LC['main'][key][-1], fmt)} / {rng_(LC['wd0'][key][-1], fmt)} ({rng_(LC['main'][key][ch['jb']], fmt)}; one long run)",
-                 "not run (20,000 epochs)", paper_at_20000[key]))
-rows.append(("lowest test acc. after epoch 1000, WD = 1 / WD 1→0 (long runs)",
-             f"{rng_(pch['min_acc']['main'], '{:.3f}')} / {rng_(pch['min_acc']['wd0'], '{:.3f}')}",
-             f"{rng_(min_acc['main'], '{:.3f}')} / {rng_(min_acc['wd0'], '{:.3f}')}", "not run", "not retrieved"))
+rows.append(("the paper's 20,000 epochs: r_core under WD = 1 / WD 1→0",
+             "committed runs, on {doc}`their own page <../book/long_runs>`", "the same page (one run)",
+             "not run (20,000 epochs)", "~60 / no inflation [TS]"))
 ours = f"ours, the paper's models (seed {seed})" if architecture == "paper" else f"ours, {architecture} models (seed {seed})"
 head = ["quantity", ours, "ours, pre-LN models (seeds 0-9)", "reference code on a CPU", "paper"]
 Markdown(markdown_table(head, rows))
 
 # %% [markdown]
-# The claims of this chapter, by kind (the long-run claims read committed files: one run
-# each, whatever the seed):
+# The claims of this chapter, by kind:
 
 # %% tags=["hide-input"]
 claims.overview()
@@ -1134,14 +795,8 @@ claims.overview()
 #   preset on a CPU: grokking by epoch 700, the branch at 800). Core formation, necessity,
 #   sufficiency and the rotation need only the epochs up to shortly after grokking, so the
 #   short schedule does not change them; inflation is not tested by it, but by the
-#   committed 20,000-epoch run of the same seeds (a separate script; hours of CPU time).
-# - *Long run.* The committed 20,000-epoch run has three models, as the paper's, but from
-#   our seeds (0, 1000, 2000), not the reference code's `seed_all(1031)`. Without weight
-#   decay some of them keep copies of their answer in directions of almost no energy, so
-#   their necessary dimension grows as under weight decay, which the paper does not report
-#   for its three; and they inflate under weight decay at different times (the long-run
-#   section counts both from the committed files). Whether these are differences of seed or
-#   of setup is not settled by three models.
+#   committed 20,000-epoch run of the same seeds (a separate script; hours of CPU time),
+#   read on {doc}`its own page <../book/long_runs>` with how it differs from the paper's.
 # - *Evaluation.* Accuracy is logged every 10 epochs (the reference code: every epoch), so
 #   grokking epochs are multiples of 10.
 # - *Scans.* $r_\text{nec}$ is scanned from $r=1$ (the reference code starts at
@@ -1152,7 +807,7 @@ claims.overview()
 #   another picture at the same settings: a sufficient core of ~15 dimensions, but a
 #   ~44-dimensional energy core, no necessary subspace smaller than $p-1$, and no
 #   generalising rotation; over 20,000 epochs their core inflates without weight decay,
-#   not with it (the committed long run above).
+#   not with it ({doc}`the long runs' page <../book/long_runs>`).
 
 # %%
 claims.record(grok_epochs=grok, memorise_epochs=mem, final_test_acc=final_test.tolist(),
