@@ -13,7 +13,9 @@
 #               traceback in the log. The plugin scripts/nbval_book.py stores every page that
 #               passed in the book's execution cache (_build/.jupyter_cache, emptied first), as
 #               the book build would after executing it. The kernels log every cell's time
-#               (scripts/ipython_cell_times.py)
+#               (scripts/ipython_cell_times.py), and their claims ledgers go to _build/test/claims,
+#               where tests/test_rerun.py then compares chapter 01's with its committed
+#               seed-table entry (instead of training it a second time)
 #   book        jupyter-book build -W -n --keep-going --all into _build/html, rendering those
 #               executions: its config (_build/test/_config.yml, written by run_chapters.py from
 #               _config.yml) excludes from execution any page not in the cache, so the build
@@ -87,8 +89,13 @@ chapters() {
     rm -rf _build/.jupyter_cache _build/html/reports || return 1
     mkdir -p "$TEST_DIR/ipython/profile_default/startup" || return 1
     ln -sf "$ROOT/scripts/ipython_cell_times.py" "$TEST_DIR/ipython/profile_default/startup/00-cell-times.py"
-    kernel_env "$PY" scripts/run_chapters.py --jobs "${BOOK_JOBS:-2}" --out "$TEST_DIR/chapters" \
-        --junitxml "$TEST_DIR/chapters.xml" --build-config "$TEST_DIR/_config.yml"
+    local rc=0
+    ACE_BOOK_CLAIMS="$ROOT/$TEST_DIR/claims" kernel_env "$PY" scripts/run_chapters.py --jobs "${BOOK_JOBS:-2}" \
+        --out "$TEST_DIR/chapters" --junitxml "$TEST_DIR/chapters.xml" --build-config "$TEST_DIR/_config.yml" || rc=$?
+    # a committed seed-table entry against the chapter's run here (tests/test_rerun.py)
+    ACE_BOOK_CHAPTER_CLAIMS="$ROOT/$TEST_DIR/claims" "$PY" -m pytest -q -p no:cacheprovider \
+        tests/test_rerun.py -k matches_the_chapters_run --junitxml="$TEST_DIR/chapter-ledgers.xml" || rc=1
+    return $rc
 }
 
 book() {
