@@ -13,7 +13,9 @@ same k:
 and two alternatives to the paper's basis built from the same balanced SVD
 (:func:`observability_side_basis`, :func:`output_ranked_pca`; :func:`whitened_core` shows
 that whitening first gives nothing new). :func:`compare_subspaces` scores any dict of
-bases with a caller-given evaluation; :func:`tilt_experiment` measures how far each
+bases with a caller-given evaluation (:func:`average_random` folds the random controls into their
+mean; :func:`sufficient_necessary` reads the smallest sufficient and necessary dimensions off
+keep/remove scans); :func:`tilt_experiment` measures how far each
 basis lands from a planted core (:func:`ace_utils.method.synthetic.planted_core_system`) as the
 sample size and the loudness of an output-irrelevant decoy vary.
 
@@ -322,6 +324,47 @@ def compare_subspaces(
     name -> mode -> value, in the order given.
     """
     return {name: {mode: float(evaluate(Q, mode)) for mode in modes} for name, Q in bases.items()}
+
+
+def average_random(scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """A :func:`compare_subspaces` result with its ``"random i"`` rows replaced by their mean.
+
+    ``scores``: name -> mode -> value. The other rows keep their order; one row
+    ``"random (mean)"`` (the per-mode mean of the random rows) is appended at the end.
+    ``ValueError`` when there is no random row.
+    """
+    rnd = [v for n, v in scores.items() if n.startswith("random ")]
+    if not rnd:
+        raise ValueError("no 'random i' row to average")
+    out = {n: dict(v) for n, v in scores.items() if not n.startswith("random ")}
+    out["random (mean)"] = {m: float(np.mean([r[m] for r in rnd])) for m in rnd[0]}
+    return out
+
+
+def first_dimension(mask: np.ndarray) -> int | None:
+    """The smallest r >= 1 with ``mask[r]`` true, or None; ``mask``: (R + 1,) booleans over
+    r = 0..R directions (entry 0, no direction, is ignored)."""
+    idx = np.flatnonzero(np.asarray(mask)[1:])
+    return int(idx[0]) + 1 if idx.size else None
+
+
+def sufficient_necessary(keep: np.ndarray, remove: np.ndarray, base: float, p: int,
+                         tol: float = 1e-3) -> tuple[int | None, int | None]:
+    """Smallest sufficient and necessary dimensions ``(r_suf, r_nec)`` from keep/remove scans.
+
+    ``keep``, ``remove``: (R + 1,) accuracies with the first r directions kept / removed,
+    r = 0..R (NaN in ``keep`` counts as failing); ``base``: the model's accuracy; ``p``:
+    the number of classes. ``r_suf``: first r with keep >= base - ``tol``; ``r_nec``: first r
+    with remove <= 2/p; None where no r qualifies.
+    """
+    suf = first_dimension(np.nan_to_num(keep, nan=-1) >= base - tol)
+    return suf, first_dimension(np.asarray(remove) <= 2 / p)
+
+
+def dimension_or(v: int | None, never: int = 10**6) -> int:
+    """``v``, or ``never`` (larger than any dimension) when ``v`` is None: orders "never
+    sufficient" after every dimension."""
+    return never if v is None else v
 
 
 # --------------------------------------------------------------------------- the tilt study
