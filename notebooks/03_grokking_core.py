@@ -108,7 +108,8 @@ from ace_utils.book.chapter import open_chapter
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.params import Choice, Device, Float, Int
 from ace_utils.book.plots import eigenvalue_clock
-from ace_utils.book.tables import markdown_table, seed_span, span
+from ace_utils.book.tables import (at_checkpoints, markdown_table, max_or_nan, mean_se, min_or_nan, range_of,
+                                   seed_span, span)
 from ace_utils.method.ace import ace, observability_from_readout
 from ace_utils.method.interventions import subspace_hook
 from ace_utils.models import readout_bias, readout_matrix
@@ -307,42 +308,13 @@ claims.at_most("closed_form_equals_hooks",
 display(claims.ledger())
 
 
-def rng_(x, fmt="{:.0f}"):
-    return span(x, fmt, missing="n/a")
-
-
 def pre_ln(claim: str, pick=None, fmt: str = "{:.0f}") -> str:
     """Range over seeds 0-9 of (part of) a claim's value (its id) on the pre-LN models (their committed seed table)."""
     return seed_span("03_grokking_core", claim, ledger_rules.SEED_TABLES / "pre-ln", pick=pick, fmt=fmt)
 
 
-def amin(x):
-    """min of an array, nan if empty (a claim on no data then fails instead of crashing)."""
-    x = np.asarray(x, float)
-    return float(x.min()) if x.size else float("nan")
-
-
-def amax(x):
-    """max of an array, nan if empty."""
-    x = np.asarray(x, float)
-    return float(x.max()) if x.size else float("nan")
-
-
-def mean_se(x):
-    """Mean and standard error over models (axis 1)."""
-    x = np.asarray(x, float)
-    se = x.std(1, ddof=1) / np.sqrt(x.shape[1]) if x.shape[1] > 1 else np.zeros(x.shape[0])
-    return x.mean(1), se
-
-
-def table_at(epochs_list, keys):
-    for e in epochs_list:
-        j = int(np.argmin(np.abs(ck_ep - e)))
-        print(f"epoch {int(ck_ep[j]):5d}: " + "  ".join(f"{k} {np.round(ck[k][j], 3).tolist()}" for k in keys))
-
-
-table_at([0, 100, 200, 300, grok_all, grok_all + 100, run.epochs],
-         ["test_acc", "r_energy", "r_nec", "r_suf", "r_core", "core_only_acc", "core_removed_acc"])
+print(at_checkpoints([0, 100, 200, 300, grok_all, grok_all + 100, run.epochs], ck_ep, ck,
+                     ["test_acc", "r_energy", "r_nec", "r_suf", "r_core", "core_only_acc", "core_removed_acc"]))
 
 # %% mystnb={"figure": {"caption": "Paper figure 1A, 'Mod Add Core Forms at Grokking'. Test accuracy (dashed red, left axis) and core dimension r_core (black, right axis), mean \u00b1 SE over models; dotted line: the epoch by which every model has grokked.", "name": "fig-modadd-1a"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
@@ -384,17 +356,17 @@ gap = np.abs(ck["core_only_acc"][post] - ck["test_acc"][post])
 # necessity measured, not defined: accuracy with the top r_energy directions (the 99 %-energy core) removed
 r_e = ck["r_energy"].astype(int)
 removed_energy = np.take_along_axis(ck["remove_acc"], r_e[..., None], axis=2)[..., 0]  # (checkpoints, models)
-claims.at_most("keep_gap", amax(gap), 0.005,
+claims.at_most("keep_gap", max_or_nan(gap), 0.005,
                "after grokking, keeping only the core keeps the full model's accuracy within {bound} (largest gap)",
                paper="≈ full accuracy [C-fig]")
-claims.at_most("energy_core_necessary", amax(removed_energy[post]), chance2,
+claims.at_most("energy_core_necessary", max_or_nan(removed_energy[post]), chance2,
                "after grokking, removing the top r_energy directions (the 99 %-energy core) leaves test accuracy "
                "<= 2/p (largest)", paper="removing the core gives chance [A][C-fig]")
-claims.at_most("core_removed_at_r_core", amax(ck["core_removed_acc"][post]), chance2,
+claims.at_most("core_removed_at_r_core", max_or_nan(ck["core_removed_acc"][post]), chance2,
                "after grokking, core-removed test accuracy at the reported r_core <= 2/p (largest): true by the "
                "definition of r_core wherever it exists", kind="sanity",
                paper="r_core is defined by this rule: it checks that the rule found a rank")
-claims.at_least("core_only_every_checkpoint", amin(ck["core_only_acc"][post]), 0.98,
+claims.at_least("core_only_every_checkpoint", min_or_nan(ck["core_only_acc"][post]), 0.98,
                 "the strict reading: core-only test accuracy >= {bound} at every checkpoint after grokking (smallest)",
                 asserted=False, paper="≈ full accuracy [C-fig]")
 print("core dimension r_core after grokking:", ck["r_core"][post].T.astype(int).tolist())
@@ -404,10 +376,10 @@ claims.ledger()
 
 # %% tags=["hide-input"]
 Markdown(
-    f"After grokking, keeping only the core keeps the model's accuracy (largest gap {amax(gap):.4f}) and removing "
-    f"the 99 %-energy core, the top r_energy directions, leaves at most {amax(removed_energy[post]):.4f} test "
+    f"After grokking, keeping only the core keeps the model's accuracy (largest gap {max_or_nan(gap):.4f}) and removing "
+    f"the 99 %-energy core, the top r_energy directions, leaves at most {max_or_nan(removed_energy[post]):.4f} test "
     f"accuracy against $2/p$ = {chance2:.4f}, at every checkpoint after grokking"
-    + (", as in the paper." if amax(removed_energy[post]) <= chance2 else
+    + (", as in the paper." if max_or_nan(removed_energy[post]) <= chance2 else
        ": above $2/p$ at some checkpoint, so in this run the energy core alone is not always necessary.")
     + " The paper's reported core dimension $r_\\text{core}$ (printed above for every checkpoint after grokking) "
     "passes the removal test by its definition, so its removal accuracy is a sanity check, not evidence; the "
@@ -450,12 +422,12 @@ claims.holds("energy_dimension_falls", bool((ck["r_energy"][0] >= 35).all() and 
              {"init": ck["r_energy"][0].tolist(), "grokking": ck["r_energy"][jg].tolist()}, ">= 35 -> <= 25",
              "the energy dimension falls from >= 35 at initialisation to <= 25 by grokking, every model",
              paper="'~15D' at grokking [TS]; the reference code on a CPU: ~43 -> ~15")
-claims.at_most("r_nec_small", amax(ck["r_nec"][post]), 20,
+claims.at_most("r_nec_small", max_or_nan(ck["r_nec"][post]), 20,
                "a small necessary subspace after grokking: r_nec <= {bound} at every checkpoint (largest)",
                paper="'~15D' at grokking [TS]",
                reason="above the paper's ~15: the necessary dimension exceeds the sufficient one by the redundancy "
                       "(the paper's figure 2B) and moves by a few directions between checkpoints")
-claims.at_most("r_suf_small", amax(ck["r_suf"][post]), 15,
+claims.at_most("r_suf_small", max_or_nan(ck["r_suf"][post]), 15,
                "a small sufficient subspace after grokking: r_suf <= {bound} at every checkpoint (largest)",
                paper="'~15D' at grokking [TS]")
 display(claims.ledger())
@@ -463,11 +435,11 @@ display(claims.ledger())
 # %% tags=["hide-input"]
 Markdown(
     "**When does the core form?** Gradually, with generalisation. The energy dimension falls from "
-    f"{rng_(ck['r_energy'][0])} at initialisation (the reference code on a CPU: ~43, {{ref}}`sources-modular`) while "
-    f"test accuracy rises, and is {rng_(ck['r_energy'][jg])} at grokking (the paper's \"~15D\") and "
-    f"{rng_(ck['r_energy'][-1])} at epoch {run.epochs}. A small subspace is causally meaningful only once the model is "
+    f"{range_of(ck['r_energy'][0])} at initialisation (the reference code on a CPU: ~43, {{ref}}`sources-modular`) while "
+    f"test accuracy rises, and is {range_of(ck['r_energy'][jg])} at grokking (the paper's \"~15D\") and "
+    f"{range_of(ck['r_energy'][-1])} at epoch {run.epochs}. A small subspace is causally meaningful only once the model is "
     "well above chance: from then on the necessary and sufficient dimensions track the energy dimension from below "
-    f"(after grokking r_nec is {rng_(ck['r_nec'][post])} and r_suf {rng_(ck['r_suf'][post])} in this run). The gap "
+    f"(after grokking r_nec is {range_of(ck['r_nec'][post])} and r_suf {range_of(ck['r_suf'][post])} in this run). The gap "
     "between the sufficient and the necessary dimension (directions each of which can go without harm, but not all "
     "together) is the paper's \"redundancy\".\n\n"
     "With the TransformerLens-native pre-LN models of the same size (`architecture=\"pre-ln\"`, their seed table "
@@ -496,18 +468,18 @@ Markdown(
 # (`ace_utils.method.operators.rotational_mode_count`).
 
 # %%
-table_at([0, grok_all, run.epochs], ["r2_h", "r2_in", "modes", "k"])
-claims.at_least("rotational_modes", amin(ck["modes"][post]), 3,
+print(at_checkpoints([0, grok_all, run.epochs], ck_ep, ck, ["r2_h", "r2_in", "modes", "k"]))
+claims.at_least("rotational_modes", min_or_nan(ck["modes"][post]), 3,
                 "after grokking, the shift operator has >= {bound} rotational modes (smallest count)",
                 paper="eigenvalues 'snap onto the unit circle' at grokking [TQ]; the reference code: 5-7",
                 reason="the paper gives no count; three or more modes is a rotation by several frequencies")
 claims.holds("init_no_rotation", bool((ck["r2_h"][0] < 0.5).all() and (ck["modes"][0] == 0).all()),
              {"r2_h": ck["r2_h"][0].tolist(), "modes": ck["modes"][0].tolist()}, "R²_h < 0.5, 0 modes",
              "at initialisation there is no rotation: R²_h < 0.5 and no rotational mode", paper="R²_h ≈ 0 before [TS]")
-claims.at_least("r2_h_after_grokking", amin(ck["r2_h"][post]), 0.9,
+claims.at_least("r2_h_after_grokking", min_or_nan(ck["r2_h"][post]), 0.9,
                 "after grokking the rotation predicts held-out classes: R²_h >= {bound} at every checkpoint (smallest)",
                 paper="≈0 → ≈1 at grokking [TS]")
-claims.at_least("r2_in_after_grokking", amin(ck["r2_in"][post]), 0.95,
+claims.at_least("r2_in_after_grokking", min_or_nan(ck["r2_in"][post]), 0.95,
                 "after grokking, the in-sample R² (the reference code's definition) >= {bound} (smallest)",
                 paper="the reference code: ~0.98")
 display(claims.ledger())
@@ -699,9 +671,9 @@ if branch is not None:
     display(Markdown(
         f"**Inflation is not shown in this window.** The run stops at epoch {run.epochs}, "
         f"{run.epochs - run.branch_epoch} epochs after the branch; the paper's inflation unfolds over 20,000 epochs. In "
-        f"this short window r_core changes by {rng_(growth_wd1)} directions per model under weight decay 1 and by "
-        f"{rng_(growth_wd0)} without it, and the number of rotational modes by {rng_(modes_growth['WD = 1'])} and "
-        f"{rng_(modes_growth['WD 1→0'])}. The next section says where the same models are followed over the "
+        f"this short window r_core changes by {range_of(growth_wd1)} directions per model under weight decay 1 and by "
+        f"{range_of(growth_wd0)} without it, and the number of rotational modes by {range_of(modes_growth['WD = 1'])} and "
+        f"{range_of(modes_growth['WD 1→0'])}. The next section says where the same models are followed over the "
         "whole schedule."))
 
 # %% [markdown]
@@ -735,38 +707,38 @@ rows = [
     ("train acc ≥ 0.99 at epoch", ", ".join(str(m) for m in mem),
      pre_ln("memorise_by_100"), na, "not retrieved"),
     ("energy dimension at init / grokking / end",
-     f"{rng_(ck['r_energy'][0])} / {rng_(ck['r_energy'][jg])} / {rng_(ck['r_energy'][-1])}",
+     f"{range_of(ck['r_energy'][0])} / {range_of(ck['r_energy'][jg])} / {range_of(ck['r_energy'][-1])}",
      "~44 throughout (init minus grokking: "
      + pre_ln("energy_dimension_does_not_fall") + ")", "~43 / ~15 / 12-14", "not retrieved"),
-    ("core dimension r_core at grokking / end", f"{rng_(ck['r_core'][jg])} / {rng_(ck['r_core'][-1])}", na, na,
+    ("core dimension r_core at grokking / end", f"{range_of(ck['r_core'][jg])} / {range_of(ck['r_core'][-1])}", na, na,
      "'~15D' at grokking [TS]"),
-    ("sufficient / necessary dim. after grokking", f"{rng_(ck['r_suf'][post])} / {rng_(ck['r_nec'][post])}",
+    ("sufficient / necessary dim. after grokking", f"{range_of(ck['r_suf'][post])} / {range_of(ck['r_nec'][post])}",
      pre_ln("sufficient_appears_at_grokking", lambda v: v[1])
      + " (median per seed) / smallest per seed "
      + pre_ln("no_small_necessary_subspace"),
      "8-10 / 12-14 (epoch 1000)", "not retrieved"),
-    ("core-only acc. after grokking", rng_(ck["core_only_acc"][post], "{:.3f}"),
+    ("core-only acc. after grokking", range_of(ck["core_only_acc"][post], "{:.3f}"),
      "largest gap to full per seed "
      + pre_ln("keep_gap", fmt="{:.4f}"), "≈ full accuracy", "≈ full accuracy [C-fig]"),
-    ("acc. with the 99 %-energy core removed, after grokking", rng_(removed_energy[post], "{:.3f}") + f" (2/p = {chance2:.3f})",
+    ("acc. with the 99 %-energy core removed, after grokking", range_of(removed_energy[post], "{:.3f}") + f" (2/p = {chance2:.3f})",
      na, na, "≈ chance [A][C-fig]"),
     ("core-removed acc. at r_core after grokking (≤ 2/p by r_core's definition)",
-     rng_(ck["core_removed_acc"][post], "{:.3f}") + f" (2/p = {chance2:.3f})",
+     range_of(ck["core_removed_acc"][post], "{:.3f}") + f" (2/p = {chance2:.3f})",
      "largest per seed " + pre_ln("core_removed_at_r_core", fmt="{:.3f}"),
      "0.002-0.014",
      "≈ chance [A][C-fig]"),
-    ("R²_h at init / after grokking", f"{rng_(ck['r2_h'][0], '{:.2f}')} / {rng_(ck['r2_h'][post], '{:.2f}')}",
+    ("R²_h at init / after grokking", f"{range_of(ck['r2_h'][0], '{:.2f}')} / {range_of(ck['r2_h'][post], '{:.2f}')}",
      "largest per seed after grokking " + pre_ln("r2_h_after_grokking_largest", fmt="{:.2f}"),
      na, "≈0 → ≈1 at grokking [TS]"),
-    ("in-sample R² after grokking (reference definition)", rng_(ck["r2_in"][post], "{:.3f}"), na, "~0.98", "not retrieved"),
-    ("rotational modes at init / after grokking", f"{rng_(ck['modes'][0])} / {rng_(ck['modes'][post])}",
+    ("in-sample R² after grokking (reference definition)", range_of(ck["r2_in"][post], "{:.3f}"), na, "~0.98", "not retrieved"),
+    ("rotational modes at init / after grokking", f"{range_of(ck['modes'][0])} / {range_of(ck['modes'][post])}",
      "0 / smallest per seed " + pre_ln("rotational_modes"), "5-7 after grokking",
      "eigenvalues 'snap onto the unit circle' at grokking [TQ]"),
     ("core dim. at the end of this run, WD = 1 / WD 1→0",
-     f"{rng_(ck['r_core'][-1])} / {rng_(b_ck['r_core'][-1]) if branch is not None else 'no branch'} (epoch {run.epochs})",
+     f"{range_of(ck['r_core'][-1])} / {range_of(b_ck['r_core'][-1]) if branch is not None else 'no branch'} (epoch {run.epochs})",
      na, "12-14 / no inflation yet (epoch 1000)", "not retrieved"),
     ("rotational modes at the end of this run, WD = 1 / WD 1→0",
-     f"{rng_(ck['modes'][-1])} / {rng_(b_ck['modes'][-1]) if branch is not None else 'no branch'}", na,
+     f"{range_of(ck['modes'][-1])} / {range_of(b_ck['modes'][-1]) if branch is not None else 'no branch'}", na,
      "5-7 after grokking / not recorded", "not retrieved"),
 ]
 rows.append(("the paper's 20,000 epochs: r_core under WD = 1 / WD 1→0",

@@ -51,3 +51,24 @@ def test_seed_span_reads_one_claims_range_from_a_committed_seed_table(tmp_path):
     assert seed_span("ch", "nan", tmp_path, missing="none") == "none"
     assert seed_span("ch", "absent", tmp_path) == "not recorded"
     assert seed_span("other", "c", tmp_path) == "not recorded"
+
+
+def test_mean_se_min_max_and_rows_at_checkpoints():
+    from ace_utils.book.tables import at_checkpoints, max_or_nan, mean_se, min_or_nan
+
+    m, se = mean_se([[1.0, 3.0], [2.0, 2.0]])
+    np.testing.assert_allclose(m, [2.0, 2.0])
+    np.testing.assert_allclose(se, [np.sqrt(2) / np.sqrt(2), 0.0])  # std (ddof 1) / sqrt(models)
+    assert mean_se([[4.0], [5.0]])[1].tolist() == [0.0, 0.0]  # one model: no spread
+    assert min_or_nan([3, 1, 2]) == 1 and max_or_nan([3, 1, 2]) == 3
+    assert np.isnan(min_or_nan([])) and np.isnan(max_or_nan([]))
+    curves = {"acc": np.array([[0.1, 0.2], [0.5, 0.6], [0.9, 1.0]])}
+    text = at_checkpoints([0, 140, 1000], [0, 100, 200], curves, ["acc"])
+    assert text.splitlines() == ["epoch     0: acc [0.1, 0.2]", "epoch   100: acc [0.5, 0.6]", "epoch   200: acc [0.9, 1.0]"]
+
+
+def test_range_of_is_span_for_whole_numbers():
+    from ace_utils.book.tables import range_of
+
+    assert range_of([12.0, 21.0, 16.0]) == span([12.0, 21.0, 16.0], "{:.0f}") == "12-21"
+    assert range_of([]) == "n/a" and range_of([0.25, 0.5], "{:.2f}") == span([0.25, 0.5], "{:.2f}")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ace_utils.tasks.modular import load_curves
+from ace_utils.book.tables import markdown_table, mean_se
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -165,13 +166,6 @@ def describe_run(run: LongRun) -> str:
     return "\n".join(lines)
 
 
-def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over models of ``x`` (C, M): two (C,) arrays (SE 0 for one model)."""
-    x = np.asarray(x, float)
-    se = x.std(1, ddof=1) / np.sqrt(x.shape[1]) if x.shape[1] > 1 else np.zeros(x.shape[0])
-    return x.mean(1), se
-
-
 PANELS = (("r_core", "core dimension r_core"), ("r_suf", "sufficient dimension r_suf"),
           ("r_energy", "energy dimension r_energy"), ("modes", "rotational modes"),
           ("r2_h", "held-out R²_h of the shift operator"))
@@ -187,7 +181,7 @@ def plot_long_run(run: LongRun) -> "Figure":
     for b, col in (("main", "k"), ("wd0", "purple")):
         c = run.ckpts[b]
         for ax, (key, _) in zip(axes, PANELS):
-            m, se = _mean_se(c[key])
+            m, se = mean_se(c[key])
             ax.plot(c["epoch"], m, color=col, label=BRANCH_LABEL[b])
             ax.fill_between(c["epoch"], m - se, m + se, color=col, alpha=0.15)
     p = run.config.get("p")
@@ -269,7 +263,6 @@ def comparison_table(runs: dict[str, LongRun], paper: dict[str, str] | None = No
                      acc_after: int = 1000) -> str:
     """A Markdown table: one row per quantity of :func:`summary`, one column per run (values per
     model), and a last column with the paper's value where ``paper`` gives one."""
-    from ace_utils.book.tables import markdown_table
 
     sums = {label: summary(run, start, acc_after) for label, run in runs.items()}
     names = [k for k in next(iter(sums.values()))]

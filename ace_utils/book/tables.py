@@ -52,6 +52,43 @@ def per_model(values: Iterable[float], fmt: str = "{:.0f}", missing: str = "–"
     return " / ".join(missing if not np.isfinite(x) else fmt.format(x) for x in np.asarray(list(values), float))
 
 
+def range_of(values: Iterable[float] | float, fmt: str = "{:.0f}", missing: str = "n/a") -> str:
+    """:func:`span` with defaults for dimensions and counts: whole numbers, "n/a" for none."""
+    return span(values, fmt, missing=missing)
+
+
+def mean_se(x: Iterable[Iterable[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over models of ``x`` (C, M): two (C,) arrays (SE 0 for one model)."""
+    x = np.asarray(x, float)
+    se = x.std(1, ddof=1) / np.sqrt(x.shape[1]) if x.shape[1] > 1 else np.zeros(x.shape[0])
+    return x.mean(1), se
+
+
+def min_or_nan(x: Iterable[float]) -> float:
+    """The smallest value, NaN if there is none (a claim on no data then fails instead of crashing)."""
+    x = np.asarray(x, float)
+    return float(x.min()) if x.size else float("nan")
+
+
+def max_or_nan(x: Iterable[float]) -> float:
+    """The largest value, NaN if there is none."""
+    x = np.asarray(x, float)
+    return float(x.max()) if x.size else float("nan")
+
+
+def at_checkpoints(epochs: Sequence[int], ckpt_epochs: Sequence[int], curves: Mapping[str, Any],
+                   keys: Sequence[str]) -> str:
+    """One line per wanted epoch: the nearest checkpoint of ``ckpt_epochs`` (C,) and, for each of
+    ``keys``, ``curves[key]`` there (rows (C, M): one value per model, rounded to 3 digits)."""
+    ckpt_epochs = np.asarray(ckpt_epochs)
+    lines = []
+    for e in epochs:
+        j = int(np.argmin(np.abs(ckpt_epochs - e)))
+        lines.append(f"epoch {int(ckpt_epochs[j]):5d}: "
+                     + "  ".join(f"{k} {np.round(np.asarray(curves[k])[j], 3).tolist()}" for k in keys))
+    return "\n".join(lines)
+
+
 def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A Markdown table of ``head`` and ``rows`` (each as long as ``head``; cells as ``str``).
     ``ValueError`` if a row has another length."""
