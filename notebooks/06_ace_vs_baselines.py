@@ -102,6 +102,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from ace_utils.book import claims as ledger_rules
+from ace_utils.book.baseline_tables import bar_plot, column_of, dimension_table, dimensions_text, mark, task_table
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Device, Int
 from ace_utils.book.tables import dict_table, per_model, span
@@ -133,14 +134,6 @@ P, claims = open_chapter(
 device = P["device"]  # 'auto' resolved: the models, their activations and every subspace finder run there
 t_start = time.perf_counter()
 RIDGES = (1e-4, 1.0, 100.0)  # probe ridges, in units of the mean eigenvalue of H_c^T H_c (bl.probe_subspace)
-
-
-def mean_random(scores):
-    """Replace the 'random i' rows of a compare_subspaces result by their mean, 'random (mean)'."""
-    rnd = [v for n, v in scores.items() if n.startswith("random ")]
-    out = {n: v for n, v in scores.items() if not n.startswith("random ")}
-    out["random (mean)"] = {m: float(np.mean([r[m] for r in rnd])) for m in rnd[0]}
-    return out
 
 
 # %% [markdown]
@@ -194,7 +187,7 @@ for m in m_models:
         return keep[-1] if mode == "keep" else remove[-1]
 
     scores = bl.compare_subspaces(bases, evaluate)
-    markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases, scores=mean_random(scores),
+    markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases, scores=bl.average_random(scores),
                        full=mk.next_token_accuracy(m, mdata.test)))
 hook_check = max(abs(mk.intervention_accuracy(markov[0]["model"], mdata, markov[0]["bases"][n], mode)
                      - markov[0]["scores"][n][mode]) for n in ("ACE", "PCA") for mode in ("keep", "remove"))
@@ -203,46 +196,12 @@ print(f"core dimension per model: {[r['k'] for r in markov]}; full accuracy {[ro
 
 
 # %% tags=["hide-input"]
-def task_table(runs, modes, angle_to="ACE", extra=None):
-    """Mean over models of each mode's score, the range over models, and the mean angle to ACE."""
-    rows = {}
-    for name in runs[0]["scores"]:
-        row = {}
-        for mode in modes:
-            v = [r["scores"][name][mode] for r in runs]
-            row[mode] = f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})"
-        if not name.startswith("random"):
-            row["angle to ACE (deg)"] = f"{np.mean([bl.max_angle(r['bases'][name], r['bases'][angle_to]) for r in runs]):.1f}"
-        else:
-            row["angle to ACE (deg)"] = "~90 (random)"
-        rows[name] = row
-    return dict_table(rows, list(modes) + ["angle to ACE (deg)"])
-
-
 display(Markdown("Mean over the three models (range in brackets) of the next-state accuracy with only the "
                  f"subspace kept or with it removed (full model {np.mean([r['full'] for r in markov]):.4f}, "
                  f"chance {chance_m:.4f}), and the mean largest principal angle to the ACE core:\n\n"
                  + task_table(markov, ("keep", "remove"))))
 
 # %% mystnb={"figure": {"caption": "Markov chains, k = 3: next-state accuracy with only each subspace kept (left bar) or with it removed (right bar), mean over the three models with one dot per model; dashed: the full model, dotted: chance, grey band: within 0.05 of chance. ACE, PCA, PCA ranked by output energy and the class means are all sufficient and necessary; the sensitivity directions, ACE's observable side and the probes are not.", "name": "fig-baselines-markov"}}
-def bar_plot(runs, modes, colors, ylabel, lines, ax=None, names=None):
-    names = names or list(runs[0]["scores"])
-    ax = ax or plt.subplots(figsize=(8, 3.4))[1]
-    width = 0.8 / len(modes)
-    for j, mode in enumerate(modes):
-        for i, name in enumerate(names):
-            v = [r["scores"][name][mode] for r in runs]
-            x = i + (j - (len(modes) - 1) / 2) * width
-            ax.bar(x, np.mean(v), width * 0.9, color=colors[j], label=mode if i == 0 else None)
-            ax.scatter(np.full(len(v), x), v, s=6, color="k", zorder=3)
-    for y, style, label in lines:
-        ax.axhline(y, color="0.3", ls=style, lw=0.8, label=label)
-    ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return ax
-
-
 ax = bar_plot(markov, ("keep", "remove"), ("C0", "C1"), "next-state accuracy (test)",
               [(np.mean([r["full"] for r in markov]), "--", "full model"), (chance_m, ":", "chance")])
 ax.axhspan(chance_m - 0.05, chance_m + 0.05, color="0.85", zorder=0)
@@ -336,45 +295,13 @@ for m in mod.to_models(mout["final_params"], mrun, device):
 
 
 # %% tags=["hide-input"]
-def first_r(mask):
-    """Smallest r >= 1 where mask holds, or None."""
-    idx = np.flatnonzero(mask[1:])
-    return int(idx[0]) + 1 if idx.size else None
-
-
-def suf_nec(run, name):
-    keep, remove = run["curves"][name]
-    return (first_r(np.nan_to_num(keep, nan=-1) >= run["base"] - 1e-3), first_r(remove <= 2 / p_mod))
-
-
-for run in modular:
-    run["sn"] = {n: suf_nec(run, n) for n in run["curves"]}
-
-
-def fmt_dim(v, n_max):
-    return f"> {n_max}" if v is None else str(v)
-
-
-rows = {}
-for name in modular[0]["sn"]:
-    row = {}
-    for i, run in enumerate(modular):
-        keep, remove = run["curves"][name]
-        s, r = run["sn"][name]
-        row[f"model {i + 1}: r_suf / r_nec"] = f"{fmt_dim(s, len(keep) - 1)} / {fmt_dim(r, len(keep) - 1)}"
-        kk = run["dims"]["r_energy"]
-        kq = min(kk, len(keep) - 1)
-        row[f"model {i + 1}: keep / remove at k = {kk}"] = f"{keep[kq]:.3f} / {remove[kq]:.3f}" + (
-            f" (k = {kq})" if kq < kk else "")
-        if i == 0 and not name.startswith("random"):
-            row["angle to ACE at r = 15 (deg), model 1"] = f"{bl.max_angle(run['bases'][name][:, :15], run['bases']['ACE'][:, :15]):.1f}"
-    rows[name] = row
-cols = list(next(iter(rows.values())).keys())
+for run in modular:  # smallest sufficient / necessary dimension of every finder
+    run["sn"] = {n: bl.sufficient_necessary(*c, run["base"], p_mod) for n, c in run["curves"].items()}
 bases_acc = ", ".join(f"{r['base']:.4f}" for r in modular)
 display(Markdown(f"Smallest sufficient and necessary dimensions of each finder (test accuracy of the models "
                  f"{bases_acc}; $2/p$ = {2 / p_mod:.4f}), keep and remove "
                  f"accuracy at ACE's energy dimension $r_\\text{{energy}}$, and the angle to ACE's first 15 directions:\n\n"
-                 + dict_table(rows, cols)))
+                 + dimension_table(modular, angle_r=15)))
 
 # %% mystnb={"figure": {"caption": "Modular addition after grokking (model 1): test accuracy with only the first r directions of each finder kept (left) or removed (right), against r. Dotted: chance 1/p; dashed: 2/p (right) and the model's accuracy (left). ACE, the sensitivity directions, ACE's observable side and the class means overlap; PCA needs more directions on both counts, the probe and random directions (mean of 5) far more. Beyond r = 53 the sensitivity curve on the right is float round-off: its first 53 directions span everything the unembedding reads, and the logits left are ~1e-15.", "name": "fig-baselines-modular"}}
 show = ["ACE", "sensitivity", "ACE, observable side", "class means", "PCA", "probe, ridge 0.0001", "random (mean)"]
@@ -400,13 +327,7 @@ plt.show()
 
 # %%
 sn = [run["sn"] for run in modular]
-big = 10**6
-
-
-def d(v):
-    return big if v is None else v
-
-
+d = bl.dimension_or  # None (never) after every dimension
 beyond = dict(paper="not in the paper (beyond it)")
 claims.holds("modular_sensitivity_suf_le_ace", all(d(s["sensitivity"][0]) <= d(s["ACE"][0]) for s in sn),
              [(s["sensitivity"][0], s["ACE"][0]) for s in sn], "sensitivity <= ACE",
@@ -422,25 +343,21 @@ claims.holds("modular_probe_never_necessary", all(s["probe, ridge 0.0001"][1] is
 display(claims.ledger())
 
 
-def dims_of(name: str) -> str:
-    return " and ".join(f"{fmt_dim(run['sn'][name][0], p_mod)} / {fmt_dim(run['sn'][name][1], p_mod)}" for run in modular)
-
-
 near = [n for n in ("sensitivity", "ACE, observable side", "class means", "probe, ridge 100")
         if all(run["sn"][n][0] is not None and run["sn"][n][1] is not None
                and abs(run["sn"][n][0] - run["sn"]["ACE"][0]) <= 2 and abs(run["sn"][n][1] - d(run["sn"]["ACE"][1])) <= 2
                for run in modular)]
 Markdown(
     "**Reading.** On the paper's models the core after grokking is small, and most finders find it. ACE is sufficient / "
-    f"necessary with {dims_of('ACE')} directions (models 1 and 2; its energy dimension "
+    f"necessary with {dimensions_text(modular, 'ACE', p_mod)} directions (models 1 and 2; its energy dimension "
     f"{' and '.join(str(run['dims']['r_energy']) for run in modular)}). "
     + (f"{', '.join(near)} are sufficient and necessary with the same numbers to within two directions; " if near else "")
-    + f"PCA needs {dims_of('PCA')}, and its first 15 directions lie "
+    + f"PCA needs {dimensions_text(modular, 'PCA', p_mod)}, and its first 15 directions lie "
     f"{bl.max_angle(modular[0]['bases']['PCA'][:, :15], modular[0]['bases']['ACE'][:, :15]):.0f}° from ACE's in model 1. "
     "What separates the finders in the summary below is often a direction or two.\n\n"
     "The weakly regularised probes are never necessary: removing all of the ridge-$10^{-4}$ probe's directions leaves "
     f"the accuracy at {per_model((run['curves']['probe, ridge 0.0001'][1][-1] for run in modular), '{:.3f}')}. The "
-    f"ridge-1 probe is sufficient / necessary with {dims_of('probe, ridge 1')} directions.")
+    f"ridge-1 probe is sufficient / necessary with {dimensions_text(modular, 'probe, ridge 1', p_mod)} directions.")
 
 # %% [markdown]
 # On the pre-LN models (`architecture="pre-ln"`) the picture differs, because their core
@@ -489,7 +406,7 @@ for run in a_runs:
     agreement.append(dict(name=f"{run.n_layers}L-{run.d_model}d", layer=layer, L=run.n_layers, H=H, G=G, res=res,
                           bases=bases, base=ag.roc_auc(ag.margins(model, te, v), te.labels), probe_auc=probe_auc,
                           same=bl.max_angle(res.core(1), cores.results[layer].core(1)),
-                          scores=mean_random(bl.compare_subspaces(bases, evaluate, ("keep", "remove", "flip")))))
+                          scores=bl.average_random(bl.compare_subspaces(bases, evaluate, ("keep", "remove", "flip")))))
     print(f"{agreement[-1]['name']}: layer {layer}/{run.n_layers}, base AUC {agreement[-1]['base']:.3f}, "
           f"ACE direction = chapter 05's (angle {agreement[-1]['same']:.1e} deg); held-out decoding AUC of the probes "
           + ", ".join(f"ridge {r:g}: {a:.3f}" for r, a in probe_auc.items()))
@@ -695,28 +612,24 @@ claims.holds("split_half_modular_large",
 claims.at_least("observable_side_angle", obs_angle, 10,
                 "real tasks: the observable side is >= {bound} deg from ACE's core on every task (smallest)", **beyond)
 display(claims.ledger())
-
-
-def angles_of(task: str, key: str) -> list[float]:
-    return [v[key] for n, v in real.items() if n.startswith(task)]
-
-
 OBS_KEY, RANKED_KEY, SPLIT_KEY = "angle to ACE, observable side (deg)", "angle to PCA ranked by output energy (deg)", \
     "split-half angle of ACE (deg)"
+obs, ranked, halves = ({t: column_of(real, t, key) for t in ("Markov", "modular", "agreement")}
+                       for key in (OBS_KEY, RANKED_KEY, SPLIT_KEY))
 Markdown(
     "**Reading.** On the Markov models and in agreement, the data pin down the paper's basis: two random halves give "
     f"cores within {split['Markov']:.1f}° (Markov, 93,000 vectors) and {split['agreement']:.1f}° (agreement, 600 "
-    f"prompts). The observable side differs from ACE's core by {span(angles_of('Markov', OBS_KEY), '{:.0f}')}° and "
-    f"{span(angles_of('agreement', OBS_KEY), '{:.0f}')}°, and it fails necessity in agreement (table above). So the "
+    f"prompts). The observable side differs from ACE's core by {span(obs['Markov'], '{:.0f}')}° and "
+    f"{span(obs['agreement'], '{:.0f}')}°, and it fails necessity in agreement (table above). So the "
     "difference between the two sides is real, and on these tasks the paper's side is the right one. PCA ranked by "
-    f"output energy lies {span(angles_of('Markov', RANKED_KEY) + angles_of('agreement', RANKED_KEY), '{:.0f}')}° from "
+    f"output energy lies {span(ranked['Markov'] + ranked['agreement'], '{:.0f}')}° from "
     "ACE on both tasks.\n\n"
     "On modular addition the problem is different, and it is not a tilt. There are only 1405 test pairs (about 26 per "
-    f"class), and two halves of them give ACE subspaces {span(angles_of('modular', SPLIT_KEY), '{:.0f}')}° apart at "
+    f"class), and two halves of them give ACE subspaces {span(halves['modular'], '{:.0f}')}° apart at "
     f"$r_\\text{{suf}}$ ({' and '.join(str(run['dims']['r_suf']) for run in modular)} directions). The keep and remove "
     "accuracies are stable, but this data determines which directions form \"the core\" only to that angle, for ACE "
     "or for any other finder, and the angles between finders on this task "
-    f"({span(angles_of('modular', OBS_KEY) + angles_of('modular', RANKED_KEY), '{:.0f}')}° to the alternatives here) "
+    f"({span(obs['modular'] + ranked['modular'], '{:.0f}')}° to the alternatives here) "
     "should be read against it.")
 
 # %% [markdown]
@@ -732,10 +645,6 @@ Markdown(
 # planted core (exact latents; chapter 00 and the known-answer test).
 
 # %% tags=["hide-input"]
-def ok(b):
-    return "✓" if b else "✗"
-
-
 names = ["ACE", "PCA", "sensitivity", "class means", "probe, ridge 0.0001", "probe, ridge 100", "ACE, observable side",
          "PCA ranked by output energy", "random (mean)"]
 summary = {}
@@ -745,12 +654,12 @@ for n in names:
                  and max(run["sn"][n]) <= run["dims"]["r_energy"] for run in modular)
     ag_ok = all(abs(s[n]["keep"] - r["base"]) <= 0.03 and s[n]["remove"] <= 0.6 and s[n]["flip"] <= 0.1
                 for s, r in zip(sa, agreement))
-    summary[n] = {"Markov chains": ok(mk_ok), "modular addition": ok(mod_ok), "agreement": ok(ag_ok)}
+    summary[n] = {"Markov chains": mark(mk_ok), "modular addition": mark(mod_ok), "agreement": mark(ag_ok)}
 S = planted_core_system(n=4000, d=32, k=3, decorrelated=True, seed=0)  # chapter 00's system, exact latents
 pl = bl.baseline_bases(S.H, observability_from_readout(S.C), 3, n_random=1, seed=seed)
 pl["random (mean)"] = pl.pop("random 1")
 for n in names:
-    summary[n]["planted core"] = ok(bl.max_angle(pl[n], S.core) < 1.0) if n in pl else "n/a (no labels)"
+    summary[n]["planted core"] = mark(bl.max_angle(pl[n], S.core) < 1.0) if n in pl else "n/a (no labels)"
 display(Markdown(dict_table(summary, ["planted core", "Markov chains", "modular addition", "agreement"],
                                    first="finder")))
 label_free = [n for n in names if n in pl]
