@@ -81,6 +81,7 @@ device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda', or 'auto' (cu
 
 # %% tags=["hide-input"]
 import time
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -94,6 +95,7 @@ from ace_utils.book.plots import heatmap
 from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.method.alignment import (
     canonical_correlations,
+    flat_parameters,
     pairwise,
     principal_angles,
     projector_overlap,
@@ -185,20 +187,10 @@ claims.ledger()
 
 
 # %%
-def flat_parameters(model, skip_layernorm: bool = False) -> torch.Tensor:
-    """The model's parameters as one float64 vector, optionally without LayerNorm gains and biases."""
-    skip = {id(p) for mod in model.modules() if isinstance(mod, torch.nn.LayerNorm) for p in mod.parameters()}
-    return torch.cat([p.detach().double().flatten() for p in model.parameters() if not (skip_layernorm and id(p) in skip)])
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b / (a.norm() * b.norm()))
-
-
 inits = [mk.initial_model(run, T.shape[0], data.test.shape[1]) for run in runs]
 W_full = pairwise(models, weight_cosine_similarity)
 W_init = pairwise(inits, weight_cosine_similarity)
-W_no_ln = pairwise([flat_parameters(m, skip_layernorm=True) for m in models], cosine)
+W_no_ln = pairwise(models, partial(weight_cosine_similarity, skip_layernorm=True))
 ln_share = [1 - float(flat_parameters(m, True).norm() ** 2 / flat_parameters(m).norm() ** 2) for m in models]
 print(f"full vector:      {W_full[off].min():.3f} .. {W_full[off].max():.3f}")
 print(f"at initialisation: {W_init[off].min():.3f} .. {W_init[off].max():.3f}")

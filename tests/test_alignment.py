@@ -10,6 +10,7 @@ from ace_utils.method.alignment import (
     principal_angles,
     projector_overlap,
     random_overlap_level,
+    flat_parameters,
     weight_cosine_similarity,
 )
 from ace_utils.method.interventions import random_subspace
@@ -54,6 +55,18 @@ def test_weight_cosine_similarity():
     a, b = torch.nn.Linear(50, 50), torch.nn.Linear(50, 50)
     assert weight_cosine_similarity(a, a) == pytest.approx(1.0)
     assert abs(weight_cosine_similarity(a, b)) < 0.1
+
+
+def test_flat_parameters_and_cosine_without_layernorm():
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+    assert flat_parameters(a).shape == (3 * 2 + 2 + 2 + 2,) and flat_parameters(a).dtype == torch.float64
+    assert flat_parameters(a, skip_layernorm=True).shape == (8,)  # the LayerNorm's gain and bias left out
+    # LayerNorm gains start at 1 and biases at 0 in both models: they alone pull the full cosine up
+    va, vb = flat_parameters(a, True), flat_parameters(b, True)
+    assert weight_cosine_similarity(a, b, skip_layernorm=True) == pytest.approx(float(va @ vb / (va.norm() * vb.norm())))
+    assert weight_cosine_similarity(a, b) > weight_cosine_similarity(a, b, skip_layernorm=True)
 
 
 def test_pairwise_is_symmetric():

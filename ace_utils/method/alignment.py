@@ -14,6 +14,7 @@ __all__ = [
     "projector_overlap",
     "random_overlap_level",
     "canonical_correlations",
+    "flat_parameters",
     "weight_cosine_similarity",
     "pairwise",
 ]
@@ -67,10 +68,17 @@ def canonical_correlations(Z1: Tensor, Z2: Tensor, k: int | None = None, ridge: 
     return rho[: (k or len(rho))]
 
 
-def weight_cosine_similarity(model_a: torch.nn.Module, model_b: torch.nn.Module) -> float:
-    """Cosine similarity of the two models' flattened parameter vectors."""
-    va = torch.cat([p.detach().flatten().double() for p in model_a.parameters()])
-    vb = torch.cat([p.detach().flatten().double() for p in model_b.parameters()])
+def flat_parameters(model: torch.nn.Module, skip_layernorm: bool = False) -> torch.Tensor:
+    """The model's parameters as one float64 vector (P,), in ``model.parameters()`` order;
+    ``skip_layernorm`` leaves out the gains and biases of its LayerNorm modules."""
+    skip = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
+    return torch.cat([p.detach().flatten().double() for p in model.parameters()
+                      if not (skip_layernorm and id(p) in skip)])
+
+
+def weight_cosine_similarity(model_a: torch.nn.Module, model_b: torch.nn.Module, skip_layernorm: bool = False) -> float:
+    """Cosine similarity of the two models' flattened parameter vectors (:func:`flat_parameters`)."""
+    va, vb = flat_parameters(model_a, skip_layernorm), flat_parameters(model_b, skip_layernorm)
     if va.shape != vb.shape:
         raise ValueError("models must have the same parameter shapes")
     return float(va @ vb / (va.norm() * vb.norm()))
