@@ -92,12 +92,14 @@ device = "cpu"  # 'cpu' (where the study was made), 'cuda' (training and analyse
 # %% tags=["hide-input"]
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
+from ace_utils.book import architecture_tables as at
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.machine import fingerprint
@@ -142,17 +144,7 @@ RESULTS = Path(arch.__file__).resolve().parents[2] / "results" / "architecture"
 # (`unembed.hook_in`; in the pre-LN settings, the final LayerNorm's output).
 
 # %% tags=["hide-input"]
-def settings_row(s: arch.Setting) -> list[str]:
-    v = s.variant
-    sites = ("none" if s.dropout == 0 else "attention probabilities, attention output, FFN hidden, FFN output"
-             if v.dropout_sites == "paper" else "embeddings, attention output, FFN output")
-    return [f"`{s.name}`", s.factor, "post-LN" if v.norm == "post" else "pre-LN + final LN",
-            sites + (f" (p = {s.dropout})" if s.dropout else ""),
-            "PyTorch default" if v.init == "pytorch" else "N(0, 0.8/√d)", "yes" if v.readout_bias else "no"]
-
-
-Markdown(markdown_table(["setting", "design choice changed", "LayerNorm", "dropout sites", "initialisation", "readout bias"],
-                        [settings_row(s) for s in arch.MODADD_SETTINGS]))
+Markdown(at.settings_table(arch.MODADD_SETTINGS))
 
 # %% [markdown]
 # ## Modular addition: which choice inflates the core?
@@ -196,17 +188,7 @@ axes[0].legend(fontsize=7, loc="lower right")
 fig.tight_layout()
 
 # %% tags=["hide-input"]
-def study_row(s: arch.Setting) -> list[str]:
-    v = summary[s.name]
-    return [s.label, per_model(v["grok_epoch"]),
-            " → ".join(per_model(v[k]) for k in ("r_energy_init", "r_energy_grok", "r_energy_end")),
-            per_model(v["r_suf"]), per_model(v["r_nec"]), per_model(v["core_removed_acc"], "{:.3f}"),
-            per_model(v["modes"]), per_model(v["r2_in"], "{:.2f}"), per_model(v["r2_h"], "{:.2f}")]
-
-
-display(Markdown(markdown_table(["setting", "grokking epoch", "energy dimension: init → grokking → end", "r_suf", "r_nec",
-                                 "core removed (at r_core: ≤ 2/p by its definition)", "rotational modes", "R² in-sample", "R²_h held-out"],
-                                [study_row(s) for s in arch.MODADD_SETTINGS])))
+display(Markdown(at.study_table(arch.MODADD_SETTINGS, summary)))
 
 # %%
 single = [s.name for s in arch.MODADD_SETTINGS if s.name not in ("paper", "all-four")]
@@ -361,15 +343,7 @@ fig.tight_layout()
 bayes = mk.bayes_accuracy(T)
 
 
-def markov_row(s: arch.Setting) -> list[str]:
-    v = markov[s.name]
-    return [s.label, span(v["acc"], "{:.4f}"), span(v["rank"], "{:.0f}"), span(v["real_error"]),
-            span(v["complex_error"]), span(v["overlap"]), span(v["cca"], "{:.4f}")]
-
-
-display(Markdown(markdown_table([f"setting", f"test accuracy (Bayes {bayes:.4f})", "energy rank", "real-eigenvalue error",
-                                 "complex-pair error", "projector overlap across runs", "mean CCA across runs"],
-                                [markov_row(s) for s in arch.MARKOV_SETTINGS])))
+display(Markdown(at.markov_table(arch.MARKOV_SETTINGS, markov, bayes)))
 
 # %%
 every = {k: np.concatenate([markov[s.name][k] for s in arch.MARKOV_SETTINGS])
@@ -437,16 +411,8 @@ claims.overview()
 # explained on the page {ref}`sources-tags`.
 
 # %% tags=["hide-input"]
-paper_s, others = summary["paper"], [summary[s.name] for s in arch.MODADD_SETTINGS[1:]]
-
-
-def ours(key: str, fmt: str = "{:.0f}") -> list[str]:
-    """The paper's model per model, and the range over the other settings' models."""
-    return [per_model(paper_s[key], fmt), span([o[key] for o in others], fmt)]
-
-
-def markov_ours(key: str, fmt: str = "{:.3f}") -> list[str]:
-    return [span(markov["paper"][key], fmt), span([markov[s.name][key] for s in arch.MARKOV_SETTINGS[1:]], fmt)]
+ours = partial(at.paper_and_others, summary, arch.MODADD_SETTINGS)  # ours("r_suf"): the paper's model, the others
+markov_ours = partial(at.markov_paper_and_others, markov, arch.MARKOV_SETTINGS)
 
 
 closing = [
