@@ -96,6 +96,7 @@ device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (runs of one s
 
 # %% tags=["hide-input"]
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -105,6 +106,7 @@ from IPython.display import Markdown, display
 from ace_utils.book import claims as ledger_rules
 from ace_utils.book.chapter import open_chapter
 from ace_utils.book.params import Choice, Device, Float, FloatList, Int, IntList
+from ace_utils.book.tables import held_count as held_count_in
 from ace_utils.book.tables import markdown_table, seed_span, span
 from ace_utils.models import paper as paper_model
 from ace_utils.tasks import grokking_time as gt
@@ -138,15 +140,9 @@ C_R2, C_HW, C_HP, C_GROK = "log_law_r2", "omega_heldout", "p_heldout", "p_sweep_
 SEED_TABLES = ledger_rules.SEED_TABLES
 
 
-def over_seeds(claim: str, directory: Path = SEED_TABLES, pick=None, fmt: str = "{:.2f}") -> str:
-    """Range over the committed seed table's seeds of (part of) a claim's value (its id)."""
-    return seed_span("04_grokking_time", claim, directory, pick=pick, fmt=fmt)
-
-
-def held_count(claim: str, directory: Path = SEED_TABLES) -> str:
-    """On how many of the committed table's seeds a claim held."""
-    sup = ledger_rules.seed_support("04_grokking_time", directory).get(claim)
-    return f"{sup.held}/{sup.runs} seeds" if sup else "not recorded"
+# a claim's range over the seeds of a committed seed table, and on how many it held
+over_seeds = partial(seed_span, "04_grokking_time", fmt="{:.2f}")
+held_count = partial(held_count_in, "04_grokking_time")
 
 
 OMEGA_GRID = ledger_rules.SEED_TABLES / "omega-grid"  # the paper's grid of weight decays, seed 0
@@ -375,19 +371,7 @@ trend = gt.fit_power_law(p_g, tau_p)
 okp = Pm["n_grokked"] > 0
 
 
-def _law(p: float) -> str:
-    return f"{gt.log_law(p, fit_p['Omega'], fit_p['p_crit']):.0f}" if p > fit_p["p_crit"] else "∞ (p ≤ p_crit)"
-
-
-def _taus(g, mu, sd, lo, hi) -> str:
-    return f"{mu:.0f} ± {sd:.0f} | {lo:.0f}-{hi:.0f}" if g else "not grokked | -"
-
-
-Markdown("| p | harmonics ⌊p/2⌋+1 | runs grokked | memorised at step (mean) | τ mean ± sd (steps) | τ range | log law |\n"
-         "|---|---|---|---|---|---|---|\n" + "\n".join(
-             f"| {int(p)} | {gt.harmonics(int(p))} | {int(g)}/{int(n)} | {m:.0f} | {_taus(g, mu, sd, lo, hi)} | {_law(p)} |"
-             for p, g, n, m, mu, sd, lo, hi in zip(Pm["value"], Pm["n_grokked"], Pm["n"], Pm["mem"], Pm["mean"],
-                                                   Pm["std"], Pm["min"], Pm["max"])))
+Markdown(gt.modulus_table(Pm, fit_p))
 
 # %%
 budget = specs["modulus"][0].max_steps
@@ -503,10 +487,6 @@ if held_p:
 # third-party summary; [C]: the public reference code; "not retrieved": not available to us).
 
 # %% tags=["hide-input"]
-def _ci(f: dict) -> str:
-    return f"{f['beta']:.2f} [{f['beta_ci'][0]:.2f}, {f['beta_ci'][1]:.2f}]"
-
-
 def seed_columns(directory: Path) -> dict[str, str]:
     """The closing table's entries of one committed seed table (seeds 0-9), keyed by quantity."""
     return {
@@ -516,7 +496,7 @@ def seed_columns(directory: Path) -> dict[str, str]:
                                         f"(1 under the law)",
         "moduli that did not grok": f"all grokked on {held_count(C_GROK, directory)}",
         "log law Ω, p_crit, R² (log τ)": f"R² {over_seeds(C_R2, directory)}",
-        "exponent of τ in p [95 % CI]": f"upper end {over_seeds(C_P, directory, lambda v: v[1])}",
+        "exponent of τ in p [95 % CI]": f"upper end {over_seeds(C_P, directory, pick=lambda v: v[1])}",
         "held-out prediction error (largest)": f"ω ends {over_seeds(C_HW, directory, fmt='{:.0%}')}; moduli "
                                                f"{over_seeds(C_HP, directory, fmt='{:.0%}')}",
     }
@@ -531,7 +511,7 @@ table = [
     ("accuracy evaluated every", f"{cfg['eval_every']} steps", "10 steps", "10 steps", "step [C]"),
     ("ω sweep grid (p = 53, batch 512)", ", ".join(f"{w:g}" for w in W["value"]), "1, 1.5, 2, 3", "1, 1.5, 2, 3",
      "0.3, 0.5, 1, 1.5, 2, 3 [C]"),
-    ("exponent of τ in ω [95 % CI]", _ci(fit_w), None, None, "-1.02 [TS]; theory -1"),
+    ("exponent of τ in ω [95 % CI]", f"{fit_w['beta']:.2f} [{fit_w['beta_ci'][0]:.2f}, {fit_w['beta_ci'][1]:.2f}]", None, None, "-1.02 [TS]; theory -1"),
     ("τ·η·ω (delay in decay times)", f"{K * LR:.2f} (one-parameter fit); collapse ratio max/min {spread:.2f}", None, None,
      "not retrieved"),
     ("modulus sweep", f"p = {', '.join(str(int(p)) for p in Pm['value'])}, ω = {cfg['modulus_omega']:g}, full batch",
@@ -540,7 +520,7 @@ table = [
      "none reported (the fit requires p_crit < min p) [C]"),
     ("log law Ω, p_crit, R² (log τ)", f"{fit_p['Omega']:.0f} steps, {fit_p['p_crit']:.1f}, {fit_p['r2']:.2f}", None, None,
      "not retrieved"),
-    ("exponent of τ in p [95 % CI]", _ci(trend), None, None, "≈ -1 for p ≫ p_crit [TS]"),
+    ("exponent of τ in p [95 % CI]", f"{trend['beta']:.2f} [{trend['beta_ci'][0]:.2f}, {trend['beta_ci'][1]:.2f}]", None, None, "≈ -1 for p ≫ p_crit [TS]"),
     ("held-out prediction error (largest)", f"{100 * np.abs(errors).max():.0f} %" if errors.size else "n/a", None, None,
      "not reported"),
 ]

@@ -181,3 +181,16 @@ def test_run_sweeps_in_two_processes_equals_one_process(tmp_path, monkeypatch):
     assert key == [(r.omega, r.seed, r.step_mem, r.step_grok, r.steps_run) for r in one]
     assert [r.omega for r in two] == [8.0, 6.0]  # in the order of the specs, whatever ran first
     assert cost_two["model_steps"] == cost_one["model_steps"] > 0
+
+
+def test_modulus_table_rows():
+    summary = {"value": np.array([43.0, 53.0]), "n_grokked": np.array([2, 0]), "n": np.array([2, 2]),
+               "mem": np.array([120.0, 90.0]), "mean": np.array([800.0, np.nan]), "std": np.array([50.0, np.nan]),
+               "min": np.array([750.0, np.nan]), "max": np.array([850.0, np.nan])}
+    fit = {"Omega": 100.0, "p_crit": 40.0}
+    lines = gt.modulus_table(summary, fit).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| p | harmonics")
+    law = -100.0 * np.log1p(-40.0 / 43.0)
+    assert lines[2] == f"| 43 | 22 | 2/2 | 120 | 800 ± 50 | 750-850 | {law:.0f} |"
+    assert lines[3] == f"| 53 | 27 | 0/2 | 90 | not grokked | - | {-100.0 * np.log1p(-40.0 / 53.0):.0f} |"
+    assert gt.modulus_table({k: v[:1] for k, v in summary.items()}, {"Omega": 1.0, "p_crit": 50.0}).endswith("∞ (p ≤ p_crit) |")

@@ -72,3 +72,15 @@ def test_range_of_is_span_for_whole_numbers():
 
     assert range_of([12.0, 21.0, 16.0]) == span([12.0, 21.0, 16.0], "{:.0f}") == "12-21"
     assert range_of([]) == "n/a" and range_of([0.25, 0.5], "{:.2f}") == span([0.25, 0.5], "{:.2f}")
+
+
+def test_held_count_reads_a_committed_table(tmp_path):
+    from ace_utils.book.seed_rule import RunResult
+    from ace_utils.book.seed_tables import write_tables
+    from ace_utils.book.tables import held_count
+
+    runs = [RunResult(s, "ok", 1.0, {"c": {"holds": s < 7, "value": s, "expected": ">= 0", "kind": "finding"}})
+            for s in range(10)]
+    write_tables(runs, tmp_path, "ch", {})
+    assert held_count("ch", "c", tmp_path) == "7/10 seeds"
+    assert held_count("ch", "other", tmp_path) == held_count("none", "c", tmp_path) == "not recorded"

@@ -47,6 +47,15 @@ def seed_span(chapter: str, claim: str, directory: str | os.PathLike[str] | None
     return span([x * scale for x in xs], fmt, missing=missing)
 
 
+def held_count(chapter: str, claim: str, directory: str | os.PathLike[str] | None = None) -> str:
+    """On how many seeds of a committed seed table (``<directory>/<chapter>.csv``) a claim
+    held: "7/10 seeds"; "not recorded" when the table or the claim is absent."""
+    from ace_utils.book.seed_rule import seed_support
+
+    sup = seed_support(chapter, directory).get(claim)
+    return f"{sup.held}/{sup.runs} seeds" if sup else "not recorded"
+
+
 def per_model(values: Iterable[float], fmt: str = "{:.0f}", missing: str = "–") -> str:
     """Each value formatted with ``fmt``, joined by " / " (one entry per model); ``missing`` for NaN."""
     return " / ".join(missing if not np.isfinite(x) else fmt.format(x) for x in np.asarray(list(values), float))

@@ -67,6 +67,7 @@ __all__ = [
     "sweep_specs",
     "single_runs",
     "merge_stacks",
+    "modulus_table",
 ]
 
 
@@ -450,3 +451,17 @@ def summarise(runs: Sequence[RunResult], by: str) -> dict[str, np.ndarray]:
         out["max"].append(taus.max() if taus.size else np.nan)
         out["mem"].append(mems.mean() if mems.size else np.nan)
     return {k: np.asarray(v, float) for k, v in out.items()}
+
+
+def modulus_table(summary: dict[str, np.ndarray], fit: dict) -> str:
+    """The modulus sweep as a Markdown table, one row per modulus: harmonics, runs grokked,
+    memorisation step, delay mean ± sd and range (steps), and the fitted log law's delay there.
+    ``summary``: :func:`summarise` by ``"p"``; ``fit``: :func:`fit_log_law`."""
+    rows = []
+    for p, g, n, m, mu, sd, lo, hi in zip(summary["value"], summary["n_grokked"], summary["n"], summary["mem"],
+                                          summary["mean"], summary["std"], summary["min"], summary["max"]):
+        taus = f"{mu:.0f} ± {sd:.0f} | {lo:.0f}-{hi:.0f}" if g else "not grokked | -"
+        law = f"{log_law(p, fit['Omega'], fit['p_crit']):.0f}" if p > fit["p_crit"] else "∞ (p ≤ p_crit)"
+        rows.append(f"| {int(p)} | {harmonics(int(p))} | {int(g)}/{int(n)} | {m:.0f} | {taus} | {law} |")
+    return ("| p | harmonics ⌊p/2⌋+1 | runs grokked | memorised at step (mean) | τ mean ± sd (steps) | τ range | log law |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows))
