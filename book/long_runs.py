@@ -113,7 +113,7 @@ RESULTS = Path(lr.__file__).resolve().parents[2] / "results"
 # 1000), float32, each model trained as its own task on one of the two cores
 # (`results/modular_paper_models/`; the third model was added to the finished run of two by
 # the same script with `--n-models 3`). `tests/test_modular_paper.py`
-# retrains the first model of the committed run through grokking to epoch 1200, with the
+# retrains the first model of the committed run through grokking to epoch 1000, with the
 # weight-decay 1 → 0 branch from its start at epoch 900, and requires every logged number
 # and checkpoint analysis of both to match the file: exactly on the machine that made it,
 # within the differences measured between CPU kinds elsewhere, so the file is known to come
