@@ -277,21 +277,18 @@ wd_runs = wd_slow + wd_rest
 wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
 
 # %%
-# the modulus sweep in three cells of a third of the moduli each, one run per stack so that both
-# processes share every cell's runs; no cell then runs for more than a few minutes on a slow
-# CPU (small moduli grok last, large ones cost the most per step: full batch)
-third = -(-len(specs["modulus"]) // 3)  # moduli per cell (2 of the default 5)
-p_parts = [gt.single_runs(specs["modulus"][i * third:(i + 1) * third]) for i in range(3)]
-p_small, cost_small = train(p_parts[0], "modulus sweep, smallest moduli", slowest=0)
+# the modulus sweep in two cells, one run per stack so that both processes share every cell's
+# runs: first the larger moduli (the most CPU per step: full batch), then the smaller ones
+# (cheaper steps, but they grok last); no cell then runs for more than a few minutes on a slow CPU
+by_p = sorted(specs["modulus"], key=lambda s: s.p)
+p_small_specs, p_large_specs = by_p[: len(by_p) // 2 + len(by_p) % 2], by_p[len(by_p) // 2 + len(by_p) % 2:]
+p_large, cost_large = train(gt.single_runs(p_large_specs[::-1]), "modulus sweep, larger moduli", slowest=0)
 
 # %%
-p_mid, cost_mid = train(p_parts[1], "modulus sweep, middle moduli", slowest=0)
-
-# %%
-p_large, cost_large = train(p_parts[2], "modulus sweep, largest moduli", slowest=0)
-p_runs = p_small + p_mid + p_large
+p_small, cost_small = train(gt.single_runs(p_small_specs[::-1]), "modulus sweep, smaller moduli", slowest=0)
+p_runs = sorted(p_small + p_large, key=lambda r: (r.p, r.seed))  # by modulus, as the specs
 runs = wd_runs + p_runs
-timing = {k: wd_cost[k] + cost_small[k] + cost_mid[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
+timing = {k: wd_cost[k] + cost_small[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
 not_grokked = [(r.p, r.omega, r.seed) for r in runs if r.tau is None]
 print("runs that did not grok within their step budget (p, omega, seed):", not_grokked or "none")
 

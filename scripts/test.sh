@@ -26,8 +26,11 @@
 #               (scripts/setup_browser.sh installs it where missing) and fails on broken images,
 #               missing figures, error output and dead internal links; a screenshot of every page
 #               in _build/screenshots/
-#   readers     the readers' paths, each in a fresh virtual environment from pyproject.toml
-#               alone (no requirements.txt): scripts/colab_like_test.sh (Colab: Python 3.12,
+#   readers     the readers' paths, started in the background beside the unit tests (they are
+#               mostly downloads and unpacking), side by side, each in a fresh virtual
+#               environment from pyproject.toml alone (no requirements.txt), each one's log in
+#               _build/test/readers/ (printed by this part, which waits for them):
+#               scripts/colab_like_test.sh (Colab: Python 3.12,
 #               torch first as Colab has it, the chapters' own setup cell installs the book from
 #               a local clone, chapters 00 and 01 run to the end under papermill) and
 #               scripts/pip_install_test.sh (`pip install` of the package into an environment
@@ -117,13 +120,32 @@ browser() {
         "$PY" -m pytest -q tests/test_book_browser.py --junitxml="$TEST_DIR/browser.xml"
 }
 
+# The readers' paths start first, in the background, beside the unit tests: they are mostly
+# downloads and unpacking into fresh environments, which leave the cores half idle. The two run
+# side by side, each one's output in its log; the last part waits for them and prints the logs.
+READERS_LOGS="$TEST_DIR/readers"
+start_readers() {
+    mkdir -p "$READERS_LOGS"
+    ( t0=$SECONDS; rc=0; scripts/colab_like_test.sh > "$READERS_LOGS/colab-like.log" 2>&1 || rc=$?
+      echo "$rc $((SECONDS - t0))" > "$READERS_LOGS/colab-like.status" ) &
+    ( t0=$SECONDS; rc=0; scripts/pip_install_test.sh > "$READERS_LOGS/pip-install.log" 2>&1 || rc=$?
+      echo "$rc $((SECONDS - t0))" > "$READERS_LOGS/pip-install.status" ) &
+}
+
 readers() {
-    local rc=0
-    scripts/colab_like_test.sh || rc=1
-    scripts/pip_install_test.sh || rc=1
+    wait  # the two background jobs of start_readers
+    local rc=0 name status
+    for name in colab-like pip-install; do
+        echo "--- $name (started with the unit tests) ---"
+        cat "$READERS_LOGS/$name.log"
+        status="$(cat "$READERS_LOGS/$name.status" 2>/dev/null || echo "1 ?")"
+        echo "--- $name: exit ${status% *}, ${status#* } s"
+        [[ "${status% *}" == 0 ]] || rc=1
+    done
     return $rc
 }
 
+start_readers
 run_part "unit tests" unit_tests
 run_part "chapters (nbval)" chapters
 run_part "book (rendered)" book

@@ -139,7 +139,10 @@ def test_batched_program_trains_the_papers_model_as_the_module_does():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_batched_dropout_streams_are_per_model(device):
-    """With dropout, model 0 of a stack of two trains exactly as model 0 alone."""
+    """With dropout, model 0 of a stack of two trains as model 0 alone: the same dropout masks and
+    batches, so the same numbers up to the round-off of a batched matrix product over two models
+    instead of one (bit for bit on some CPUs; 6e-5 in the parameters after four epochs with AVX2
+    kernels on an Intel Xeon). Another dropout stream and batch order moves them by 8e-3."""
     data = mod.make_data(23)
     logs, params = [], []
     for n in (2, 1):
@@ -148,8 +151,11 @@ def test_batched_dropout_streams_are_per_model(device):
         logs.append(mod.train_stacked(run, data, p, start_epoch=0, end_epoch=4, weight_decay=1.0, batched=True))
         params.append(p)
     for k in params[1]:
-        torch.testing.assert_close(params[0][k][:1], params[1][k], atol=0, rtol=0)
-    np.testing.assert_array_equal(logs[0]["train_loss"][:, :1], logs[1]["train_loss"])
+        torch.testing.assert_close(params[0][k][:1], params[1][k], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(logs[0]["train_loss"][:, :1], logs[1]["train_loss"], atol=1e-5, rtol=0)
+    other = mod.init_stacked(run, device=device)  # the tolerance tells streams apart
+    mod.train_stacked(run, data, other, start_epoch=0, end_epoch=4, weight_decay=1.0, batched=True, stream=1)
+    assert max(float((other[k] - params[1][k]).abs().max()) for k in other) > 1e-3
 
 
 @pytest.mark.parametrize("device", DEVICES)
