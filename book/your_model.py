@@ -252,3 +252,49 @@ Markdown(f"Principal angles {', '.join(f'{a:.1f}°' for a in angles)}; projector
 # hook points, the Gramians and the balanced truncation, the interventions), which can also be
 # called one by one. Every function is documented, with the chapter that explains it, on the
 # {ref}`API page <api>`.
+
+# %% [markdown]
+# ## Summary
+#
+# - `find_core` needs a hook point, inputs and a differentiable behaviour per input; it returns
+#   the core with its keep, remove and flip hooks for `run_with_hooks` and a random control of
+#   the same dimension.
+# - On chapter 01's Markov model, keeping only the core keeps the accuracy, removing it drops the
+#   accuracy to chance, reflecting it makes the model wrong almost everywhere, and a random
+#   subspace of the same size behaves very differently. This page shows one run at its seed, a
+#   demonstration rather than a claim checked over seeds; chapters 01 and 06 check such claims.
+# - The cores of two independently trained models lie in almost unrelated directions, yet their
+#   coordinates are linear images of each other: chapter 02's finding in a few lines.
+# - The same call runs on GPT-2 through `load_pretrained`. That block is not executed in the
+#   book; `tests/test_your_model.py` runs it on chapter 05's locally trained model.
+#
+# ## Exercises
+#
+# 1. Use other models: `papermill book/your_model.ipynb out.ipynb -p seed 1` (models 1 and 101,
+#    trained in a few seconds each). Which numbers of the page move with the seed, and which
+#    stay where they were?
+# 2. Look for a core at another hook point. In the executed notebook:
+#
+#    ```python
+#    core_in = au.find_core(model_a, tokens, hook="blocks.0.hook_in", metric=log_prob)
+#    print(core_in.rank, accuracy(model_a, core_in.keep), accuracy(model_a, core_in.remove))
+#    ```
+#
+#    `blocks.0.hook_in` is the residual stream entering the block, the token and position
+#    embeddings. What dimension does the energy rule give there, and is that core sufficient and
+#    necessary? What must the input keep for the block to predict the next state?
+# 3. Test the thin third direction that {doc}`chapter 01 <../notebooks/01_markov_cores>` calls
+#    real:
+#
+#    ```python
+#    print(core.energy_fraction[:3])
+#    keep2, remove2 = (core.hooks(mode, rank=2) for mode in ("keep", "remove"))
+#    print(accuracy(model_a, keep2), accuracy(model_a, remove2))
+#    ```
+#
+#    How much of the accuracy do the two strongest directions carry, against the share of the
+#    energy they hold? What does that say about judging a direction by its energy alone?
+# 4. Measure the spread of the control:
+#    `[accuracy(model_a, core.control("remove", seed=s)) for s in range(10)]`. How widely do
+#    random subspaces vary, and how large an effect of a random subspace would make you doubt
+#    that the core's effect is specific to it?

@@ -327,6 +327,34 @@ claims.overview()
 # The numbers above are computed in this run; the claim checks fail if any of
 # them stops holding (their spread over seeds is on the {doc}`robustness page <../book/robustness>`).
 # The formulas are derived on the {doc}`method page <../book/method>`.
+#
+# ## Exercises
+#
+# 1. Make the decoy louder: `papermill notebooks/00_ace_in_five_minutes.ipynb out.ipynb -p
+#    decoy_ratio 30`. The last section expects a tilt of about (decoy std / core std)$/\sqrt{n}$
+#    radians. By what factor should the upper curve of {numref}`fig-ace-tilt` rise over the
+#    default run's, and does it? Does the ACE angle of the second section, with decorrelated
+#    samples, move as well, and why or why not? (Away from its defaults the chapter reports its
+#    claims instead of asserting them.)
+# 2. Let the output read the silent directions as strongly as the core: `-p silent_ratio 1`.
+#    Compare the top-sensitivity angle and {numref}`fig-ace-gramians` with the default run's.
+#    Read how `planted_core_system` builds the readout `C` (`ace_utils/method/synthetic.py`):
+#    is there any ranking of the eigenvectors of $W_o$ alone that could pick out the core when
+#    each core direction shares an output coordinate with a silent one?
+# 3. Plant a core direction that the output barely reads:
+#
+#    ```python
+#    from ace_utils.method.ace import ace, observability_from_readout
+#    from ace_utils.method.synthetic import planted_core_system
+#    S = planted_core_system(core_gain=(1.0, 1.0, 0.01))
+#    res = ace(S.H, observability_from_readout(S.C))
+#    print(res.rank, res.energy_fraction[:4])
+#    ```
+#
+#    A direction's balanced energy combines its variance with its output gain
+#    ({numref}`fig-ace-energies`). What rank does the 0.999 energy rule give now? Is the third
+#    planted direction still part of "the core", and which of the keep / remove / flip tests
+#    of the third section would tell you?
 
 # %%
 claims.save()

@@ -487,6 +487,51 @@ Markdown(markdown_table(head, rows))
 # %% tags=["hide-input"]
 claims.overview()
 
+# %% [markdown]
+# ## Summary
+#
+# - Five of the paper's models trained from different seeds reach the Bayes limit and each has a
+#   3-D core; both claims are asserted and hold on all ten seeds of the {doc}`robustness page
+#   <../book/robustness>`.
+# - The full-vector cosine of their weights is that of their untrained initialisations, set by
+#   the large embeddings; without the LayerNorm parameters the weights are unrelated
+#   ({numref}`fig-align-weights`).
+# - The cores lie in subspaces as unrelated as random 3-D subspaces of $\mathbb{R}^{64}$
+#   ({numref}`fig-align-overlap`, {numref}`fig-align-random`): far from identical, but not
+#   systematically below the random level. The paper's wording, "at or below the random level
+#   for every pair", is reported, not asserted; it holds on none of the ten seeds.
+# - On the same inputs the core coordinates are linear images of one another: the top two
+#   canonical correlations are close to 1, the third is lower ({numref}`fig-align-cca`);
+#   asserted.
+# - Beyond the paper: the first two core coordinates are the current state, while the thin third
+#   carries history that different models share only in part, which is why the third canonical
+#   correlation is lower ({numref}`fig-align-state`).
+#
+# ## Exercises
+#
+# 1. Compare more models: `papermill notebooks/02_core_alignment.ipynb out.ipynb -p n_models 10`
+#    (45 pairs). Where do the pairs fall in the random distribution of
+#    {numref}`fig-align-random`? Does the largest overlap grow, and why does a claim about
+#    *every* pair become harder to meet as the number of pairs grows, even for cores placed at
+#    random? (Away from its defaults the chapter reports its claims instead of asserting them.)
+# 2. Widen the residual stream: `-p d_model 128`. The random level $k/d$ halves. Does the mean
+#    overlap of the cores follow it? What would a mean overlap that stayed where it was say
+#    about how the cores are placed?
+# 3. Break the pairing of inputs. In the executed notebook, shuffle the rows of one model's
+#    core coordinates and compute the canonical correlations again:
+#
+#    ```python
+#    perm = np.random.default_rng(0).permutation(len(Zflat[1]))
+#    print(canonical_correlations(Zflat[0], Zflat[1][perm], k=k))
+#    ```
+#
+#    What do you get, and why does the answer make the canonical correlations evidence about
+#    what the models compute on the same inputs rather than about each core's geometry?
+# 4. Run the comparison on pre-LN models: `-p architecture pre-ln`, and compare with the
+#    closing table's pre-LN column. Why does more history in the third core direction lower the
+#    third canonical correlation between models but leave the top two near 1? The spectrum
+#    section of {doc}`01_markov_cores` shows the same history from another side.
+
 # %%
 claims.record(
     n_models=n_models, ranks=ranks, acc=acc, bayes=bayes, weight_cos_full=W_full[off], weight_cos_init=W_init[off],

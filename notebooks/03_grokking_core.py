@@ -780,6 +780,50 @@ claims.overview()
 #   ~44-dimensional energy core, no necessary subspace smaller than $p-1$, and no
 #   generalising rotation; over 20,000 epochs their core inflates without weight decay,
 #   not with it ({doc}`the long runs' page <../book/long_runs>`).
+#
+# ## Summary
+#
+# - Both models memorise the training pairs early and grok hundreds of epochs later
+#   ({numref}`fig-modadd-grokking`); asserted, and it holds on all ten seeds of the
+#   {doc}`robustness page <../book/robustness>`.
+# - The energy dimension falls from initialisation to grokking, and after grokking keeping only
+#   the core keeps the accuracy; both are asserted ({numref}`fig-modadd-1a`,
+#   {numref}`fig-modadd-1b`, {numref}`fig-modadd-when`). Necessity is tested by removing the
+#   99 %-energy core, chosen by energy alone, against $2/p$; removal at the reported
+#   $r_\text{core}$ passes by the definition of $r_\text{core}$ and is only a sanity check.
+# - In the core the "add 1" map becomes a rotation: its eigenvalues move onto the unit circle as
+#   the models generalise, with several rotational modes after grokking and none at
+#   initialisation ({numref}`fig-modadd-1c`, {numref}`fig-modadd-rotation`), and the embedding
+#   and readout are concentrated on a few frequencies. That the rotation predicts held-out classes at every checkpoint after grokking
+#   holds on most seeds but not all, so it is reported, not asserted.
+# - The paper's inflation is not visible in the 200 epochs after the weight-decay branch
+#   ({numref}`fig-modadd-2ad`, {numref}`fig-modadd-2b`, {numref}`fig-modadd-2c`; reported). It
+#   is read from one committed 20,000-epoch run of three models on {doc}`its own page
+#   <../book/long_runs>`: under weight decay the core at least doubles, mostly as redundancy,
+#   but with fewer rotational modes than the paper reports, and without weight decay the
+#   necessary dimension of some models grows too, which the paper does not report.
+# - Pre-LN models of the same size grok too, but keep a large energy core, have no small
+#   necessary subspace and no generalising rotation (their ten-seed table).
+#
+# ## Exercises
+#
+# 1. Train the pre-LN models: `papermill notebooks/03_grokking_core.ipynb out.ipynb -p
+#    architecture pre-ln`. In {numref}`fig-modadd-when`, which of the three dimensions falls at
+#    grokking? What does a small sufficient subspace without a small necessary one say about
+#    how the answer is stored? (Away from its defaults the chapter reports its claims instead of
+#    asserting them.)
+# 2. Train without dropout: `-p dropout 0.0`. These are the models of the "no dropout" setting
+#    of {doc}`chapter 07 <07_architecture_and_the_core>`'s committed study (the same run and
+#    seeds); compare your numbers with its table. Dropout zeroes random units during training:
+#    why might it reward a model for keeping copies of its answer in more directions?
+# 3. Lengthen the window after the branch: `-p epochs 2000` (the branch stays at epoch 800).
+#    Does $r_\text{core}$ now grow more under weight decay 1 than in the branch
+#    ({numref}`fig-modadd-2ad`)? Compare with the epochs at which the committed long-run models
+#    inflate on {doc}`their page <../book/long_runs>`.
+# 4. Change the modulus: `-p p 97`. {doc}`Chapter 04 <04_grokking_time>` finds that the delay
+#    falls as $p$ grows; does it here? The number of possible rotational modes is
+#    $\lfloor p/2\rfloor + 1$: does the energy dimension at grokking, or the number of modes,
+#    grow with $p$?
 
 # %%
 claims.record(grok_epochs=grok, memorise_epochs=mem, final_test_acc=final_test.tolist(),

@@ -691,6 +691,44 @@ Markdown(markdown_table(["quantity", "ours", "paper"], rows))
 # prompts. Generations are shorter (24 tokens, one or two sentences of the corpus
 # grammar) and are parsed with that grammar, which is what makes the per-verb count
 # possible; on GPT-2 the parser only finds verbs whose subject is one of our nouns.
+#
+# ## Summary
+#
+# - Three small GPT-2-architecture models (2, 4 and 6 layers), trained here on a synthetic
+#   corpus, rank plural above singular heads on held-out prompts with attractors; asserted.
+# - At each layer ACE finds one direction at the last token. From the first layer on,
+#   reflecting it inverts the number the model predicts, keeping it alone keeps the margin's
+#   AUC, and reflecting a random direction does nothing; at the embeddings it does nothing.
+#   Removal is the fragile intervention: it works only where no other route for number
+#   remains ({numref}`fig-agreement-sweep`).
+# - At the chosen layer the core coordinate is a linear knob for the margin
+#   ({numref}`fig-agreement-knob`). Paired tests on the agreement scores detect removal and
+#   flip ({numref}`fig-agreement-scores`), a sanity check with 600 prompts rather than a result.
+# - Flipping the axis at every step of generation turns the generated verbs' number around,
+#   but the generation claims are reported, not asserted: on some seeds one model leans to one
+#   number.
+# - Across scales, the models' coordinates agree mostly through the split into two number
+#   clusters; within a class they agree far less, and the cross-scale correlation claim is
+#   reported, not asserted.
+#
+# ## Exercises
+#
+# 1. Reflect exactly instead of adaptively: `papermill notebooks/05_agreement_axis.ipynb out.ipynb
+#    -p gen_strength reflection` ($s = 1$ at every step). How do the shares of inverted verbs and
+#    of well-formed continuations change? Later layers can read number again from the head
+#    noun's position: why might an exact reflection at the newest token then not be enough?
+# 2. Train shallower models: `-y "n_layers: [1, 2]" -y "d_models: [64, 64]"` (papermill passes
+#    lists with `-y`). The flip does nothing at the embeddings; is there a layer of the one-layer
+#    model where both the flip and the removal work, and what does the answer say about where
+#    the routes for number run? (Away from its defaults the chapter reports its claims instead
+#    of asserting them.)
+# 3. Train for less: `-p train_steps 150`. Does the axis appear before agreement is learnt
+#    well? Compare the behaviour AUC, the knob's $R^2$ and {numref}`fig-agreement-sweep` with
+#    the default run's.
+# 4. Run GPT-2 Small where the Hugging Face hub is reachable: `export HF_HUB_OFFLINE=0`, then
+#    `-p model_source hub -p hub_models gpt2` (about 20-25 minutes on a 2-core CPU, by the
+#    estimate above). At what normalised depth is its chosen layer, compared with our models'
+#    and with the paper's "late layers"?
 
 # %%
 claims.record(

@@ -703,6 +703,43 @@ Markdown(
 # %% tags=["hide-input"]
 claims.overview()
 
+# %% [markdown]
+# ## Exercises
+#
+# 1. Run another seed: `papermill notebooks/06_ace_vs_baselines.ipynb out.ipynb -p seed 2`
+#    (with a cold cache it first trains the models of chapters 01, 03 and 05 at that seed,
+#    about as long as those three chapters; away from seed 0 the chapter reports its claims
+#    instead of asserting them). The {doc}`robustness page <../book/robustness>` names seed 2
+#    as one where PCA ranked by output energy passes everywhere too. Which finders pass every
+#    column of the summary table in your run? Why can a finder that drops $W_o$'s cross terms do
+#    this well, and what does its failure in {numref}`fig-baselines-tilt` at a decoy exactly as
+#    loud as a core direction tell you about the tasks on which it would not?
+# 2. Compare the finders on pre-LN models: `-p architecture pre-ln`. On modular addition their
+#    core fills most of the readout's row space. Look at {numref}`fig-baselines-modular`: why
+#    do keep and remove tests stop separating finders once any subspace that fills that row
+#    space passes them?
+# 3. Extend the tilt study: `-p tilt_max_n 1024000`. Does the paper basis's error in
+#    {numref}`fig-baselines-tilt` keep falling like $n^{-1/2}$ at every loudness? Does PCA
+#    ranked by output energy at a decoy of 1x improve with $n$, and would you expect more
+#    samples to resolve a degenerate eigenspace?
+# 4. Test the split-half estimate where the answer is known, on chapter 00's planted system with
+#    i.i.d. samples:
+#
+#    ```python
+#    from ace_utils.method import baselines as bl
+#    from ace_utils.method.ace import observability_from_readout
+#    from ace_utils.method.synthetic import planted_core_system
+#    S = planted_core_system(n=4000, decorrelated=False, seed=0)
+#    Wo = observability_from_readout(S.C)
+#    for basis in (bl.paper_basis, bl.observability_side_basis):
+#        error = bl.max_angle(basis(S.H, Wo, 3), S.core)
+#        print(bl.split_half_angle(S.H, 3, Wo=Wo, basis=basis), error)
+#    ```
+#
+#    How does each basis's split-half angle compare with its true error to the planted core?
+#    Can two halves of the same data reveal an error that both halves share, and what does the
+#    answer mean for the split-half angles of the last section?
+
 # %%
 claims.record(
     markov={n: {m: [s[n][m] for s in sc] for m in ("keep", "remove")} for n in sc[0]},
