@@ -138,6 +138,18 @@ def test_ledger_and_overview_show_kinds_and_evidence(tmp_path):
     assert "| finding | 2 | 1 | 1 | 2 |" in over and "| sanity check | 1 | 0 | 1 | 1 |" in over and "`b`" in over
 
 
+def test_ledger_shows_a_table_made_under_another_rule_as_such(tmp_path):
+    """The ledger's evidence column gives the table's count only for the rule it was made under:
+    a changed bound shows the count judged again, a changed test says the rule changed."""
+    tables = _table(tmp_path, "rr", {"bound": 10, "own": 9}, rules={"bound": "<= 1", "own": "x among them"})
+    c = Claims("rr", strict=True, seed_tables=tables)
+    c.at_most("bound", 0.5, 0.5, "a bound made stricter")
+    c.holds("own", True, 1, "x among them (criteria now named)", "the chapter's own test, changed")
+    text = c.ledger().data
+    assert "held on 1/10 seeds under today's rule (the table's: <= 1)" in text
+    assert "the seed table made it under another rule (x among them)" in text and "9/10" not in text
+
+
 def test_ledger_is_written_after_every_claim_and_saved(tmp_path, monkeypatch):
     monkeypatch.delenv("ACE_BOOK_CLAIMS", raising=False)
     assert Claims("zz").save() is None

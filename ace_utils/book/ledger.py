@@ -56,8 +56,8 @@ def _evidence(claims: "Claims", cid: str) -> str:
     status = c["how"].split(":")[0]  # asserted / reported
     if c["kind"] == COMMITTED:
         return f"{status}; one run: `{c['source']}`" + ("" if sup is None else f" ({sup.describe()})")
-    if sup is None or sup.kind != c["kind"]:
-        return c["how"]
+    if sup is None or sup.kind != c["kind"] or sup.rule != c["expected"]:
+        return c["how"]  # no table, or one made under another rule: what the claim's own check said of it
     spread = _spread(sup.values)
     return f"{status}: held on {sup.held}/{sup.runs} seeds" + (f", value {spread}" if spread else "")
 
