@@ -281,7 +281,8 @@ wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
 # runs: first the larger moduli (the most CPU per step: full batch), then the smaller ones
 # (cheaper steps, but they grok last); no cell then runs for more than a few minutes on a slow CPU
 by_p = sorted(specs["modulus"], key=lambda s: s.p)
-p_small_specs, p_large_specs = by_p[: len(by_p) // 2 + len(by_p) % 2], by_p[len(by_p) // 2 + len(by_p) % 2:]
+half = (len(by_p) + 1) // 2  # the smaller half takes the odd modulus out
+p_small_specs, p_large_specs = by_p[:half], by_p[half:]
 p_large, cost_large = train(gt.single_runs(p_large_specs[::-1]), "modulus sweep, larger moduli", slowest=0)
 
 # %%

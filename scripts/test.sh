@@ -124,18 +124,20 @@ browser() {
 # downloads and unpacking into fresh environments, which leave the cores half idle. The two run
 # side by side, each one's output in its log; the last part waits for them and prints the logs.
 READERS_LOGS="$TEST_DIR/readers"
+declare -A READERS=([colab-like]=scripts/colab_like_test.sh [pip-install]=scripts/pip_install_test.sh)
 start_readers() {
     mkdir -p "$READERS_LOGS"
-    ( t0=$SECONDS; rc=0; scripts/colab_like_test.sh > "$READERS_LOGS/colab-like.log" 2>&1 || rc=$?
-      echo "$rc $((SECONDS - t0))" > "$READERS_LOGS/colab-like.status" ) &
-    ( t0=$SECONDS; rc=0; scripts/pip_install_test.sh > "$READERS_LOGS/pip-install.log" 2>&1 || rc=$?
-      echo "$rc $((SECONDS - t0))" > "$READERS_LOGS/pip-install.status" ) &
+    local name
+    for name in "${!READERS[@]}"; do
+        ( t0=$SECONDS; rc=0; "${READERS[$name]}" > "$READERS_LOGS/$name.log" 2>&1 || rc=$?
+          echo "$rc $((SECONDS - t0))" > "$READERS_LOGS/$name.status" ) &
+    done
 }
 
 readers() {
-    wait  # the two background jobs of start_readers
+    wait  # the background jobs of start_readers
     local rc=0 name status
-    for name in colab-like pip-install; do
+    for name in "${!READERS[@]}"; do
         echo "--- $name (started with the unit tests) ---"
         cat "$READERS_LOGS/$name.log"
         status="$(cat "$READERS_LOGS/$name.status" 2>/dev/null || echo "1 ?")"
