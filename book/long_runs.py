@@ -28,7 +28,7 @@
 # weight decay the necessary dimension of some of them grows as well, in directions of almost no
 # energy. The pre-LN models inflate the other way: without weight decay, not with it. Every number
 # below is computed from the committed files, and every claim is a committed-run claim: one run,
-# whatever the seed. **Runtime:** seconds: the page trains nothing.
+# whatever the seed. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <status>`): the page trains nothing.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

@@ -34,8 +34,8 @@
 # when that chapter has run, otherwise trained in a few seconds each), then validates the core
 # by keeping, removing and reflecting it next to a random control, and aligns it with a second
 # model's core. The last section shows the same call on GPT-2. The {ref}`API page <api-find-core>`
-# lists every argument. **Runtime:** about 30 s on 2 CPU cores when chapter 01's models are
-# cached.
+# lists every argument. **Runtime:** {glue:md}`runtime` (from the timing records on the
+# {doc}`status page <status>`); chapter 01 caches the models.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this
@@ -82,6 +82,12 @@ if "google.colab" in sys.modules:  # pragma: no cover - only in Colab
 # %% tags=["parameters"]
 seed = 0  # seed of model A (model B: seed + 100) and of the random control; 0 and 100 are chapter 01's models 1 and 2
 device = "cpu"  # where the models train and ACE runs: 'cpu', 'cuda', or 'auto' (cuda where present, else cpu)
+
+# %% tags=["remove-cell"]
+from ace_utils.book.chapter import glue_markdown
+from ace_utils.book.runtimes import chapter_runtime
+
+glue_markdown("runtime", chapter_runtime("your_model"))
 
 # %% [markdown]
 # ## 1. Model, hook point, behaviour

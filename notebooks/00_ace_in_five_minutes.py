@@ -22,7 +22,7 @@
 # Extraction ({ref}`method-balanced`) recovers the planted core to a fraction of a
 # degree, while PCA of the activations and top output-sensitivity directions each
 # find the wrong subspace. Keeping, removing and flipping the recovered core then
-# preserve, destroy and invert the output. **Runtime:** about 10 s on 2 CPU cores (most of it starting Python).
+# preserve, destroy and invert the output. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`).
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

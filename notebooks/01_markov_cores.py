@@ -24,9 +24,8 @@
 # coordinates recovers the chain's eigenvalues $0.75\pm0.25i$ and $0.5$. Beyond the
 # paper: pre-LN models of the same size find the same core but let more history into its
 # thinnest direction, which biases the fitted $0.5$ upward; and a random 5-state chain
-# gives a 4-D core with its spectrum. **Runtime:** 1-2.5 minutes on 2 CPU cores with a
-# cold model cache (7 models of a few seconds of training each, two at a time: 169 s on an AMD
-# EPYC with AVX2 kernels beside chapter 03 in the book build), 20-40 s when cached.
+# gives a 4-D core with its spectrum. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`):
+# six small models trained two at a time, then their analyses.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

@@ -21,10 +21,8 @@
 # overlaps fall inside the spread of random subspaces (principal angles above 45
 # degrees). Yet on the same inputs their core coordinates are linear images of one
 # another: the top two canonical correlations exceed 0.99 and the third exceeds 0.9,
-# because every core encodes the current state of the chain. **Runtime:** about a minute on 2
-# CPU cores with a cold model cache (5 models of a few seconds of training each; 56 s with
-# AVX-512 kernels, 58 s with AVX2 only), 12-20 s once the models are cached (chapter 01 caches
-# the first three).
+# because every core encodes the current state of the chain. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`);
+# chapter 01 caches the first three of its five models.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

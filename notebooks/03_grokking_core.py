@@ -33,11 +33,8 @@
 # Beyond the paper: pre-LN TransformerLens-native models of the same size (`architecture="pre-ln"`)
 # grok too, but keep a ~44-D energy core, need $p-1$ directions removed to lose the answer
 # and have no generalising rotation; and over 20,000 epochs their core inflates without
-# weight decay instead of with it (a committed long run). **Runtime:** 7-10 minutes
-# on 2 CPU cores with a cold model cache (float32 training of the two models in parallel
-# processes, 1000 epochs and a 200-epoch branch, and their checkpoint analyses: 594 s on an
-# Intel Xeon with AVX-512 kernels, 606 s with AVX2 only; 445 s on an AMD EPYC with AVX2 kernels),
-# 10-25 s when cached.
+# weight decay instead of with it (a committed long run). **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`):
+# most of it is training the two models, one per process, for 1000 epochs and a 200-epoch branch.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

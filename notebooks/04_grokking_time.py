@@ -32,10 +32,8 @@
 # allows, so a fit without $p=79$ and $101$ can miss the delay at 101 by more than 30 %. The
 # TransformerLens-native pre-LN models (`architecture="pre-ln"`) follow $1/\omega$ closely
 # and show the same shape in $p$. The numbers of this run, of the ten seeds and of the
-# paper's grid are given where they are computed. **Runtime:** about
-# 6-7.5 minutes on 2 CPU cores with a cold cache (float32, two worker processes: 355-434 s
-# per seed alone and 444 s in the book build on an AMD EPYC with AVX2 kernels; not measured on
-# the slower Intel Xeon, where the pre-LN models' grid took 456 s), 10-20 s when cached.
+# paper's grid are given where they are computed. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`):
+# most of it is training the grid, two runs at a time.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

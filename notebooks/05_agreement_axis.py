@@ -24,10 +24,8 @@
 # margin, flipping it during generation turns the verbs' number around, and the three
 # models' coordinates on that axis agree. The same code runs GPT-2 Small/Medium/Large
 # through TransformerBridge where the Hugging Face hub is reachable
-# (`model_source="hub"`). **Runtime:** 4.5-9 minutes on 2 CPU cores with a cold
-# cache (566 s on an Intel Xeon with AVX-512 kernels, 492 s with AVX2 only; 269 s on an AMD
-# EPYC with AVX2 kernels; training the three models, two at a time, is most of it), 40-90 s
-# when cached.
+# (`model_source="hub"`). **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`):
+# training the three models, two at a time, is most of it.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

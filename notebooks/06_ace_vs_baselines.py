@@ -39,10 +39,9 @@
 # finders are from each other. What the architecture does to the
 # core itself, which the paper does not ask, is the next chapter's question: on modular
 # addition no single design choice of the pre-LN models inflates it, the four together do.
-# **Runtime:** 1.5-4 minutes on 2 CPU cores in the book's order (chapters 01, 03 and 05
-# have trained and cached every model it uses: 247 s on an Intel Xeon with AVX-512 kernels,
-# 161 s with AVX2 only; 89 s on an AMD EPYC with AVX2 kernels); with a cold cache it first trains them all, which takes about as long as those
-# three chapters.
+# **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`),
+# in the book's order, where chapters 01, 03 and 05 have trained and cached every model it uses;
+# alone with no models cached it first trains them all, about as long as those three chapters.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

@@ -32,11 +32,10 @@
 # changes anything: every model has a 3-D core with the chain's spectrum, and the cores of
 # different runs are as near-orthogonal and as linearly equivalent as in chapters 01 and 02;
 # over ten seeds the few exceptions lie in the changed settings (the robustness page). The
-# numbers are given where they are computed or read. **Runtime:** about 3
-# minutes on 2 CPU cores at the defaults: the mod-add study (about 8 minutes per setting on 2
-# cores) is read from committed files, one setting is retrained here for 200 epochs, and 9 of
-# the 12 Markov models are trained (the other 3 are chapter 01's). `preset="full"` trains the
-# whole study, about an hour.
+# numbers are given where they are computed or read. **Runtime:** {glue:md}`runtime` (the timing records of the {doc}`status page <../book/status>`):
+# the mod-add study is read from committed files, one setting is retrained here for 200 epochs,
+# and 9 of the 12 Markov models are trained (the other 3 are chapter 01's); `preset="full"`
+# trains the whole study.
 
 # %% tags=["remove-cell"]
 # Colab setup. In Colab only: fetch the book's repository and install ace_utils with what this

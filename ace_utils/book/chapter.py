@@ -1,7 +1,9 @@
 """A chapter's setup in one call: its parameters validated, torch's thread count, its claims ledger.
 
 Every chapter's first code cell after the ``parameters`` cell calls :func:`open_chapter`.
-``asserted_at`` names the settings the chapter's claims are made for (its defaults; the seed
+The call also glues the chapter's runtime, read from the committed timing records
+(:func:`ace_utils.book.runtimes.chapter_runtime`), under the name ``runtime``: the opening
+paragraph shows it with ``{glue:md}`runtime```. ``asserted_at`` names the settings the chapter's claims are made for (its defaults; the seed
 is free): the ledger asserts the claims there and checks and reports them everywhere else
 (:class:`ace_utils.book.claims.Claims`). ``tests/test_claim_policy.py`` checks that each
 chapter's ``asserted_at`` holds at the defaults of its ``parameters`` cell.
@@ -17,8 +19,20 @@ from typing import Any, Callable, Mapping, MutableMapping
 
 from ace_utils.book.claims import Claims
 from ace_utils.book.params import validate
+from ace_utils.book.runtimes import chapter_runtime
 
-__all__ = ["open_chapter", "at_settings"]
+__all__ = ["open_chapter", "at_settings", "glue_markdown"]
+
+
+def glue_markdown(name: str, text: str) -> None:
+    """Make ``text`` (Markdown) the value of ``{glue:md}`name``` on the built page; nothing where
+    myst-nb is not installed (Colab, which shows the page's roles unrendered anyway)."""
+    try:
+        from IPython.display import Markdown
+        from myst_nb import glue
+    except ImportError:
+        return
+    glue(name, Markdown(text), display=False)
 
 
 def at_settings(namespace: Mapping[str, Any], asserted_at: Mapping[str, Any | Callable[[Any], bool]]) -> bool:
@@ -32,8 +46,8 @@ def open_chapter(chapter: str, spec: Mapping[str, Any], namespace: MutableMappin
                  threads: int | None = 1) -> tuple[dict[str, Any], Claims]:
     """Validate ``namespace``'s parameters against ``spec`` (:func:`ace_utils.book.params.validate`:
     one message naming the parameter and its allowed values), set torch to ``threads`` threads
-    (``None``: unchanged) and open the chapter's claims ledger, strict where
-    :func:`at_settings` holds. Returns ``(parameters, claims)``."""
+    (``None``: unchanged), glue the chapter's runtime (``runtime``) and open the chapter's claims
+    ledger, strict where :func:`at_settings` holds. Returns ``(parameters, claims)``."""
     params = validate(spec, namespace)
     unknown = sorted(set(asserted_at) - set(spec))
     if unknown:
@@ -42,4 +56,5 @@ def open_chapter(chapter: str, spec: Mapping[str, Any], namespace: MutableMappin
         import torch
 
         torch.set_num_threads(threads)
+    glue_markdown("runtime", chapter_runtime(chapter))
     return params, Claims(chapter, params, strict=at_settings(namespace, asserted_at))
