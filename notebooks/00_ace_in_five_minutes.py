@@ -160,16 +160,12 @@ plt.show()
 
 # %%
 res = ace(S.H.to(device), Wo, threshold=0.999)
-
-
-def top_eigvecs(W: torch.Tensor, r: int) -> torch.Tensor:
-    return torch.linalg.eigh(W)[1][:, -r:]
-
-
+pca = torch.linalg.eigh(Wc).eigenvectors[:, -k:]  # the k largest-variance directions
+sensitive = torch.linalg.eigh(Wo).eigenvectors[:, -k:]  # the k most output-sensitive directions
 angles = {
     "ACE": principal_angles(res.core(k), S.core).max(),
-    "PCA (reachability only)": principal_angles(top_eigvecs(Wc, k), S.core).max(),
-    "top sensitivity (observability only)": principal_angles(top_eigvecs(Wo, k), S.core).max(),
+    "PCA (reachability only)": principal_angles(pca, S.core).max(),
+    "top sensitivity (observability only)": principal_angles(sensitive, S.core).max(),
 }
 print(f"ACE rank by the 0.999 energy rule: {res.rank}")
 for name, a in angles.items():

@@ -128,12 +128,8 @@ T = mk.lazy_cycle() if chain == "paper" else mk.random_chain(n_states, seed=seed
 k = T.shape[0] - 1  # number of non-trivial eigenvalues: the dimension compared across runs
 pairs = [(i, j) for i in range(n_models) for j in range(i + 1, n_models)]
 off = ~np.eye(n_models, dtype=bool)  # off-diagonal entries of a pairwise matrix
-
-
-def pre_ln(claim: str, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
-    """Range over seeds 0-9 of a claim's value (its id) on the pre-LN models (their committed seed table)."""
-    return seed_span("02_core_alignment", claim, ledger_rules.SEED_TABLES / "pre-ln", scale=scale, fmt=fmt,
-                     missing="not recorded")
+# the range over seeds 0-9 of a claim's value on the pre-LN models (their committed seed table)
+pre_ln = partial(seed_span, "02_core_alignment", directory=ledger_rules.SEED_TABLES / "pre-ln", missing="not recorded")
 
 
 # %% [markdown]
@@ -213,7 +209,7 @@ Markdown(f"Here the full-vector cosine is {span(W_full[off])} for every pair of 
          "weights start at $\\mathcal N(0, 0.1^2)$, the LayerNorm gains hold a larger share of the squared norm, "
          "and the full-vector cosine is larger for every pair for the same reason: "
          f"{pre_ln('full_cosine_far_from_1')} over seeds 0-9 of their seed table; without the LayerNorm "
-         f"parameters it is {pre_ln('weights_no_ln_cosine', '{:.4f}')}.)")
+         f"parameters it is {pre_ln('weights_no_ln_cosine', fmt='{:.4f}')}.)")
 
 
 # %% mystnb={"figure": {"caption": "Model weight similarity (the paper's panel A): cosine similarity of the flattened parameter vectors of every pair of models, over all parameters (left, the paper's definition) and without the LayerNorm gains and biases (right). The values on the left are those of the untrained initialisations (see the text below). The other parameters are unrelated across runs.", "name": "fig-align-weights"}}
@@ -435,7 +431,7 @@ rows = [
      pre_ln("full_cosine_far_from_1"), "not run",
      "\"the weights differ\" [A]; heatmap values not retrieved"),
     ("weight cosine, without LayerNorm", span(W_no_ln[off], "{:.4f}"),
-     pre_ln("weights_no_ln_cosine", "{:.4f}"), "not run", "not reported"),
+     pre_ln("weights_no_ln_cosine", fmt="{:.4f}"), "not run", "not reported"),
     ("projector overlap of the cores", f"{span(ov_pairs)} (mean {ov_pairs.mean():.3f})",
      f"largest {pre_ln('overlap_max')}; mean {pre_ln('mean_overlap_ratio', scale=level)}",
      "0.025-0.033", "0.02-0.04 [TS]"),
@@ -443,16 +439,16 @@ rows = [
      f"{level:.3f}", "3/64 ≈ 0.047", "3/64 ≈ 0.047 [Inf]"),
     ("principal angles", f"{min_angle:.1f}-{max(a.max() for a in angles.values()):.1f} deg "
      f"(smallest per pair {span([a.min() for a in angles.values()], '{:.1f}')})",
-     f"smallest {pre_ln('min_principal_angle', '{:.1f}')} deg", "not run",
+     f"smallest {pre_ln('min_principal_angle', fmt='{:.1f}')} deg", "not run",
      "not retrieved (near 90 expected [Inf])"),
     ("canonical correlations, top two", span(rho_all[:, :2], "{:.4f}"),
-     f"smallest {pre_ln('cca_top_two', '{:.4f}')}", "~0.999",
+     f"smallest {pre_ln('cca_top_two', fmt='{:.4f}')}", "~0.999",
      "0.999, 0.999 [TQ]"),
     ("canonical correlation, third", span(rho_all[:, 2], "{:.3f}"),
      f"smallest {pre_ln('cca_all')}", "0.92-0.96", "0.929 [TQ]"),
     ("mean top-3 CCA (panel D)", span(rho_all.mean(1)), "not recorded", "not recorded", "\"0.93-0.99\" [TS]"),
     ("core vs state code: CCA", f"{span(cca_state[:, :2], '{:.4f}')}; third {span(cca_state[:, 2])}",
-     f"top two, smallest {pre_ln('state_code_cca', '{:.4f}')}",
+     f"top two, smallest {pre_ln('state_code_cca', fmt='{:.4f}')}",
      "not run", "not in the paper"),
     ("state R² per core coordinate", f"{span(state_r2[:, :2])}; third {span(state_r2[:, 2])}",
      f"first two, smallest {pre_ln('state_r2_first_two')}; "

@@ -95,6 +95,7 @@ device = "cpu"  # 'cpu' (where the seed tables were made), 'cuda' (the models tr
 
 # %% tags=["hide-input"]
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -187,31 +188,15 @@ else:
     print("no benchmark record (run benchmarks/modular_training.py)")
 
 # %% [markdown]
-# Training is spread over four cells of 250 epochs each, and the weight-decay branch over a
-# fifth in its section below: each call continues every model where the last one stopped
-# (its whole state is saved after every segment), with the same numbers as one
-# uninterrupted run. When the models are cached, the cells only read them.
+# One call trains every model through the main run (the weight-decay branch follows in its
+# section below), each model in its own process; every model's whole state is saved every
+# `segment` epochs, so an interrupted call continues where it stopped, with the same numbers
+# as one uninterrupted run. When the models are cached, the call only reads them.
 
 # %%
-segment = 250  # epochs per training cell; the numbers do not depend on it
+segment = 250  # epochs between saved states; the numbers do not depend on it
 t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
-print(f"epochs 0-{segment}: {time.perf_counter() - t0:.1f} s")
-
-# %%
-t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
-print(f"epochs {segment}-{2 * segment}: {time.perf_counter() - t0:.1f} s")
-
-# %%
-t0 = time.perf_counter()
-mod.run_models_resumable(run, workers=workers, segment_epochs=segment, max_segments=1, device=device)
-print(f"epochs {2 * segment}-{3 * segment}: {time.perf_counter() - t0:.1f} s")
-
-# %%
-t0 = time.perf_counter()
-out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True,
-                               device=device)  # the rest of the main run
+out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True, device=device)
 load_s = time.perf_counter() - t0
 data = mod.make_data(run.p, run.train_frac, run.split_seed)
 data_dev = data.to(device)  # the same split on the device, for the models
@@ -304,11 +289,8 @@ claims.at_most("closed_form_equals_hooks",
                "at most one test pair)", kind="sanity", paper="an identity of two computations, not a result")
 display(claims.ledger())
 
-
-def pre_ln(claim: str, pick=None, fmt: str = "{:.0f}") -> str:
-    """Range over seeds 0-9 of (part of) a claim's value (its id) on the pre-LN models (their committed seed table)."""
-    return seed_span("03_grokking_core", claim, ledger_rules.SEED_TABLES / "pre-ln", pick=pick, fmt=fmt)
-
+# the range over seeds 0-9 of a claim's value on the pre-LN models (their committed seed table)
+pre_ln = partial(seed_span, "03_grokking_core", directory=ledger_rules.SEED_TABLES / "pre-ln", fmt="{:.0f}")
 
 print(at_checkpoints([0, 100, 200, 300, grok_all, grok_all + 100, run.epochs], ck_ep, ck,
                      ["test_acc", "r_energy", "r_nec", "r_suf", "r_core", "core_only_acc", "core_removed_acc"]))
@@ -441,7 +423,7 @@ Markdown(
     "together) is the paper's \"redundancy\".\n\n"
     "With the TransformerLens-native pre-LN models of the same size (`architecture=\"pre-ln\"`, their seed table "
     "kept in `results/robustness/pre-ln/`) only the sufficient dimension falls, abruptly at grokking (median "
-    f"r_suf after grokking {pre_ln('sufficient_appears_at_grokking', lambda v: v[1])} over their ten "
+    f"r_suf after grokking {pre_ln('sufficient_appears_at_grokking', pick=lambda v: v[1])} over their ten "
     "seeds); the energy dimension does not fall (initialisation minus grokking "
     f"{pre_ln('energy_dimension_does_not_fall')}) and removing fewer than $p-1 = {p - 1}$ directions "
     "never brings accuracy down to $2/p$ (smallest r_nec after grokking "
@@ -523,16 +505,9 @@ Markdown(f"From 15 directions up, the rotation predicts the held-out classes wit
 
 
 # %%
-def top_freq_share(M, top=5):
-    """Share of the power of M (p, D), centred over rows, in its `top` strongest non-zero frequencies."""
-    F = np.fft.rfft(M - M.mean(0), axis=0)
-    power = np.sort((np.abs(F) ** 2).sum(1)[1:])[::-1]
-    return float(power[:top].sum() / power.sum())
-
-
 fp = out["final_params"]
-share_E = [top_freq_share(fp["embed.weight"][i].double().numpy()) for i in range(n_models)]
-share_U = [top_freq_share(fp["unembed.weight"][i].double().numpy()) for i in range(n_models)]
+share_E = [mod.fourier_power_share(fp["embed.weight"][i].double().numpy(), top=5) for i in range(n_models)]
+share_U = [mod.fourier_power_share(fp["unembed.weight"][i].double().numpy(), top=5) for i in range(n_models)]
 print("top-5 frequency power share, embedding W_E:", np.round(share_E, 3), "  unembedding W_U:", np.round(share_U, 3),
       f"  uniform: {5 / (p // 2):.3f}")
 claims.above("fourier_embedding", min(share_E), 0.4,
@@ -710,7 +685,7 @@ rows = [
     ("core dimension r_core at grokking / end", f"{range_of(ck['r_core'][jg])} / {range_of(ck['r_core'][-1])}", na, na,
      "'~15D' at grokking [TS]"),
     ("sufficient / necessary dim. after grokking", f"{range_of(ck['r_suf'][post])} / {range_of(ck['r_nec'][post])}",
-     pre_ln("sufficient_appears_at_grokking", lambda v: v[1])
+     pre_ln("sufficient_appears_at_grokking", pick=lambda v: v[1])
      + " (median per seed) / smallest per seed "
      + pre_ln("no_small_necessary_subspace"),
      "8-10 / 12-14 (epoch 1000)", "not retrieved"),

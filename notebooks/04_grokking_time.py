@@ -254,40 +254,23 @@ else:
     print(f"no benchmark record (run benchmarks/grokking_sweep.py --architecture {architecture})")
 
 # %%
-def train(stacks: list, label: str, slowest: int) -> tuple[list, dict]:
-    """Train (or read from the cache) the stacks, the slowest one first, and say what it cost."""
-    t0 = time.perf_counter()
-    out, cost = gt.run_sweeps(stacks, workers=workers, first=[slowest], device=device)
-    print(f"{label}: {len(out)} runs; this call took {time.perf_counter() - t0:.0f} s; training them took "
-          f"{cost['train_cpu_s']:.0f} s of CPU time ({cost['model_steps']:,} model-steps)")
-    return out, cost
-
-
-# the weight-decay sweep in two cells, one run per stack so that the two processes share
-# the runs of a setting: first the smallest weight decay (whose runs grok last), then the rest
-wd_single = gt.single_runs(specs["wd"])
-w_min = min(s.omegas[0] for s in wd_single)
-wd_slow, wd_cost_a = train([s for s in wd_single if s.omegas[0] == w_min], f"weight-decay sweep, omega = {w_min:g}", slowest=0)
+# the weight-decay sweep: one run per stack, so that the two processes share the runs of a
+# setting; the smallest weight decay's runs (they grok last) start first
+wd_single = sorted(gt.single_runs(specs["wd"]), key=lambda s: s.omegas[0])
+wd_runs, wd_cost = gt.run_sweeps(wd_single, workers=workers, device=device)
+wd_runs = sorted(wd_runs, key=lambda r: (r.omega, r.seed))
+print(f"weight-decay sweep: {len(wd_runs)} runs; {wd_cost['wall_s']:.0f} s for this call, "
+      f"{wd_cost['train_cpu_s']:.0f} s of CPU when trained ({wd_cost['model_steps']:,} model-steps)")
 
 # %%
-wd_rest, wd_cost_b = train([s for s in wd_single if s.omegas[0] != w_min], "weight-decay sweep, the other omegas", slowest=0)
-wd_runs = wd_slow + wd_rest
-wd_cost = {k: wd_cost_a[k] + wd_cost_b[k] for k in wd_cost_a}
-
-# %%
-# the modulus sweep in two cells, one run per stack so that both processes share every cell's
-# runs: first the larger moduli (the most CPU per step: full batch), then the smaller ones
-# (cheaper steps, but they grok last); no cell then runs for more than a few minutes on a slow CPU
-by_p = sorted(specs["modulus"], key=lambda s: s.p)
-half = (len(by_p) + 1) // 2  # the smaller half takes the odd modulus out
-p_small_specs, p_large_specs = by_p[:half], by_p[half:]
-p_large, cost_large = train(gt.single_runs(p_large_specs[::-1]), "modulus sweep, larger moduli", slowest=0)
-
-# %%
-p_small, cost_small = train(gt.single_runs(p_small_specs[::-1]), "modulus sweep, smaller moduli", slowest=0)
-p_runs = sorted(p_small + p_large, key=lambda r: (r.p, r.seed))  # by modulus, as the specs
+# the modulus sweep, one run per stack, the larger moduli (the most CPU per step) first
+p_single = gt.single_runs(sorted(specs["modulus"], key=lambda s: -s.p))
+p_runs, p_cost = gt.run_sweeps(p_single, workers=workers, device=device)
+p_runs = sorted(p_runs, key=lambda r: (r.p, r.seed))  # by modulus, as the specs
+print(f"modulus sweep: {len(p_runs)} runs; {p_cost['wall_s']:.0f} s for this call, "
+      f"{p_cost['train_cpu_s']:.0f} s of CPU when trained ({p_cost['model_steps']:,} model-steps)")
 runs = wd_runs + p_runs
-timing = {k: wd_cost[k] + cost_small[k] + cost_large[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
+timing = {k: wd_cost[k] + p_cost[k] for k in ("wall_s", "train_cpu_s", "model_steps")}
 not_grokked = [(r.p, r.omega, r.seed) for r in runs if r.tau is None]
 print("runs that did not grok within their step budget (p, omega, seed):", not_grokked or "none")
 

@@ -180,12 +180,7 @@ for m in m_models:
     Wo = observability_from_readout(W)
     k = res.rank
     bases = bl.baseline_bases(H, Wo, k, y_m, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
-
-    def evaluate(Q, mode, H=H, W=W, b=b):
-        keep, remove, _ = mod.scan_keep_remove(H, Q, W, y_m, b)
-        return keep[-1] if mode == "keep" else remove[-1]
-
-    scores = bl.compare_subspaces(bases, evaluate)
+    scores = bl.compare_subspaces(bases, mod.readout_scorer(H, W, y_m, b))  # accuracy, each kept / removed
     markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases, scores=bl.average_random(scores),
                        full=mk.next_token_accuracy(m, mdata.test)))
 hook_check = max(abs(mk.intervention_accuracy(markov[0]["model"], mdata, markov[0]["bases"][n], mode)
@@ -267,12 +262,8 @@ Markdown(
 # The class means and the probes have at most $p-1 = 52$ directions.
 
 # %%
-mrun = mod.preset_run("default", seed=seed, architecture=architecture)
-half = mrun.epochs // 2 // mrun.eval_every * mrun.eval_every  # training over two cells: at most half the epochs here
-mod.run_models_resumable(mrun, workers=2, segment_epochs=half, max_segments=1, device=device)  # as chapter 03 trains them at this architecture
-
-# %%
-mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=half, stop_after_main=True, device=device)  # the rest, continued
+mrun = mod.preset_run("default", seed=seed, architecture=architecture)  # chapter 03's models, cached by it
+mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=250, stop_after_main=True, device=device)
 mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed).to(device)
 p_mod = mrun.p
 modular = []
@@ -393,10 +384,7 @@ for run in a_runs:
     Wo = observability_from_gradients(G)
     res = ace(H, Wo, rank=1)
     bases = bl.baseline_bases(H, Wo, 1, tr.labels, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
-
-    def evaluate(Q, mode, model=model, te=te, v=v, hook=hook, mean=res.mean):
-        return ag.roc_auc(ag.intervention_margins(model, te, v, hook, Q[:, 0], mean, mode), te.labels)
-
+    evaluate = ag.auc_scorer(model, te, v, hook, res.mean)  # held-out margin AUC, kept / removed / flipped
     Ht = ag.margin_acts_and_grads(model, te, v, hook)[0].double()
     probe_auc = {}
     for r in RIDGES:  # held-out decoding AUC of each probe direction (orientation-free)

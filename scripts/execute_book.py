@@ -14,7 +14,7 @@ Chapters reuse models that earlier chapters trained and cached (:data:`NEEDS`), 
 starts only after the chapters whose models it reads have finished; among the ready ones the
 longest (:data:`COST_ORDER`) starts first, but two chapters that train for minutes on both
 cores (:data:`HEAVY`) never run together: side by side they would double each other's cell
-times, and each cell has 300 s. Which notebooks run together does not change
+times, and each cell has 600 s. Which notebooks run together does not change
 their numbers: every model trains with its own seeds in its own process.
 
     .venv/bin/python scripts/execute_book.py [--jobs 2] [--config _config.yml] [--build _build] [--root .]
@@ -47,7 +47,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 # pages that train for minutes with both cores (two worker processes): at most one of them runs at
 # a time, so that a training cell is slowed only by a lighter page beside it (two of them together
-# double their cells' times, towards the 300 s per-cell limit)
+# double their cells' times, towards the per-cell limit)
 HEAVY = frozenset({"03_grokking_core", "04_grokking_time", "05_agreement_axis", "07_architecture_and_the_core"})
 # the pages from the longest to the shortest cold run (results/run_all.md); pages not listed go last
 COST_ORDER = ("03_grokking_core", "05_agreement_axis", "04_grokking_time", "07_architecture_and_the_core",

@@ -245,6 +245,10 @@ def test_pipeline_end_to_end_on_a_local_gpt2(tiny_model_dir, monkeypatch):
     np.testing.assert_allclose(same, base, atol=1e-5)
     flipped = ag.intervention_margins(model, test, v, cores.hooks[L], cores.q(L), cores.results[L].mean, "flip")
     assert np.abs(flipped - base).max() > 1e-4
+    # the scorer the baselines chapter compares finders with: the AUC of exactly those margins
+    score = ag.auc_scorer(model, test, v, cores.hooks[L], cores.results[L].mean)
+    assert score(cores.q(L)[:, None], "flip") == ag.roc_auc(flipped, test.labels)
+    assert score(cores.q(L)[:, None], "keep") != score(cores.q(L)[:, None], "remove")
 
     sweep = ag.layer_sweep(model, cores, test, v, seed=0)
     for key in ("keep", "remove", "flip", "random_flip"):

@@ -381,3 +381,26 @@ def test_model_variants_train_through_the_modules_own_forward():
     log = mod.train_stacked(replace(run, epochs=2, checkpoint_epochs=(0,)), d, params, start_epoch=0, end_epoch=2,
                             weight_decay=1.0)
     assert log["train_loss"][-1].max() < log["train_loss"][0].min()
+
+
+def test_fourier_power_share_known_answers():
+    p = 53
+    a = np.arange(p)[:, None]
+    waves = np.hstack([np.cos(2 * np.pi * 3 * a / p), np.sin(2 * np.pi * 7 * a / p)])  # two frequencies
+    assert mod.fourier_power_share(waves, top=2) == pytest.approx(1.0)
+    assert mod.fourier_power_share(waves, top=1) == pytest.approx(0.5)
+    noise = np.random.default_rng(0).standard_normal((p, 400))  # power spread evenly over the 26 frequencies
+    assert mod.fourier_power_share(noise, top=5) == pytest.approx(5 / (p // 2), abs=0.03)
+
+
+def test_readout_scorer_is_the_whole_subspace_end_of_the_scan():
+    g = torch.Generator().manual_seed(0)
+    H, W, b = torch.randn(200, 8, generator=g), torch.randn(5, 8, generator=g), torch.randn(5, generator=g)
+    y = (H @ W.T + b).argmax(1)  # the readout is right on every row
+    Q = torch.linalg.qr(torch.randn(8, 3, generator=g)).Q
+    score = mod.readout_scorer(H, W, y, b)
+    keep, remove, base = mod.scan_keep_remove(H, Q, W, y, b)
+    assert (score(Q, "keep"), score(Q, "remove")) == (keep[-1], remove[-1])
+    full = torch.eye(8)
+    assert score(full, "keep") == base == 1.0  # keeping everything changes nothing
+    assert score(full, "remove") == float((b.argmax() == y).double().mean())  # only the bias is left

@@ -293,8 +293,8 @@ def train_until_grokked(
 
 CACHE_VERSION = 2
 
-# The chapter's presets. 'default' fits the budgets of a 2-core AVX2 CPU in float32 (no
-# training cell over 300 s, the whole book within 30 minutes): the paper's weight decays
+# The chapter's presets. 'default' fits the budgets of a 2-core AVX2 CPU in float32
+# (chapter 04 within 8 minutes, the whole book within 30): the paper's weight decays
 # from 1 to 3 with 2 seeds each (without 0.3 and 0.5, whose runs take longest: tau grows
 # as 1/omega), and the modulus sweep at omega = 3 (where the law predicts the same shape
 # in p with Omega three times smaller) over five of the paper's moduli, without 31

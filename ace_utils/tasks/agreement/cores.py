@@ -18,7 +18,7 @@ from ace_utils.models.device import model_device, to_device
 from ace_utils.tasks.agreement.prompts import VERB_WORDS, PromptBatch, layer_hooks
 
 __all__ = ["LayerCores", "ace_all_layers", "agreement_score", "core_coordinate", "edit_hooks_for",
-           "intervention_margins", "knob_fit", "last_logits", "last_token_logits", "layer_sweep",
+           "intervention_margins", "auc_scorer", "knob_fit", "last_logits", "last_token_logits", "layer_sweep",
            "margin_acts_and_grads", "margins", "number_margin", "roc_auc", "separation"]
 
 def number_margin(logits_last: Tensor, verb_ids: dict[str, int]) -> Tensor:
@@ -161,6 +161,18 @@ def intervention_margins(model, batch: PromptBatch, verb_ids: dict[str, int], ho
                          mode: str, strength: float = 1.0) -> np.ndarray:
     """Margins with keep/remove/flip of direction ``q`` about ``mean`` at ``hook``, last token only."""
     return margins(model, batch, verb_ids, edit_hooks_for(hook, q, mean, mode, strength))
+
+
+def auc_scorer(model, batch: PromptBatch, verb_ids: dict[str, int], hook: str,
+               mean: Tensor) -> Callable[[Tensor, str], float]:
+    """``evaluate(Q, mode)`` for :func:`ace_utils.method.baselines.compare_subspaces`: the
+    margin's ROC-AUC on ``batch`` with the direction ``Q[:, 0]`` (``Q`` (D, 1)) kept, removed or
+    reflected about ``mean`` at ``hook`` (:func:`intervention_margins`)."""
+
+    def evaluate(Q: Tensor, mode: str) -> float:
+        return roc_auc(intervention_margins(model, batch, verb_ids, hook, Q[:, 0], mean, mode), batch.labels)
+
+    return evaluate
 
 
 def layer_sweep(model, cores: LayerCores, test: PromptBatch, verb_ids: dict[str, int], seed: int = 0) -> dict[str, Any]:

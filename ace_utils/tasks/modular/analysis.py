@@ -4,6 +4,8 @@ prototypes and its rotational modes, the redundancy of a final model, and the gr
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -20,10 +22,12 @@ __all__ = [
     "analyse_checkpoint",
     "class_prototypes",
     "core_dimensions",
+    "fourier_power_share",
     "grok_epoch",
     "in_sample_modes",
     "in_sample_r2",
     "last_position_activations",
+    "readout_scorer",
     "redundancy_profile",
     "scan_keep_remove",
     "shift_operator",
@@ -260,3 +264,25 @@ def grok_epoch(epochs: np.ndarray, acc: np.ndarray, level: float = 0.99) -> int 
     """First logged epoch with ``acc >= level`` (None if never)."""
     hit = np.flatnonzero(np.asarray(acc) >= level)
     return int(epochs[hit[0]]) if hit.size else None
+
+
+def readout_scorer(H: Tensor, W: Tensor, y: Tensor, b: Tensor | None = None) -> Callable[[Tensor, str], float]:
+    """``evaluate(Q, mode)`` for :func:`ace_utils.method.baselines.compare_subspaces`: the test
+    accuracy with all of span(Q) (``Q`` (D, k)) kept (``mode="keep"``) or removed
+    (``"remove"``) at the readout's input, by :func:`scan_keep_remove` on ``H`` (N, D), ``W``
+    (K, D), ``b`` (K,) and targets ``y`` (N,)."""
+
+    def evaluate(Q: Tensor, mode: str) -> float:
+        keep, remove, _ = scan_keep_remove(H, Q, W, y, b)
+        return float({"keep": keep, "remove": remove}[mode][-1])
+
+    return evaluate
+
+
+def fourier_power_share(M: np.ndarray, top: int = 5) -> float:
+    """Share of the power of ``M`` (p, D), centred over its p rows (one per residue), in its
+    ``top`` strongest non-zero frequencies along the rows: about ``top / (p // 2)`` for a
+    uniform spread, near 1 for the "clock" code of a few waves over the residues."""
+    F = np.fft.rfft(M - M.mean(0), axis=0)
+    power = np.sort((np.abs(F) ** 2).sum(1)[1:])[::-1]
+    return float(power[:top].sum() / power.sum())

@@ -1,0 +1,34 @@
+"""A chapter is prose, a few lines calling the package, and a figure or table: logic lives in
+``ace_utils``, so a chapter defines at most two functions of its own (the Colab setup cell,
+removed from the page and the same on every page, not counted)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "notebooks").glob("0*.py")) + [ROOT / "book" / "your_model.py", ROOT / "book" / "long_runs.py"]
+COLAB_CELL = "# Colab setup."
+
+
+def functions_defined(source: str) -> list[str]:
+    """Names of the functions (nested ones too) defined in a py:percent page's cells, outside
+    its Colab setup cell."""
+    bodies = [cell.split("\n", 1)[1] for cell in source.split("\n# %%")[1:] if "\n" in cell]  # without headers
+    tree = ast.parse("\n".join(body for body in bodies if not body.startswith(COLAB_CELL)))
+    return [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_the_count_reads_nested_functions_and_skips_the_colab_cell():
+    page = ('# %%\nx = 1\n\n# %% tags=["remove-cell"]\n# Colab setup. In Colab only\ndef _colab_setup():\n    pass\n'
+            '\n# %%\ndef f():\n    def g():\n        pass\n')
+    assert sorted(functions_defined(page)) == ["f", "g"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_a_page_defines_at_most_two_functions(page):
+    defined = functions_defined(page.read_text())
+    assert len(defined) <= 2, f"{page.name} defines {defined}: move the logic into ace_utils"
