@@ -361,7 +361,7 @@ def timed_paths(model, tokens, mask, pos, v, batch_size: int, sub_idx: list[int]
 # ----------------------------------------------------------------------------- reporting
 
 def machine_info(threads: int) -> dict:
-    from ace_utils.book.rerun import cpu_model
+    from ace_utils.book.machine import cpu_model
 
     cpu = cpu_model()
 

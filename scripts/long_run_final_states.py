@@ -30,7 +30,7 @@ import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
 import torch  # noqa: E402
 
 from ace_utils.book.cache import write_bytes_atomic  # noqa: E402
-from ace_utils.book.rerun import git_commit, machine_info  # noqa: E402
+from ace_utils.book.machine import git_commit, machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 
 BRANCHES = {"main": "final_params", "wd0": "branch_final"}  # curves-record branch name -> state key

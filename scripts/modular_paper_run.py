@@ -50,7 +50,7 @@ import torch  # noqa: E402
 
 from ace_utils.book.machine import fingerprint  # noqa: E402
 from ace_utils.models.paper import ARCHITECTURES  # noqa: E402
-from ace_utils.book.rerun import machine_info  # noqa: E402
+from ace_utils.book.machine import machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 from ace_utils.book.cache import cache_dir, write_bytes_atomic  # noqa: E402
 

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ace_utils.book.cache import write_bytes_atomic  # noqa: E402
-from ace_utils.book.rerun import git_commit, machine_info  # noqa: E402
+from ace_utils.book.machine import git_commit, machine_info  # noqa: E402
 from ace_utils.models.paper import PaperModelConfig, PaperTransformer  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 

@@ -58,8 +58,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ace_utils.book.cluster import as_finished, open_client
-# provenance (cpu_model, git_commit, machine_info: re-exported, scripts import them from here)
-from ace_utils.book.machine import cpu_model, describe, fingerprint, git_commit, machine_info  # noqa: F401
+from ace_utils.book.machine import describe, fingerprint, git_commit, machine_info
 from ace_utils.book.seed_rule import CSV_FIELDS, RunResult, numbers, read_runs_csv, results_from_csv  # noqa: F401
 from ace_utils.book.seed_tables import (  # noqa: F401  (re-exported: the runner's table helpers)
     INDEX_NAME,
@@ -75,7 +74,7 @@ from ace_utils.book.seed_tables import (  # noqa: F401  (re-exported: the runner
 
 __all__ = [
     "RunResult", "parse_seeds", "run_one", "run_seeds", "summarise", "write_tables", "write_index", "index_text",
-    "read_runs_csv", "numbers", "cpu_model", "machine_info", "git_commit", "code_hash", "progress_path",
+    "read_runs_csv", "numbers", "code_hash", "progress_path",
     "load_progress", "results_from_csv", "table_header", "compare_runs", "same_output", "main",
 ]
 
