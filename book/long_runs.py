@@ -433,6 +433,6 @@ claims.overview()
 #    `lr.plot_long_run(lr.read_long_run("results/my_run"))`. Do its models inflate at the same
 #    epochs as these?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(seconds=time.perf_counter() - t_start)
 claims.save()

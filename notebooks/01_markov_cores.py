@@ -529,7 +529,7 @@ claims.overview()
 #    coordinate's state $R^2$ sit where the trend of the other models puts it, and what does
 #    this say about claims on *every* model?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(full_acc=full_acc, bayes=bayes, chance=chance, ranks=ranks, keep=abl["keep"], remove=abl["remove"],
               random_removed=abl["random removed"], eig_err_max=max(float(d.errors.max()) for d in dyn),
               r2_ratio=[d.r2_ratio for d in dyn], seconds=time.perf_counter() - t_start)

@@ -526,7 +526,7 @@ claims.overview()
 #    third canonical correlation between models but leave the top two near 1? The spectrum
 #    section of {doc}`01_markov_cores` shows the same history from another side.
 
-# %%
+# %% tags=["hide-input"]
 claims.record(
     n_models=n_models, ranks=ranks, acc=acc, bayes=bayes, weight_cos_full=W_full[off], weight_cos_init=W_init[off],
     overlap=ov_pairs, random_level=level, random_overlap_q05_q95=np.quantile(rand_ov, [0.05, 0.95]),

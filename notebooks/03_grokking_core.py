@@ -283,6 +283,8 @@ for mode in ("keep", "remove"):
     hook_acc[mode] = float((logits.argmax(1) == data_dev.test_y).float().mean())
 print(f"final model 1, r = {r_chk}: keep {hook_acc['keep']:.4f} via hooks vs {keep_fast[r_chk]:.4f} closed form; "
       f"remove {hook_acc['remove']:.4f} vs {remove_fast[r_chk]:.4f}")
+
+# %% tags=["hide-input"]
 claims.at_most("closed_form_equals_hooks",
                max(abs(hook_acc["keep"] - keep_fast[r_chk]), abs(hook_acc["remove"] - remove_fast[r_chk])),
                1.5 / len(data.test_y), "closed-form scans equal hook interventions on the model (largest difference, "
@@ -397,6 +399,8 @@ print("r_energy at initialisation:", ck["r_energy"][0], " at grokking:", ck["r_e
 print("r_suf before grokking (epochs 50 .. grokking):", ck["r_suf"][pre].T.astype(int).tolist())
 print("r_suf after grokking:", ck["r_suf"][post].T.astype(int).tolist())
 print("r_nec after grokking:", ck["r_nec"][post].T.astype(int).tolist())
+
+# %% tags=["hide-input"]
 claims.holds("energy_dimension_falls", bool((ck["r_energy"][0] >= 35).all() and (ck["r_energy"][jg] <= 25).all()),
              {"init": ck["r_energy"][0].tolist(), "grokking": ck["r_energy"][jg].tolist()}, ">= 35 -> <= 25",
              "the energy dimension falls from >= 35 at initialisation to <= 25 by grokking, every model",
@@ -448,6 +452,8 @@ Markdown(
 
 # %%
 print(at_checkpoints([0, grok_all, run.epochs], ck_ep, ck, ["r2_h", "r2_in", "modes", "k"]))
+
+# %% tags=["hide-input"]
 claims.at_least("rotational_modes", min_or_nan(ck["modes"][post]), 3,
                 "after grokking, the shift operator has >= {bound} rotational modes (smallest count)",
                 paper="eigenvalues 'snap onto the unit circle' at grokking [TQ]; the reference code: 5-7",
@@ -484,6 +490,8 @@ print("r      ", r_grid)
 for i in range(n_models):
     print(f"model {i + 1}", np.round(r2_vs_r[i], 2).tolist())
 from15 = r2_vs_r[:, r_grid.index(15):]
+
+# %% tags=["hide-input"]
 claims.at_least("r2_h_top15_at_end", float(from15.min()), 0.9,
                 "at the end, the rotation generalises in the top r >= 15 ACE directions: R²_h >= {bound}, every model "
                 "(smallest)", paper="not in the paper (beyond it)")
@@ -510,6 +518,8 @@ share_E = [mod.fourier_power_share(fp["embed.weight"][i].double().numpy(), top=5
 share_U = [mod.fourier_power_share(fp["unembed.weight"][i].double().numpy(), top=5) for i in range(n_models)]
 print("top-5 frequency power share, embedding W_E:", np.round(share_E, 3), "  unembedding W_U:", np.round(share_U, 3),
       f"  uniform: {5 / (p // 2):.3f}")
+
+# %% tags=["hide-input"]
 claims.above("fourier_embedding", min(share_E), 0.4,
              "the embedding is Fourier-sparse: top-5 frequency share of W_E > {bound} (smallest)",
              paper="not in the paper (beyond it; uniform: 5/26 = 0.19)")
@@ -628,7 +638,7 @@ axes[0].set_ylabel("Im λ", fontsize=8)
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 if branch is not None:
     jb = int(np.flatnonzero(ck_ep == run.branch_epoch)[0])
     growth_wd1 = ck["r_core"][-1] - ck["r_core"][jb]
@@ -797,7 +807,7 @@ claims.overview()
 #    $\lfloor p/2\rfloor + 1$: does the energy dimension at grokking, or the number of modes,
 #    grow with $p$?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(grok_epochs=grok, memorise_epochs=mem, final_test_acc=final_test.tolist(),
               r_energy=ck["r_energy"].tolist(), r_core=ck["r_core"].tolist(), r_suf=ck["r_suf"].tolist(),
               r_nec=ck["r_nec"].tolist(), checkpoint_epochs=ck_ep.tolist(), r2_h=ck["r2_h"].tolist(),

@@ -300,6 +300,8 @@ print(f"fitted tau = {fit_w['C']:.0f} * omega^{fit_w['beta']:.3f}, 95% CI of the
       f"[{fit_w['beta_ci'][0]:.3f}, {fit_w['beta_ci'][1]:.3f}], R^2 = {fit_w['r2']:.3f} over {fit_w['n']} runs")
 print(f"one-parameter theory fit tau = K / omega: K = {K:.0f} steps, i.e. tau * lr * omega = {K * LR:.2f} decay times")
 spread = float(units.max() / units.min())
+
+# %% tags=["hide-input"]
 claims.holds("wd_sweep_groks", all(r.tau is not None for r in wd_runs), f"{len(wd_ok)}/{len(wd_runs)}", "all",
              "every run of the weight-decay sweep groks", paper="every run groks [C]")
 claims.below("omega_delay_falls", round(fit_w["beta_ci"][1], 3), 0,
@@ -360,6 +362,8 @@ print(f"trend: tau ~ p^{trend['beta']:.2f}, 95% CI [{trend['beta_ci'][0]:.2f}, {
       f"R^2 = {trend['r2']:.3f} (log tau): a plain power law fits {'better' if trend['r2'] > fit_p['r2'] else 'worse'} than the log law")
 never = sorted({r.p for r in p_runs if r.tau is None})
 print(f"moduli with runs that did not grok within {budget} steps: {never or 'none'}")
+
+# %% tags=["hide-input"]
 claims.below("p_delay_falls", tuple(round(b, 2) for b in trend["beta_ci"]), 0,
              "tau decreases with p: the 95% interval of the exponent of p is below {bound}",
              paper="decreasing, ~1/p for p ≫ p_crit [TS]")
@@ -433,6 +437,8 @@ Markdown("| held out | fitted on | predicted τ | measured τ (mean) | error |\n
 # %%
 err_w = np.abs(hw["rel_error"]) if held_w else np.array([])
 err_p = np.abs(hp["rel_error"]) if held_p else np.array([])
+
+# %% tags=["hide-input"]
 claims.at_most("omega_heldout", None if not err_w.size else round(float(err_w.max()), 3), 0.30,
                "the omega law predicts both held-out ends of the grid within 30 % (largest |error|)",
                paper="a predictive model of grokking time [A]; held-out errors not reported")
@@ -619,7 +625,7 @@ claims.overview()
 #    now contain $-1$? What does the spread of $\tau$ at one setting tell you about how many
 #    seeds a law of this kind needs?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(
     omegas=W["value"].tolist(), tau_mean_by_omega=W["mean"].tolist(), tau_sd_by_omega=W["std"].tolist(),
     moduli=Pm["value"].tolist(), tau_mean_by_p=Pm["mean"].tolist(), n_grokked_by_p=Pm["n_grokked"].tolist(),

@@ -217,6 +217,8 @@ for name, M in models.items():
     M["margin"] = ag.margins(M["model"], M["test"], M["v"])
     M["auc"] = ag.roc_auc(M["margin"], M["test"].labels)
     print(f"{name}: test AUC {M['auc']:.4f}")
+
+# %% tags=["hide-input"]
 claims.at_least("behaviour_auc", min(M["auc"] for M in models.values()), 0.95,
                 "behaviour: margin AUC >= {bound} on held-out prompts with attractors (lowest model)",
                 paper="GPT-2 gets agreement right [A]; its AUCs not retrieved")
@@ -299,6 +301,8 @@ gap_random = max(abs(sw["random_flip"][l] - sw["base"]) for sw, l in sel.values(
 emb_flip = min(M["sweep"]["flip"][0] for M in models.values())
 deep = models[names[-1]]["sweep"]
 redundant = [l for l in range(len(deep["flip"])) if deep["flip"][l] <= 0.1 and deep["remove"][l] >= 0.9]
+
+# %% tags=["hide-input"]
 claims.at_most("keep_gap", gap_keep, 0.03, "sufficient: core-only AUC within {bound} of base at the chosen layer (largest gap)",
                paper="not retrieved")
 claims.at_most("remove_auc", worst_remove, 0.6,
@@ -348,6 +352,8 @@ plt.show()
 
 # %%
 r2_min = min(M["knob"]["r2"] for M in models.values())
+
+# %% tags=["hide-input"]
 claims.at_least("knob_r2", r2_min, 0.8, "knob: affine fit of the margin on the core coordinate, R² >= {bound} (lowest model)",
                 paper="a linear knob [A]; R² not retrieved")
 claims.ledger()
@@ -441,6 +447,8 @@ Markdown("Margin $m$ (clean → flipped); positive = plural verb preferred.\n\n|
 # %%
 base_ok = min(float(np.mean(M["scores"]["base"] >= 0)) for M in models.values())
 flip_ok = max(float(np.mean(M["scores"]["flip"] >= 0)) for M in models.values())
+
+# %% tags=["hide-input"]
 claims.at_least("base_correct_share", base_ok, 0.9,
                 "base: a correct verb is the most likely for >= 90% of test prompts (lowest model)", asserted=False,
                 paper="not retrieved")
@@ -545,6 +553,8 @@ for name, M in models.items():
 clean_wrong = max(M["inv_clean"]["all_wrong"] for M in models.values())
 flip_wrong = min(M["inv_flip"]["all_wrong"] for M in models.values())
 main_wrong = min(M["inv_flip"]["main_wrong"] for M in models.values())
+
+# %% tags=["hide-input"]
 claims.at_most("clean_wrong", clean_wrong, 0.05, "clean generation: wrong-number verbs <= {bound} (highest model)",
                paper="near 0 [A]")
 claims.at_least("flip_wrong", flip_wrong, 0.8,
@@ -614,7 +624,7 @@ Markdown("Share of the within-class variance of the core coordinate explained by
          "| model | class | " + " | ".join(factors) + " |\n|---|---|" + "---|" * len(factors) + "\n"
          + "\n".join(f"| {n} | {c} | " + " | ".join(f"{sh[k]:.2f}" for k in factors) + " |" for n, c, sh in share_rows))
 
-# %%
+# %% tags=["hide-input"]
 claims.at_least("cross_scale_pearson", align[:, 0].min(), 0.9,
                 "cross-scale: sign-aligned Pearson >= {bound} for every pair (lowest)",
                 paper="'aligns across scales' [A]; values not retrieved")
@@ -728,7 +738,7 @@ Markdown(markdown_table(["quantity", "ours", "paper"], rows))
 #    estimate above). At what normalised depth is its chosen layer, compared with our models'
 #    and with the paper's "late layers"?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(
     auc={n: M["auc"] for n, M in models.items()}, layer={n: M["layer"] for n, M in models.items()},
     sweep={n: {k: np.asarray(M["sweep"][k]).tolist() for k in ("keep", "remove", "flip", "random_flip")}

@@ -206,6 +206,8 @@ plt.show()
 # %%
 sc = [r["scores"] for r in markov]
 full_m = [r["full"] for r in markov]
+
+# %% tags=["hide-input"]
 claims.at_most("closed_form_equals_hooks", hook_check, 1e-4,
                "closed-form keep/remove equal the model's hooks (largest difference, model 1)", kind="sanity",
                paper="an identity of two computations, not a result")
@@ -319,6 +321,8 @@ plt.show()
 sn = [run["sn"] for run in modular]
 d = bl.dimension_or  # None (never) after every dimension
 beyond = dict(paper="not in the paper (beyond it)")
+
+# %% tags=["hide-input"]
 claims.holds("modular_sensitivity_suf_le_ace", all(d(s["sensitivity"][0]) <= d(s["ACE"][0]) for s in sn),
              [(s["sensitivity"][0], s["ACE"][0]) for s in sn], "sensitivity <= ACE",
              "modular: the sensitivity directions are sufficient with no more directions than ACE (r_suf), every model",
@@ -411,7 +415,7 @@ ax.set_ylim(-0.02, 1.05)
 plt.gcf().tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 sa = [r["scores"] for r in agreement]
 for name in ("ACE", "PCA", "class means"):
     claims.holds(f"agreement_{name.replace(' ', '_').lower()}_passes",
@@ -420,6 +424,8 @@ for name in ("ACE", "PCA", "class means"):
                  {m: max(s[name][m] for s in sa) for m in ("remove", "flip")}, "keep within 0.03, remove <= 0.6, flip <= 0.1",
                  f"agreement: {name} keeps (within 0.03 of base), removes (<= 0.6) and flips (<= 0.1) the number, "
                  "every model", paper="ACE: inversion and chance after removal [A]; the baselines are beyond the paper")
+
+# %% tags=["hide-input"]
 claims.holds("agreement_sensitivity_flips_not_necessary",
              all(s["sensitivity"]["flip"] <= 0.1 and s["sensitivity"]["remove"] >= 0.8 for s in sa),
              {"flip": max(s["sensitivity"]["flip"] for s in sa), "remove": min(s["sensitivity"]["remove"] for s in sa)},
@@ -517,6 +523,8 @@ display(Markdown(f"At n = {tilt_ns[j4]}: median angle to the planted core / medi
 # %%
 paper10, ranked10 = tilt[10.0].median(PAPER), tilt[10.0].median(RANKED)
 method = dict(paper="not in the paper (the method page's prediction)")
+
+# %% tags=["hide-input"]
 claims.holds("tilt_grows_with_decoy", bool(np.all(np.diff(paper10, axis=1) > 0)), np.round(paper10, 2).tolist(),
              "increasing along decoys", "tilt: the paper basis's angle grows with the decoy's loudness at every n (medians)",
              **method)
@@ -588,6 +596,8 @@ split = {t: max(v["split-half angle of ACE (deg)"] for n, v in real.items() if n
          for t in ("Markov", "modular", "agreement")}
 obs_angle = {t: min(v["angle to ACE, observable side (deg)"] for n, v in real.items() if n.startswith(t))
              for t in ("Markov", "modular", "agreement")}
+
+# %% tags=["hide-input"]
 claims.holds("split_half_small", split["Markov"] < 5 and split["agreement"] < 5, split, "< 5 deg",
              "real tasks: ACE's split-half angle is below 5 deg for Markov and agreement (largest)", **beyond)
 claims.holds("split_half_modular_large",
@@ -733,7 +743,7 @@ claims.overview()
 #    Can two halves of the same data reveal an error that both halves share, and what does the
 #    answer mean for the split-half angles of the last section?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(
     markov={n: {m: [s[n][m] for s in sc] for m in ("keep", "remove")} for n in sc[0]},
     modular={n: [run["sn"][n] for run in modular] for n in modular[0]["sn"]},

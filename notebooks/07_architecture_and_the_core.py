@@ -194,6 +194,8 @@ single = [s.name for s in arch.MODADD_SETTINGS if s.name not in ("paper", "all-f
 S = summary
 # read from the committed study at the defaults (one run of two models per setting, whatever the seed)
 study = dict(kind="committed", source="results/architecture/") if preset == "default" else {}
+
+# %% tags=["hide-input"]
 claims.holds("study_all_grok", all(np.isfinite(S[n]["grok_epoch"]).all() for n in S),
              {n: S[n]["grok_epoch"].tolist() for n in S}, "test accuracy >= 0.99 for every model",
              "study (2 models per setting): every model of every setting groks within 1000 epochs",
@@ -291,6 +293,8 @@ for key, d in diffs.items():
 
 # %%
 tol = {k: 0.0 if made_here else t for k, t in other_cpu_tol.items()}
+
+# %% tags=["hide-input"]
 claims.holds("study_replayed", all(diffs[k] <= tol[k] for k in diffs), diffs, f"differences <= {tol}",
              f"the first {live_epochs} epochs retrained here reproduce the committed study (exactly on the machine that "
              "made it, within the measured tolerances elsewhere)", kind="sanity",
@@ -347,6 +351,8 @@ display(Markdown(at.markov_table(arch.MARKOV_SETTINGS, markov, bayes)))
 # %%
 every = {k: np.concatenate([markov[s.name][k] for s in arch.MARKOV_SETTINGS])
          for k in ("acc", "rank", "real_error", "overlap", "cca")}
+
+# %% tags=["hide-input"]
 claims.at_most("markov_bayes_gap", float(np.abs(every["acc"] - bayes).max()), 0.001,
                "Markov: every model of every setting reaches the Bayes limit (largest gap)",
                paper="the Bayes limit, 0.7501 [TS] (the paper's model)")
@@ -483,7 +489,7 @@ Markdown(markdown_table(["quantity", "ours: the paper's model", "ours: the other
 #    suffice over 1000 epochs, and why might float32 trajectories drift further apart through
 #    grokking?
 
-# %%
+# %% tags=["hide-input"]
 claims.record(modadd={n: {k: v.tolist() for k, v in s.items()} for n, s in summary.items()},
               markov={n: {k: (np.stack([v.real, v.imag], -1) if np.iscomplexobj(v) else v).tolist()
                           for k, v in s.items()} for n, s in markov.items()},
