@@ -65,6 +65,10 @@ def test_reference_layout_without_logs(tmp_path):
     assert "| r_core WD 1->0 late | 2, 4 | no inflation |" in table
     assert "| lowest test acc. at checkpoints after 50, WD = 1 (epoch) | 0.900 (100), 0.500 (100) | not reported |" in table
     assert [f["label"] for f in run.finals] == ["reference M0", "reference M1"] and run.finals_epoch is None
+    # the reference code's analysis names each branch's last epoch (a run still going): the earlier one
+    states = json.loads((tmp_path / "final_states.json").read_text())
+    (tmp_path / "final_states.json").write_text(json.dumps(dict(states, epoch={"main": 4500, "wd0": 4000})))
+    assert lr.read_long_run(tmp_path).finals_epoch == 4000
 
 
 def _tiny_run(with_logs: bool = True) -> lr.LongRun:

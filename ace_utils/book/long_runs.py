@@ -105,7 +105,8 @@ def read_long_run(directory: Path | str, name: str | None = None) -> LongRun:
     finals, finals_epoch = [], None
     if finals_path.exists():
         states = json.loads(finals_path.read_text())
-        finals_epoch = int(states["epoch"]) if "epoch" in states else None
+        epoch = states.get("epoch")  # one epoch, or one per branch (the reference code's analysis)
+        finals_epoch = None if epoch is None else int(min(epoch.values()) if isinstance(epoch, dict) else epoch)
         for m in states["models"]:
             label = f"seed {m['model_seed']}" if "model_seed" in m else str(m["model"])
             finals.append({"label": label, "main": m["main"], "wd0": m["wd0"]})
