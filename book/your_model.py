@@ -106,12 +106,15 @@ import ace_utils as au
 from ace_utils.book.params import Device, Int, validate
 from ace_utils.book.tables import dict_table
 from ace_utils.method.activations import collect_activations
-from ace_utils.method.alignment import canonical_correlations, principal_angles, projector_overlap, random_overlap_level
+from ace_utils.method.alignment import (canonical_correlations, principal_angles, projector_overlap,
+                                        random_overlap_level)
 from ace_utils.tasks import markov as mk
 
-device = validate({"seed": Int(0, 10**6), "device": Device()}, globals())["device"]  # 'auto' resolved
+params = validate({"seed": Int(0, 10**6), "device": Device()}, globals())
+device = params["device"]  # 'auto' resolved
 torch.set_num_threads(1)  # small model: one thread is fastest
-data = mk.make_data(mk.lazy_cycle())  # 3000 test sequences of the 4-state chain
+chain = mk.lazy_cycle()  # the 4-state chain of chapter 01
+data = mk.make_data(chain)  # 3000 test sequences
 runs = [mk.MarkovRun(seed=s, **mk.PRESETS["default"], d_model=64) for s in (seed, seed + 100)]
 model_a, model_b = (mk.train_markov_model(r, data, progress=False, device=device) for r in runs)
 
@@ -131,8 +134,8 @@ def accuracy(model, fwd_hooks=()):
     return (logits.argmax(-1) == targets).double().mean().item()
 
 
-Markdown(f"Accuracy of model A {accuracy(model_a):.4f}, model B {accuracy(model_b):.4f}; the Bayes limit "
-         f"of this chain is 0.75.")
+Markdown(f"Accuracy of model A {accuracy(model_a):.4f}, model B {accuracy(model_b):.4f}; "
+         f"the Bayes limit of this chain is {mk.bayes_accuracy(chain):.4f}.")
 
 # %% [markdown]
 # ## 2. The core, in one call
@@ -147,9 +150,10 @@ Markdown(f"Accuracy of model A {accuracy(model_a):.4f}, model B {accuracy(model_
 core = au.find_core(model_a, tokens, hook=hook, metric=log_prob)
 core_logits = au.find_core(model_a, tokens, hook=hook, metric="logits")
 angle_between = principal_angles(core.basis, core_logits.basis).max()
-Markdown(f"Core dimension k = {core.rank} from the behaviour's gradients, {core_logits.rank} from the readout; "
-         f"the two cores are {angle_between:.1f}° apart at most. Cumulative energy of the first four "
-         f"directions: {', '.join(f'{e:.5f}' for e in core.energy_fraction[:4].tolist())}.")
+energy = ", ".join(f"{e:.5f}" for e in core.energy_fraction[:4].tolist())
+Markdown(f"Core dimension k = {core.rank} from the behaviour's gradients, {core_logits.rank} "
+         f"from the readout; the two cores are {angle_between:.1f}° apart at most. "
+         f"Cumulative energy of the first four directions: {energy}.")
 
 # %% [markdown]
 # ## 3. Keep, remove, flip, and a random control
@@ -166,8 +170,8 @@ for mode in ("keep", "remove", "flip"):
 for mode in ("keep", "remove", "flip"):
     scores[f"random {mode}"] = accuracy(model_a, core.control(mode, seed=seed))
 chance = mk.chance_accuracy(data.test)
-Markdown(dict_table({name: {"accuracy": value} for name, value in scores.items()}, ["accuracy"], fmt="{:.4f}")
-         + f"\n\nChance (always the most frequent state): {chance:.4f}.")
+table = dict_table({name: {"accuracy": a} for name, a in scores.items()}, ["accuracy"], fmt="{:.4f}")
+Markdown(table + f"\n\nChance (always the most frequent state): {chance:.4f}.")
 
 # %% [markdown]
 # Keeping only the core keeps the model's accuracy, and removing it drops the accuracy to
@@ -186,13 +190,14 @@ Markdown(dict_table({name: {"accuracy": value} for name, value in scores.items()
 
 # %%
 core_b = au.find_core(model_b, tokens, hook=hook, metric=log_prob, rank=core.rank)
-H, H_b = (collect_activations(m, tokens, [hook])[hook] for m in (model_a, model_b))  # (93000, 64) each
-k = core.rank
+H, H_b = (collect_activations(m, tokens, [hook])[hook] for m in (model_a, model_b))  # (93000, 64)
+k, d = core.rank, core.basis.shape[0]
 angles = principal_angles(core.basis, core_b.basis)
-overlap, level = projector_overlap(core.basis, core_b.basis), random_overlap_level(k, k, core.basis.shape[0])
+overlap, level = projector_overlap(core.basis, core_b.basis), random_overlap_level(k, k, d)
 cca = canonical_correlations(core.coords(H), core_b.coords(H_b))  # rows: the same inputs
-Markdown(f"Principal angles {', '.join(f'{a:.1f}°' for a in angles)}; projector overlap {overlap:.3f} "
-         f"(random subspaces: {level:.3f}); canonical correlations {', '.join(f'{c:.4f}' for c in cca)}.")
+Markdown(f"Principal angles {', '.join(f'{a:.1f}°' for a in angles)}; projector overlap "
+         f"{overlap:.3f} (random subspaces: {level:.3f}); canonical correlations "
+         f"{', '.join(f'{c:.4f}' for c in cca)}.")
 
 # %% [markdown]
 # The two cores lie in almost unrelated directions of their models' residual streams: the

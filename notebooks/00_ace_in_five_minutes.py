@@ -274,8 +274,10 @@ for ratio in tilt:
         errs = []
         for s in range(3):
             Si = planted_core_system(n=n, d=d, k=k, core_std=core_std, decoy_ratio=ratio,
-                                     silent_ratio=silent_ratio, decorrelated=False, seed=seed + 100 + s)
-            errs.append(principal_angles(ace(Si.H.to(device), observability_from_readout(Si.C), rank=k).core(), Si.core).max())
+                                     silent_ratio=silent_ratio, decorrelated=False,
+                                     seed=seed + 100 + s)
+            core_i = ace(Si.H.to(device), observability_from_readout(Si.C), rank=k).core()
+            errs.append(principal_angles(core_i, Si.core).max())
         tilt[ratio].append(float(np.mean(errs)))
 slope = np.polyfit(np.log(ns), np.log(tilt[decoy_ratio]), 1)[0]
 print({r: [round(t, 2) for t in v] for r, v in tilt.items()}, f"log-log slope {slope:.2f}")

@@ -162,7 +162,8 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # the other architecture's models of the closing section train in the same pool: both processes stay busy
 other_arch = next(a for a in mk.ARCHITECTURES if a != architecture)
 other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs] if contrast and chain == "paper" else []
-trained = mk.train_markov_models(runs + other_runs, data, workers=2, device=device)  # uncached ones two at a time, one process each
+# uncached ones two at a time, one process each
+trained = mk.train_markov_models(runs + other_runs, data, workers=2, device=device)
 models, other_models = trained[: len(runs)], trained[len(runs):]
 full_acc = [mk.next_token_accuracy(m, data.test) for m in models]
 print("full-model test accuracy:", np.round(full_acc, 4))
@@ -338,7 +339,8 @@ plt.show()
 other = None
 if other_runs:  # other_models: trained with this chapter's models above
     other_sum = {key: [] for key in ("full", "rank", "top2", "keep", "remove", "random", "dyn")}
-    for i, m in enumerate(other_models):  # the quantities of the closing table, for the other architecture
+    # the quantities of the closing table, for the other architecture
+    for i, m in enumerate(other_models):
         res_o, H_o = mk.markov_core(m, data)
         Q_rand = random_subspace(res_o.basis.shape[0], k, torch.Generator().manual_seed(seed + 7 + i))
         for key, v in (("full", mk.next_token_accuracy(m, data.test)), ("rank", res_o.rank),

@@ -153,7 +153,8 @@ pre_ln = partial(seed_span, "02_core_alignment", directory=ledger_rules.SEED_TAB
 # %%
 data = mk.make_data(T)
 bayes = mk.bayes_accuracy(T)
-models = mk.train_markov_models(runs, data, workers=2, device=device)  # uncached ones two at a time, one process each
+# uncached ones two at a time, one process each
+models = mk.train_markov_models(runs, data, workers=2, device=device)
 acc = [mk.next_token_accuracy(m, data.test) for m in models]
 cores = [mk.markov_core(m, data) for m in models]
 ranks = [res.rank for res, _ in cores]
@@ -319,7 +320,8 @@ plt.show()
 # $Z_i$, whatever the basis? The paper's panel D shows the mean of the top three.
 
 # %%
-Zs = [mk.core_coordinates(res, H, data.test.shape[0], r=k) for res, H in cores]  # (n_seq, 31, k) each
+# (n_seq, 31, k) each
+Zs = [mk.core_coordinates(res, H, data.test.shape[0], r=k) for res, H in cores]
 Zflat = [Z.reshape(-1, k) for Z in Zs]
 cca = {(i, j): canonical_correlations(Zflat[i], Zflat[j], k=k) for i, j in pairs}
 CCA3 = np.eye(n_models)
@@ -358,7 +360,8 @@ state_code = np.eye(T.shape[0])[states.numpy().reshape(-1)][:, : T.shape[0] - 1]
 cca_state = np.array([canonical_correlations(Zf, state_code, k=k) for Zf in Zflat])  # (models, k)
 state_r2 = np.array([mk.state_explained_variance(Z, states) for Z in Zs])  # (models, k)
 energy_share = np.array([(res.energies[:k] / res.energies.sum()).cpu().numpy() for res, _ in cores])
-history = [Z - mk.state_conditional_mean(Z, states) for Z in Zs]  # what the current state does not explain
+# what the current state does not explain
+history = [Z - mk.state_conditional_mean(Z, states) for Z in Zs]
 cca_history = np.array([canonical_correlations(history[i].reshape(-1, k), history[j].reshape(-1, k), k=1)[0] for i, j in pairs])
 for i in range(n_models):
     print(f"M{i + 1}: CCA with the state code {np.round(cca_state[i], 4)}  state R^2 per core coordinate "

@@ -271,7 +271,8 @@ plt.show()
 # model is well above $2/p$, and we plot it only where test accuracy is $\ge 0.5$.
 
 # %%
-model_chk = mod.to_models(out["final_params"], run, device)[0]  # the final model 1, for a check through hooks
+# the final model 1, for a check through hooks
+model_chk = mod.to_models(out["final_params"], run, device)[0]
 H = mod.last_position_activations(model_chk, data_dev.test_x)
 res = ace(H, observability_from_readout(readout_matrix(model_chk)), threshold=mod.ENERGY_THRESHOLD)
 keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data_dev.test_y,
@@ -379,7 +380,8 @@ fig, ax = plt.subplots(figsize=(6.4, 3.4))
 ls = ["-", "--", "-.", ":"]
 for i in range(n_models):
     ok = ck["test_acc"][:, i] >= 0.5
-    above = ck["test_acc"][:, i] >= 3 / p  # at chance, "keeping r directions keeps the accuracy" is trivial
+    # at chance, "keeping r directions keeps the accuracy" is trivial
+    above = ck["test_acc"][:, i] >= 3 / p
     ax.plot(ck_ep, ck["r_energy"][:, i], color="k", ls=ls[i % 4], lw=1, label=f"r_energy, model {i + 1}")
     ax.plot(ck_ep[above], ck["r_suf"][above, i], color="C0", ls=ls[i % 4], lw=1, label=f"r_suf, model {i + 1}")
     ax.plot(ck_ep[ok], ck["r_nec"][ok, i], "o", color="C1", ms=3, ls=ls[i % 4], lw=1, label=f"r_nec, model {i + 1}")
@@ -579,7 +581,8 @@ plt.show()
 # %%
 t0 = time.perf_counter()
 out_branch = mod.run_models_resumable(run, workers=workers, segment_epochs=segment,
-                                      device=device)  # the branch, from the main run's epoch-branch_epoch state
+                                      # the branch, from the main run's epoch-branch_epoch state
+                                      device=device)
 branch = out_branch["branch"] if out_branch is not None else None
 print(f"branch: {time.perf_counter() - t0:.1f} s for this call")
 if branch is not None:

@@ -180,12 +180,14 @@ sources = ([("trained", f"{L}L-{d}d", ag.AgreementRun(L, d, steps=train_steps, d
            if model_source == "trained" else [("hub", name, None) for name in P["hub_models"]])
 runs = [run for _, _, run in sources if run is not None]
 t0 = time.perf_counter()
-first_cpu = ag.train_models(runs, workers=2, max_steps=train_steps // 2, device=device)  # the first half of every uncached model
+# the first half of every uncached model
+first_cpu = ag.train_models(runs, workers=2, max_steps=train_steps // 2, device=device)
 print(f"first half of training: {time.perf_counter() - t0:.0f} s wall for this call" if first_cpu else "models cached")
 
 # %%
 t0 = time.perf_counter()
-train_cpu = ag.train_models(runs, workers=2, device=device)  # the rest: each model continues from its saved state, same numbers
+# the rest: each model continues from its saved state, same numbers
+train_cpu = ag.train_models(runs, workers=2, device=device)
 train_wall = time.perf_counter() - t0
 if train_cpu:
     print(f"second half: {train_wall:.0f} s wall (two worker processes); CPU s per model, both halves: "
@@ -250,7 +252,8 @@ claims.ledger()
 for name, M in models.items():
     M["cores"] = ag.ace_all_layers(M["model"], M["train"], M["v"])
     M["sweep"] = ag.layer_sweep(M["model"], M["cores"], M["test"], M["v"], seed=seed)
-    chosen = ag.layer_sweep(M["model"], M["cores"], M["train"], M["v"], seed=seed)  # the choice, on the ACE prompts
+    # the choice, on the ACE prompts
+    chosen = ag.layer_sweep(M["model"], M["cores"], M["train"], M["v"], seed=seed)
     sw, l = M["sweep"], chosen["layer"]
     M["layer"] = l
     print(f"{name}: ACE at {M['L'] + 1} layers in {M['cores'].seconds:.1f} s; chosen layer {l}/{M['L']} (on the ACE "

@@ -170,7 +170,8 @@ RIDGES = (1e-4, 1.0, 100.0)  # probe ridges, in units of the mean eigenvalue of 
 T = mk.lazy_cycle()
 mdata = mk.make_data(T)
 m_runs = mk.chapter_runs(seed, 3, architecture=architecture)
-m_models = mk.train_markov_models(m_runs, mdata, workers=2, device=device)  # cached by chapter 01 at architecture='paper'
+# cached by chapter 01 at architecture='paper'
+m_models = mk.train_markov_models(m_runs, mdata, workers=2, device=device)
 chance_m = mk.chance_accuracy(mdata.test)
 y_m = mdata.test[:, 1:].reshape(-1)
 markov = []
@@ -180,7 +181,8 @@ for m in m_models:
     Wo = observability_from_readout(W)
     k = res.rank
     bases = bl.baseline_bases(H, Wo, k, y_m, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
-    scores = bl.compare_subspaces(bases, mod.readout_scorer(H, W, y_m, b))  # accuracy, each kept / removed
+    # accuracy, each kept / removed
+    scores = bl.compare_subspaces(bases, mod.readout_scorer(H, W, y_m, b))
     markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases, scores=bl.average_random(scores),
                        full=mk.next_token_accuracy(m, mdata.test)))
 hook_check = max(abs(mk.intervention_accuracy(markov[0]["model"], mdata, markov[0]["bases"][n], mode)
@@ -264,7 +266,8 @@ Markdown(
 # The class means and the probes have at most $p-1 = 52$ directions.
 
 # %%
-mrun = mod.preset_run("default", seed=seed, architecture=architecture)  # chapter 03's models, cached by it
+# chapter 03's models, cached by it
+mrun = mod.preset_run("default", seed=seed, architecture=architecture)
 mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=250, stop_after_main=True, device=device)
 mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed).to(device)
 p_mod = mrun.p
@@ -382,13 +385,15 @@ for run in a_runs:
     v = ag.verb_token_ids(tok)
     tr, te = ag.prompt_batch(tok, train_prompts), ag.prompt_batch(tok, test_prompts)
     cores = ag.ace_all_layers(model, tr, v)
-    layer = ag.layer_sweep(model, cores, tr, v, seed=seed)["layer"]  # chosen on the ACE prompts, as chapter 05 does
+    # chosen on the ACE prompts, as chapter 05 does
+    layer = ag.layer_sweep(model, cores, tr, v, seed=seed)["layer"]
     hook = cores.hooks[layer]
     H, G = ag.margin_acts_and_grads(model, tr, v, hook)
     Wo = observability_from_gradients(G)
     res = ace(H, Wo, rank=1)
     bases = bl.baseline_bases(H, Wo, 1, tr.labels, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
-    evaluate = ag.auc_scorer(model, te, v, hook, res.mean)  # held-out margin AUC, kept / removed / flipped
+    # held-out margin AUC, kept / removed / flipped
+    evaluate = ag.auc_scorer(model, te, v, hook, res.mean)
     Ht = ag.margin_acts_and_grads(model, te, v, hook)[0].double()
     probe_auc = {}
     for r in RIDGES:  # held-out decoding AUC of each probe direction (orientation-free)
@@ -487,7 +492,8 @@ Markdown(
 tilt_ns = tuple(n for n in (1000, 4000, 16000, 64000, 256000, 1024000) if n <= tilt_max_n)
 decoys = (1.0, 3.0, 10.0, 30.0)
 t0 = time.perf_counter()
-tilt_draws = tuple(1000 * seed + i for i in range(tilt_seeds))  # the planted systems move with the chapter's seed
+# the planted systems move with the chapter's seed
+tilt_draws = tuple(1000 * seed + i for i in range(tilt_seeds))
 tilt = {s: bl.tilt_experiment(ns=tilt_ns, decoy_ratios=decoys, seeds=tilt_draws, silent_ratio=s)
         for s in (10.0, 0.0)}
 print(f"tilt study: {len(tilt_ns)} sizes x {len(decoys)} decoys x {tilt_seeds} seeds x 2 silent settings "
