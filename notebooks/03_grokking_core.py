@@ -196,21 +196,24 @@ else:
 # %%
 segment = 250  # epochs between saved states; the numbers do not depend on it
 t0 = time.perf_counter()
-out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True, device=device)
+out = mod.run_models_resumable(run, workers=workers, segment_epochs=segment, stop_after_main=True,
+                               device=device)
 load_s = time.perf_counter() - t0
 data = mod.make_data(run.p, run.train_frac, run.split_seed)
 data_dev = data.to(device)  # the same split on the device, for the models
 main = out["main"]
 log, ck, ck_ep = main["log"], main["ckpt"], main["ckpt_epoch"]
-print(f"built in {out['train_cpu_s']:.0f} s of CPU time (training every model and every checkpoint analysis); "
-      f"this call took {load_s:.1f} s")
+print(f"built in {out['train_cpu_s']:.0f} s of CPU time (training every model and every "
+      f"checkpoint analysis); this call took {load_s:.1f} s")
 s_wall, s_cpu = log["train_wall_s"][-1] / run.epochs, log["train_cpu_s"][-1] / run.epochs
-print(f"training alone: {s_wall:.3f} s wall (slowest model), {s_cpu:.3f} s CPU (all {n_models} models) per epoch "
-      f"(wall depends on the machine's load when built)")
+print(f"training alone: {s_wall:.3f} s wall (slowest model), {s_cpu:.3f} s CPU (all {n_models} "
+      f"models) per epoch (wall depends on the machine's load when built)")
 mem = [mod.grok_epoch(log["epoch"], log["train_acc"][:, i]) for i in range(n_models)]
 grok = [mod.grok_epoch(log["epoch"], log["test_acc"][:, i]) for i in range(n_models)]
-print("train accuracy >= 0.99 at epoch:", mem, "   test accuracy >= 0.99 (grokking) at epoch:", grok)
-grok_time = [(float(log["train_wall_s"][log["epoch"] == g][0]), float(log["train_cpu_s"][log["epoch"] == g][0]))
+print("train accuracy >= 0.99 at epoch:", mem, "   test accuracy >= 0.99 (grokking) at epoch:",
+      grok)
+at = {g: log["epoch"] == g for g in grok}
+grok_time = [(float(log["train_wall_s"][at[g]][0]), float(log["train_cpu_s"][at[g]][0]))
              if g is not None else None for g in grok]
 print("training time to grokking (wall s, CPU s), models trained in parallel:",
       [None if t is None else (round(t[0], 1), round(t[1], 1)) for t in grok_time])
@@ -235,8 +238,9 @@ claims.ledger()
 # %% mystnb={"figure": {"caption": "Grokking. Train (solid) and test (dashed) accuracy at the last position, every 10 epochs, one colour per model; dotted lines mark each model's grokking epoch (first test accuracy >= 0.99). The paper's models grok near epoch 800 (see the page on the paper's setup).", "name": "fig-modadd-grokking"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
 for i in range(n_models):
-    ax.plot(log["epoch"], log["train_acc"][:, i], color=f"C{i}", lw=1.2, label=f"model {i + 1} train")
-    ax.plot(log["epoch"], log["test_acc"][:, i], color=f"C{i}", lw=1.2, ls="--", label=f"model {i + 1} test")
+    style = dict(color=f"C{i}", lw=1.2)
+    ax.plot(log["epoch"], log["train_acc"][:, i], **style, label=f"model {i + 1} train")
+    ax.plot(log["epoch"], log["test_acc"][:, i], **style, ls="--", label=f"model {i + 1} test")
     if grok[i] is not None:
         ax.axvline(grok[i], color=f"C{i}", ls=":", lw=1)
 ax.axhline(chance, color="0.6", lw=0.8, ls="-.", label="chance 1/p")
@@ -275,15 +279,17 @@ plt.show()
 model_chk = mod.to_models(out["final_params"], run, device)[0]
 H = mod.last_position_activations(model_chk, data_dev.test_x)
 res = ace(H, observability_from_readout(readout_matrix(model_chk)), threshold=mod.ENERGY_THRESHOLD)
-keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk), data_dev.test_y,
-                                                 readout_bias(model_chk))
+keep_fast, remove_fast, _ = mod.scan_keep_remove(H, res.basis, readout_matrix(model_chk),
+                                                 data_dev.test_y, readout_bias(model_chk))
 r_chk = int(ck["r_core"][-1, 0])
 hook_acc = {}
 for mode in ("keep", "remove"):
-    logits = mod.bridge_last_logits(model_chk, data_dev.test_x, [(mod.ACE_HOOK, subspace_hook(res.core(r_chk).float(), mode, positions=-1))])
+    hook = subspace_hook(res.core(r_chk).float(), mode, positions=-1)
+    logits = mod.bridge_last_logits(model_chk, data_dev.test_x, [(mod.ACE_HOOK, hook)])
     hook_acc[mode] = float((logits.argmax(1) == data_dev.test_y).float().mean())
-print(f"final model 1, r = {r_chk}: keep {hook_acc['keep']:.4f} via hooks vs {keep_fast[r_chk]:.4f} closed form; "
-      f"remove {hook_acc['remove']:.4f} vs {remove_fast[r_chk]:.4f}")
+print(f"final model 1, r = {r_chk}: keep {hook_acc['keep']:.4f} via hooks vs "
+      f"{keep_fast[r_chk]:.4f} closed form; remove {hook_acc['remove']:.4f} "
+      f"vs {remove_fast[r_chk]:.4f}")
 
 # %% tags=["hide-input"]
 claims.at_most("closed_form_equals_hooks",
@@ -319,7 +325,8 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "Paper figure 1B, 'Core is Necessary and Sufficient'. Test accuracy with only the core kept (blue) and with the core removed (orange), at r_core, mean \u00b1 SE over models; grey: the full model (hidden under the blue line where they agree); chance 1/p and the necessity level 2/p dotted.", "name": "fig-modadd-1b"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
-for key, c, lab in (("test_acc", "0.5", "full model"), ("core_only_acc", "C0", "core only"), ("core_removed_acc", "C1", "core removed")):
+for key, c, lab in (("test_acc", "0.5", "full model"), ("core_only_acc", "C0", "core only"),
+                    ("core_removed_acc", "C1", "core removed")):
     m_, s_ = mean_se(ck[key])
     ax.plot(ck_ep, m_, color=c, label=lab)
     ax.fill_between(ck_ep, m_ - s_, m_ + s_, color=c, alpha=0.2)
@@ -382,9 +389,11 @@ for i in range(n_models):
     ok = ck["test_acc"][:, i] >= 0.5
     # at chance, "keeping r directions keeps the accuracy" is trivial
     above = ck["test_acc"][:, i] >= 3 / p
-    ax.plot(ck_ep, ck["r_energy"][:, i], color="k", ls=ls[i % 4], lw=1, label=f"r_energy, model {i + 1}")
-    ax.plot(ck_ep[above], ck["r_suf"][above, i], color="C0", ls=ls[i % 4], lw=1, label=f"r_suf, model {i + 1}")
-    ax.plot(ck_ep[ok], ck["r_nec"][ok, i], "o", color="C1", ms=3, ls=ls[i % 4], lw=1, label=f"r_nec, model {i + 1}")
+    line = dict(ls=ls[i % 4], lw=1)
+    ax.plot(ck_ep, ck["r_energy"][:, i], color="k", **line, label=f"r_energy, model {i + 1}")
+    ax.plot(ck_ep[above], ck["r_suf"][above, i], color="C0", **line, label=f"r_suf, model {i + 1}")
+    ax.plot(ck_ep[ok], ck["r_nec"][ok, i], "o", color="C1", ms=3, **line,
+            label=f"r_nec, model {i + 1}")
 ax.axvline(grok_all, color="0.4", ls=":")
 ax.set_ylim(0, None)
 ax.set_xlabel("epoch")
@@ -397,7 +406,8 @@ plt.show()
 g0 = min(g for g in grok if g is not None) if all(g is not None for g in grok) else run.epochs
 pre = (ck_ep >= 50) & (ck_ep < g0)
 jg = int(np.argmin(np.abs(ck_ep - grok_all)))
-print("r_energy at initialisation:", ck["r_energy"][0], " at grokking:", ck["r_energy"][jg], " at the end:", ck["r_energy"][-1])
+print("r_energy at initialisation:", ck["r_energy"][0], " at grokking:", ck["r_energy"][jg],
+      " at the end:", ck["r_energy"][-1])
 print("r_suf before grokking (epochs 50 .. grokking):", ck["r_suf"][pre].T.astype(int).tolist())
 print("r_suf after grokking:", ck["r_suf"][post].T.astype(int).tolist())
 print("r_nec after grokking:", ck["r_nec"][post].T.astype(int).tolist())
@@ -483,7 +493,8 @@ r_grid = [4, 6, 8, 10, 15, 20, 30, 40, 52]
 r2_vs_r = np.zeros((n_models, len(r_grid)))
 for i, model_i in enumerate(mod.to_models(out["final_params"], run, device)):
     H_i = mod.last_position_activations(model_i, data_dev.test_x)
-    res_i = ace(H_i, observability_from_readout(readout_matrix(model_i)), threshold=mod.ENERGY_THRESHOLD)
+    Wo_i = observability_from_readout(readout_matrix(model_i))
+    res_i = ace(H_i, Wo_i, threshold=mod.ENERGY_THRESHOLD)
     for j, r in enumerate(r_grid):
         protos = mod.class_prototypes(res_i.coords(H_i, r).cpu().numpy(), data.test_y.numpy(), p)
         r2_vs_r[i, j] = mod.shift_operator(protos, p)["r2_h"]
@@ -516,10 +527,10 @@ Markdown(f"From 15 directions up, the rotation predicts the held-out classes wit
 
 # %%
 fp = out["final_params"]
-share_E = [mod.fourier_power_share(fp["embed.weight"][i].double().numpy(), top=5) for i in range(n_models)]
-share_U = [mod.fourier_power_share(fp["unembed.weight"][i].double().numpy(), top=5) for i in range(n_models)]
-print("top-5 frequency power share, embedding W_E:", np.round(share_E, 3), "  unembedding W_U:", np.round(share_U, 3),
-      f"  uniform: {5 / (p // 2):.3f}")
+share_E = [mod.fourier_power_share(w.double().numpy(), top=5) for w in fp["embed.weight"]]
+share_U = [mod.fourier_power_share(w.double().numpy(), top=5) for w in fp["unembed.weight"]]
+print("top-5 frequency power share, embedding W_E:", np.round(share_E, 3),
+      "  unembedding W_U:", np.round(share_U, 3), f"  uniform: {5 / (p // 2):.3f}")
 
 # %% tags=["hide-input"]
 claims.above("fourier_embedding", min(share_E), 0.4,
@@ -540,15 +551,18 @@ Markdown("Both the embedding and the readout are concentrated on a few frequenci
 
 # %%
 first_grok_ck = ck_ep[ck_ep >= grok_all][0] if (ck_ep >= grok_all).any() else ck_ep[-1]
-clock_epochs = [0, int(round(0.75 * grok_all / 50) * 50), int(first_grok_ck), int(first_grok_ck) + 100, run.epochs]
-print("clock epochs (the paper's 0, 300, 800, 900, 2000 scaled to our grokking epoch):", clock_epochs)
+before = int(round(0.75 * grok_all / 50) * 50)
+clock_epochs = [0, before, int(first_grok_ck), int(first_grok_ck) + 100, run.epochs]
+print("clock epochs (the paper's 0, 300, 800, 900, 2000 scaled to our grokking epoch):",
+      clock_epochs)
 
 # %% mystnb={"figure": {"caption": "Paper figure 1C, 'Cyclic Mechanism Emerges in Core at Grokking': eigenvalues of the fitted shift operator of model 1 in the complex plane at five epochs (blue: within sin(\u03c0/p) of the unit circle; grey: not), with test accuracy, held-out R\u00b2_h and core dimension.", "name": "fig-modadd-1c"}}
 fig, axes = plt.subplots(1, len(clock_epochs), figsize=(11, 2.7))
 for ax, e in zip(axes, clock_epochs):
     j = int(np.argmin(np.abs(ck_ep - e)))
-    eigenvalue_clock(ax, ck["eigenvalues"][j, 0], p, f"epoch {int(ck_ep[j])}\nacc {ck['test_acc'][j, 0]:.2f}, R²_h {ck['r2_h'][j, 0]:.2f}, "
-          f"dim {int(ck['r_core'][j, 0])}")
+    title = (f"epoch {int(ck_ep[j])}\nacc {ck['test_acc'][j, 0]:.2f}, "
+             f"R²_h {ck['r2_h'][j, 0]:.2f}, dim {int(ck['r_core'][j, 0])}")
+    eigenvalue_clock(ax, ck["eigenvalues"][j, 0], p, title)
     ax.set_xlabel("Re λ", fontsize=8)
 axes[0].set_ylabel("Im λ", fontsize=8)
 fig.tight_layout()
@@ -591,12 +605,16 @@ if branch is not None:
     print("epochs:", ck_ep[both].astype(int).tolist())
     for name, c in (("WD = 1", ck), ("WD 1->0", b_ck)):
         sel = both if name == "WD = 1" else slice(None)
-        print(f"{name:8s} r_core {c['r_core'][sel].T.astype(int).tolist()}\n         modes  {c['modes'][sel].T.astype(int).tolist()}")
+        print(f"{name:8s} r_core {c['r_core'][sel].T.astype(int).tolist()}\n"
+              f"         modes  {c['modes'][sel].T.astype(int).tolist()}")
     print("branch final test accuracy:", np.round(branch["log"]["test_acc"][-1], 4))
 
 # %% mystnb={"figure": {"caption": "Paper figure 2A/2D in the window we trained: core dimension r_core (left) and number of rotational modes (right) for continued weight decay 1 (black) and the weight-decay-0 branch (purple), mean \u00b1 SE over models; dotted: the branch point.", "name": "fig-modadd-2ad"}}
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.5, 3))
-for c, ep, col, lab in ((ck, ck_ep, "k", "WD = 1"), *(((b_ck, b_ep, "purple", "WD 1→0"),) if branch is not None else ())):
+curves = [(ck, ck_ep, "k", "WD = 1")]
+if branch is not None:
+    curves.append((b_ck, b_ep, "purple", "WD 1→0"))
+for c, ep, col, lab in curves:
     for a, key in ((a1, "r_core"), (a2, "modes")):
         m_, s_ = mean_se(c[key])
         a.plot(ep, m_, color=col, label=lab)
@@ -618,10 +636,12 @@ suf_m, nec_m = ck["r_suf"].mean(1), ck["r_nec"].mean(1)
 above_all = (ck["test_acc"] >= 3 / p).all(1)
 ax.plot(ck_ep[above_all], suf_m[above_all], color="C0", label="sufficient r_suf")
 ax.plot(ck_ep[ok_all], nec_m[ok_all], color="C1", label="necessary r_nec")
-ax.fill_between(ck_ep[ok_all], suf_m[ok_all], nec_m[ok_all], where=nec_m[ok_all] >= suf_m[ok_all], color="C1", alpha=0.2, label="redundancy")
+ax.fill_between(ck_ep[ok_all], suf_m[ok_all], nec_m[ok_all], where=nec_m[ok_all] >= suf_m[ok_all],
+                color="C1", alpha=0.2, label="redundancy")
 if branch is not None:
     okb = (b_ck["test_acc"] >= 0.5).all(1)
-    ax.plot(b_ep[okb], b_ck["r_nec"].mean(1)[okb], color="purple", ls="--", label="necessary, WD 1→0")
+    ax.plot(b_ep[okb], b_ck["r_nec"].mean(1)[okb], color="purple", ls="--",
+            label="necessary, WD 1→0")
     ax.plot(b_ep, b_ck["r_suf"].mean(1), color="purple", ls=":", label="sufficient, WD 1→0")
 ax.axvline(grok_all, color="0.4", ls=":")
 ax.set_xlabel("epoch")
@@ -632,9 +652,11 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "Paper figure 2C: clocks of model 1 at the last epoch, continued weight decay 1 (left) and the weight-decay-0 branch (right).", "name": "fig-modadd-2c"}}
 fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.9))
-eigenvalue_clock(axes[0], ck["eigenvalues"][-1, 0], p, f"WD = 1, epoch {int(ck_ep[-1])}\nR²_h {ck['r2_h'][-1, 0]:.2f}, modes {int(ck['modes'][-1, 0])}, dim {int(ck['r_core'][-1, 0])}")
-if branch is not None:
-    eigenvalue_clock(axes[1], b_ck["eigenvalues"][-1, 0], p, f"WD 1→0, epoch {int(b_ep[-1])}\nR²_h {b_ck['r2_h'][-1, 0]:.2f}, modes {int(b_ck['modes'][-1, 0])}, dim {int(b_ck['r_core'][-1, 0])}")
+for a, name, c, ep in ((axes[0], "WD = 1", ck, ck_ep),) + (((axes[1], "WD 1→0", b_ck, b_ep),)
+                                                            if branch is not None else ()):
+    eigenvalue_clock(a, c["eigenvalues"][-1, 0], p,
+                     f"{name}, epoch {int(ep[-1])}\nR²_h {c['r2_h'][-1, 0]:.2f}, "
+                     f"modes {int(c['modes'][-1, 0])}, dim {int(c['r_core'][-1, 0])}")
 for a in axes:
     a.set_xlabel("Re λ", fontsize=8)
 axes[0].set_ylabel("Im λ", fontsize=8)
