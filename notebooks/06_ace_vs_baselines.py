@@ -180,15 +180,20 @@ for m in m_models:
     W, b = readout_matrix(m), readout_bias(m)
     Wo = observability_from_readout(W)
     k = res.rank
-    bases = bl.baseline_bases(H, Wo, k, y_m, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
+    bases = bl.baseline_bases(H, Wo, k, y_m, ace_basis=res.basis, ridges=RIDGES,
+                              n_random=n_random, seed=seed)
     # accuracy, each kept / removed
     scores = bl.compare_subspaces(bases, mod.readout_scorer(H, W, y_m, b))
-    markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases, scores=bl.average_random(scores),
+    markov.append(dict(model=m, res=res, H=H, W=W, Wo=Wo, k=k, bases=bases,
+                       scores=bl.average_random(scores),
                        full=mk.next_token_accuracy(m, mdata.test)))
-hook_check = max(abs(mk.intervention_accuracy(markov[0]["model"], mdata, markov[0]["bases"][n], mode)
-                     - markov[0]["scores"][n][mode]) for n in ("ACE", "PCA") for mode in ("keep", "remove"))
-print(f"core dimension per model: {[r['k'] for r in markov]}; full accuracy {[round(r['full'], 4) for r in markov]}; "
-      f"chance {chance_m:.4f}; closed form vs hooks (model 1, ACE and PCA): largest difference {hook_check:.1e}")
+first = markov[0]
+hook_check = max(abs(mk.intervention_accuracy(first["model"], mdata, first["bases"][n], mode)
+                     - first["scores"][n][mode])
+                 for n in ("ACE", "PCA") for mode in ("keep", "remove"))
+print(f"core dimension per model: {[r['k'] for r in markov]}; "
+      f"full accuracy {[round(r['full'], 4) for r in markov]}; chance {chance_m:.4f}; "
+      f"closed form vs hooks (model 1, ACE and PCA): largest difference {hook_check:.1e}")
 
 
 # %% tags=["hide-input"]
@@ -198,8 +203,9 @@ display(Markdown("Mean over the three models (range in brackets) of the next-sta
                  + task_table(markov, ("keep", "remove"))))
 
 # %% mystnb={"figure": {"caption": "Markov chains, k = 3: next-state accuracy with only each subspace kept (left bar) or with it removed (right bar), mean over the three models with one dot per model; dashed: the full model, dotted: chance, grey band: within 0.05 of chance. ACE, PCA, PCA ranked by output energy and the class means are all sufficient and necessary; the sensitivity directions, ACE's observable side and the probes are not.", "name": "fig-baselines-markov"}}
+full_mean = np.mean([r["full"] for r in markov])
 ax = bar_plot(markov, ("keep", "remove"), ("C0", "C1"), "next-state accuracy (test)",
-              [(np.mean([r["full"] for r in markov]), "--", "full model"), (chance_m, ":", "chance")])
+              [(full_mean, "--", "full model"), (chance_m, ":", "chance")])
 ax.axhspan(chance_m - 0.05, chance_m + 0.05, color="0.85", zorder=0)
 ax.set_ylim(0, 0.8)
 plt.gcf().tight_layout()
@@ -268,7 +274,8 @@ Markdown(
 # %%
 # chapter 03's models, cached by it
 mrun = mod.preset_run("default", seed=seed, architecture=architecture)
-mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=250, stop_after_main=True, device=device)
+mout = mod.run_models_resumable(mrun, workers=2, segment_epochs=250, stop_after_main=True,
+                                device=device)
 mdat = mod.make_data(mrun.p, mrun.train_frac, mrun.split_seed).to(device)
 p_mod = mrun.p
 modular = []
@@ -280,8 +287,8 @@ for m in mod.to_models(mout["final_params"], mrun, device):
     b = readout_bias(m)
     keep, remove, base = mod.scan_keep_remove(H, res.basis, W, mdat.test_y, b)
     dims = mod.core_dimensions(keep, remove, base, res.rank, p_mod)
-    bases = bl.baseline_bases(H, Wo, H.shape[1], mdat.test_y, ace_basis=res.basis, ridges=RIDGES, n_random=n_random,
-                              seed=seed)
+    bases = bl.baseline_bases(H, Wo, H.shape[1], mdat.test_y, ace_basis=res.basis, ridges=RIDGES,
+                              n_random=n_random, seed=seed)
     curves = {n: mod.scan_keep_remove(H, Q, W, mdat.test_y, b)[:2] for n, Q in bases.items()}
     rnd = [curves.pop(n) for n in list(curves) if n.startswith("random ")]
     curves["random (mean)"] = tuple(np.mean([c[j] for c in rnd], 0) for j in (0, 1))
@@ -299,7 +306,8 @@ display(Markdown(f"Smallest sufficient and necessary dimensions of each finder (
                  + dimension_table(modular, angle_r=15)))
 
 # %% mystnb={"figure": {"caption": "Modular addition after grokking (model 1): test accuracy with only the first r directions of each finder kept (left) or removed (right), against r. Dotted: chance 1/p; dashed: 2/p (right) and the model's accuracy (left). ACE, the sensitivity directions, ACE's observable side and the class means overlap; PCA needs more directions on both counts, the probe and random directions (mean of 5) far more. Beyond r = 53 the sensitivity curve on the right is float round-off: its first 53 directions span everything the unembedding reads, and the logits left are ~1e-15.", "name": "fig-baselines-modular"}}
-show = ["ACE", "sensitivity", "ACE, observable side", "class means", "PCA", "probe, ridge 0.0001", "random (mean)"]
+show = ["ACE", "sensitivity", "ACE, observable side", "class means", "PCA", "probe, ridge 0.0001",
+        "random (mean)"]
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3), sharey=True)
 run = modular[0]
 for i, name in enumerate(show):
@@ -381,7 +389,8 @@ a_runs = [ag.AgreementRun(L, dm, steps=600, data_seed=seed, seed=seed + 100 * i)
 ag.train_models(a_runs, workers=2, device=device)  # cached by chapter 05
 agreement = []
 for run in a_runs:
-    model, tok, _ = ag.load_agreement_model("trained", name=f"{run.n_layers}L-{run.d_model}d", run=run, device=device)
+    name = f"{run.n_layers}L-{run.d_model}d"
+    model, tok, _ = ag.load_agreement_model("trained", name=name, run=run, device=device)
     v = ag.verb_token_ids(tok)
     tr, te = ag.prompt_batch(tok, train_prompts), ag.prompt_batch(tok, test_prompts)
     cores = ag.ace_all_layers(model, tr, v)
@@ -391,21 +400,25 @@ for run in a_runs:
     H, G = ag.margin_acts_and_grads(model, tr, v, hook)
     Wo = observability_from_gradients(G)
     res = ace(H, Wo, rank=1)
-    bases = bl.baseline_bases(H, Wo, 1, tr.labels, ace_basis=res.basis, ridges=RIDGES, n_random=n_random, seed=seed)
+    bases = bl.baseline_bases(H, Wo, 1, tr.labels, ace_basis=res.basis, ridges=RIDGES,
+                              n_random=n_random, seed=seed)
     # held-out margin AUC, kept / removed / flipped
     evaluate = ag.auc_scorer(model, te, v, hook, res.mean)
     Ht = ag.margin_acts_and_grads(model, te, v, hook)[0].double()
     probe_auc = {}
     for r in RIDGES:  # held-out decoding AUC of each probe direction (orientation-free)
-        a = ag.roc_auc(((Ht - res.mean) @ bases[f"probe, ridge {r:g}"][:, 0]).cpu().numpy(), te.labels)
+        decoded = (Ht - res.mean) @ bases[f"probe, ridge {r:g}"][:, 0]
+        a = ag.roc_auc(decoded.cpu().numpy(), te.labels)
         probe_auc[r] = max(a, 1 - a)
-    agreement.append(dict(name=f"{run.n_layers}L-{run.d_model}d", layer=layer, L=run.n_layers, H=H, G=G, res=res,
-                          bases=bases, base=ag.roc_auc(ag.margins(model, te, v), te.labels), probe_auc=probe_auc,
+    scores = bl.compare_subspaces(bases, evaluate, ("keep", "remove", "flip"))
+    agreement.append(dict(name=name, layer=layer, L=run.n_layers, H=H, G=G, res=res, bases=bases,
+                          base=ag.roc_auc(ag.margins(model, te, v), te.labels), probe_auc=probe_auc,
                           same=bl.max_angle(res.core(1), cores.results[layer].core(1)),
-                          scores=bl.average_random(bl.compare_subspaces(bases, evaluate, ("keep", "remove", "flip")))))
-    print(f"{agreement[-1]['name']}: layer {layer}/{run.n_layers}, base AUC {agreement[-1]['base']:.3f}, "
-          f"ACE direction = chapter 05's (angle {agreement[-1]['same']:.1e} deg); held-out decoding AUC of the probes "
-          + ", ".join(f"ridge {r:g}: {a:.3f}" for r, a in probe_auc.items()))
+                          scores=bl.average_random(scores)))
+    print(f"{name}: layer {layer}/{run.n_layers}, base AUC {agreement[-1]['base']:.3f}, "
+          f"ACE direction = chapter 05's (angle {agreement[-1]['same']:.1e} deg); "
+          "held-out decoding AUC of the "
+          "probes " + ", ".join(f"ridge {r:g}: {a:.3f}" for r, a in probe_auc.items()))
 
 # %% tags=["hide-input"]
 display(Markdown("Mean over the three models (range in brackets) of the margin's ROC-AUC on the held-out prompts "
@@ -414,8 +427,8 @@ display(Markdown("Mean over the three models (range in brackets) of the margin's
                  + task_table(agreement, ("keep", "remove", "flip"))))
 
 # %% mystnb={"figure": {"caption": "Subject-verb agreement, k = 1 at each model's chosen layer: margin ROC-AUC on held-out prompts with only the direction kept, removed or reflected (mean over the three models, one dot per model); dotted: chance 0.5. Every finder except the weakly regularised probes and random directions inverts the number when reflected (AUC near 0); how far removing each brings the AUC toward chance is in the table above.", "name": "fig-baselines-agreement"}}
-ax = bar_plot(agreement, ("keep", "remove", "flip"), ("C0", "C1", "C3"), "margin ROC-AUC (test prompts)",
-              [(0.5, ":", "chance")])
+ax = bar_plot(agreement, ("keep", "remove", "flip"), ("C0", "C1", "C3"),
+              "margin ROC-AUC (test prompts)", [(0.5, ":", "chance")])
 ax.set_ylim(-0.02, 1.05)
 plt.gcf().tight_layout()
 plt.show()
@@ -496,16 +509,20 @@ t0 = time.perf_counter()
 tilt_draws = tuple(1000 * seed + i for i in range(tilt_seeds))
 tilt = {s: bl.tilt_experiment(ns=tilt_ns, decoy_ratios=decoys, seeds=tilt_draws, silent_ratio=s)
         for s in (10.0, 0.0)}
-print(f"tilt study: {len(tilt_ns)} sizes x {len(decoys)} decoys x {tilt_seeds} seeds x 2 silent settings "
-      f"in {time.perf_counter() - t0:.1f} s")
-PAPER, OBS, RANKED = "ACE, paper basis orth(L_c U_r)", "ACE, observable side orth(L_o V_r)", "PCA ranked by output energy"
+print(f"tilt study: {len(tilt_ns)} sizes x {len(decoys)} decoys x {tilt_seeds} seeds "
+      f"x 2 silent settings in {time.perf_counter() - t0:.1f} s")
+PAPER = "ACE, paper basis orth(L_c U_r)"
+OBS = "ACE, observable side orth(L_o V_r)"
+RANKED = "PCA ranked by output energy"
 
 # %% mystnb={"figure": {"caption": "The tilt on the planted system (silent directions read 10x the core): largest principal angle between the recovered 3-D basis and the planted core (median over seeds) against the sample size, one colour per decoy loudness; solid: the paper's basis, dashed: PCA ranked by output energy. The paper's basis tilts like decoy/sqrt(n); the ranked PCA does not, except when the decoy is exactly as loud as a core direction (decoy 1x). The observable side (not drawn) sits at 84.3 deg at every point: it reads the silent directions.", "name": "fig-baselines-tilt"}}
 fig, ax = plt.subplots(figsize=(6, 3.6))
 st = tilt[10.0]
 for j, dr in enumerate(decoys):
-    ax.plot(tilt_ns, st.median(PAPER)[:, j], "o-", color=f"C{j}", label=f"decoy {dr:g}x, paper basis")
-    ax.plot(tilt_ns, st.median(RANKED)[:, j], "s--", color=f"C{j}", ms=3, lw=0.9, label=f"decoy {dr:g}x, ranked PCA")
+    ax.plot(tilt_ns, st.median(PAPER)[:, j], "o-", color=f"C{j}",
+            label=f"decoy {dr:g}x, paper basis")
+    ax.plot(tilt_ns, st.median(RANKED)[:, j], "s--", color=f"C{j}", ms=3, lw=0.9,
+            label=f"decoy {dr:g}x, ranked PCA")
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("samples n")
@@ -584,23 +601,27 @@ Markdown(
 
 # %%
 rows = {}
-for task, runs, k_of in (("Markov", markov, lambda r: r["k"]), ("modular", modular, lambda r: r["dims"]["r_suf"]),
+for task, runs, k_of in (("Markov", markov, lambda r: r["k"]),
+                         ("modular", modular, lambda r: r["dims"]["r_suf"]),
                          ("agreement", agreement, lambda r: 1)):
     for i, r in enumerate(runs):
         k = k_of(r)
         kw = dict(Wo=r["Wo"]) if task != "agreement" else dict(G=r["G"])
-        row = {"k": k, "split-half angle of ACE (deg)": bl.split_half_angle(r["H"], k, seed=seed, **kw)}
+        row = {"k": k,
+               "split-half angle of ACE (deg)": bl.split_half_angle(r["H"], k, seed=seed, **kw)}
         Q = r["bases"]["ACE"][:, :k]
         for alt in ("ACE, observable side", "PCA ranked by output energy"):
             row[f"angle to {alt} (deg)"] = bl.max_angle(Q, r["bases"][alt][:, :k])
         rows[f"{task}, model {i + 1}"] = row
 real = rows
-display(Markdown(dict_table(real, list(next(iter(real.values()))), fmt="{:.1f}", first="task, model")))
+columns = list(next(iter(real.values())))
+display(Markdown(dict_table(real, columns, fmt="{:.1f}", first="task, model")))
 
 # %%
 split = {t: max(v["split-half angle of ACE (deg)"] for n, v in real.items() if n.startswith(t))
          for t in ("Markov", "modular", "agreement")}
-obs_angle = {t: min(v["angle to ACE, observable side (deg)"] for n, v in real.items() if n.startswith(t))
+obs_angle = {t: min(v["angle to ACE, observable side (deg)"]
+                    for n, v in real.items() if n.startswith(t))
              for t in ("Markov", "modular", "agreement")}
 
 # %% tags=["hide-input"]
