@@ -169,29 +169,25 @@ for p in test_prompts[:4]:
 # **Training.** GPT-2 architecture (pre-LN, GELU, tied embeddings, learned positions),
 # 4 heads, MLP 4x width, no dropout; AdamW (lr $2\cdot10^{-3}$, warm-up and cosine decay,
 # weight decay 0.01), batches of 64 sentences, one thread per model and two models at a
-# time in worker processes. Training is spread over two cells: the first trains every model
-# half-way and saves its whole state (weights, optimizer, schedule, generators), the second
-# continues it, with the same numbers as one uninterrupted run. Trained models are cached
-# on disk keyed by their full configuration.
+# time in worker processes, the largest first. Trained models are cached on disk keyed by
+# their full configuration.
 
 # %%
-sources = ([("trained", f"{L}L-{d}d", ag.AgreementRun(L, d, steps=train_steps, data_seed=seed, seed=seed + 100 * i))
-            for i, (L, d) in enumerate(zip(n_layers, d_models))]
-           if model_source == "trained" else [("hub", name, None) for name in P["hub_models"]])
+if model_source == "trained":
+    sources = [("trained", f"{L}L-{d}d",
+                ag.AgreementRun(L, d, steps=train_steps, data_seed=seed, seed=seed + 100 * i))
+               for i, (L, d) in enumerate(zip(n_layers, d_models))]
+else:
+    sources = [("hub", name, None) for name in P["hub_models"]]
 runs = [run for _, _, run in sources if run is not None]
 t0 = time.perf_counter()
-# the first half of every uncached model
-first_cpu = ag.train_models(runs, workers=2, max_steps=train_steps // 2, device=device)
-print(f"first half of training: {time.perf_counter() - t0:.0f} s wall for this call" if first_cpu else "models cached")
-
-# %%
-t0 = time.perf_counter()
-# the rest: each model continues from its saved state, same numbers
-train_cpu = ag.train_models(runs, workers=2, device=device)
+train_cpu = ag.train_models(runs, workers=2, device=device)  # the uncached ones
 train_wall = time.perf_counter() - t0
 if train_cpu:
-    print(f"second half: {train_wall:.0f} s wall (two worker processes); CPU s per model, both halves: "
-          + ", ".join(f"{r.n_layers}L-{r.d_model}d {c + first_cpu.get(r, 0.0):.0f}" for r, c in train_cpu.items()))
+    print(f"training: {train_wall:.0f} s wall (two worker processes); CPU s per model: "
+          + ", ".join(f"{r.n_layers}L-{r.d_model}d {c:.0f}" for r, c in train_cpu.items()))
+else:
+    print("models cached")
 models = {}
 for src, name, run in sources:
     t0, c0 = time.perf_counter(), time.process_time()
@@ -256,25 +252,28 @@ for name, M in models.items():
     chosen = ag.layer_sweep(M["model"], M["cores"], M["train"], M["v"], seed=seed)
     sw, l = M["sweep"], chosen["layer"]
     M["layer"] = l
-    print(f"{name}: ACE at {M['L'] + 1} layers in {M['cores'].seconds:.1f} s; chosen layer {l}/{M['L']} (on the ACE "
-          f"prompts; first of the ties {chosen['layer_first_min']}; on the test prompts {sw['layer']}): held-out "
-          f"base {sw['base']:.3f}, core only {sw['keep'][l]:.3f}, core removed {sw['remove'][l]:.3f}, "
+    print(f"{name}: ACE at {M['L'] + 1} layers in {M['cores'].seconds:.1f} s; chosen layer "
+          f"{l}/{M['L']} (on the ACE prompts; first of the ties {chosen['layer_first_min']}; "
+          f"on the test prompts {sw['layer']}): held-out base {sw['base']:.3f}, "
+          f"core only {sw['keep'][l]:.3f}, core removed {sw['remove'][l]:.3f}, "
           f"core flipped {sw['flip'][l]:.4f}, random direction flipped {sw['random_flip'][l]:.3f}")
 
 # %% mystnb={"figure": {"caption": "Layer sweep (the paper's panel A): ROC-AUC of the number margin on held-out prompts against normalised depth, with the 1-D ACE core of each layer kept alone, removed or reflected at the last prompt token, and a random direction reflected (control). Markers per model; the core-only and random-control curves lie on the base line near AUC 1 and hide each other. Open circles mark each model's chosen layer (lowest flip AUC, ties broken by the flipped margins' separation).", "name": "fig-agreement-sweep"}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
-styles = {"keep": ("C0", "core only"), "remove": ("C1", "core removed"), "flip": ("C3", "core flipped"),
-          "random_flip": ("0.5", "random dir. flipped")}
+styles = {"keep": ("C0", "core only"), "remove": ("C1", "core removed"),
+          "flip": ("C3", "core flipped"), "random_flip": ("0.5", "random dir. flipped")}
 markers = ["o", "s", "^", "D", "v", "P"]
 for key, (c, label) in styles.items():
     for i, (name, M) in enumerate(models.items()):
-        ax.plot(M["sweep"]["depth"], M["sweep"][key], marker=markers[i % 6], color=c, lw=0.8, ms=4, alpha=0.8,
-                label=label if i == 0 else None)
+        ax.plot(M["sweep"]["depth"], M["sweep"][key], marker=markers[i % 6], color=c, lw=0.8,
+                ms=4, alpha=0.8, label=label if i == 0 else None)
 for i, (name, M) in enumerate(models.items()):
     l = M["layer"]
-    ax.scatter(M["sweep"]["depth"][l], M["sweep"]["flip"][l], s=120, facecolors="none", edgecolors="k", lw=1)
+    ax.scatter(M["sweep"]["depth"][l], M["sweep"]["flip"][l], s=120, facecolors="none",
+               edgecolors="k", lw=1)
     ax.plot([], [], marker=markers[i % 6], color="k", ls="", label=name)
-ax.axhline(np.mean([M["sweep"]["base"] for M in models.values()]), color="k", ls="--", lw=0.8, label="base (mean)")
+base_mean = np.mean([M["sweep"]["base"] for M in models.values()])
+ax.axhline(base_mean, color="k", ls="--", lw=0.8, label="base (mean)")
 ax.axhline(0.5, color="0.7", ls=":", lw=0.8)
 ax.set_xlabel("normalised depth ℓ / L (ℓ = 0: embeddings; ℓ = L: last block output)")
 ax.set_ylabel("margin ROC-AUC (test prompts)")
@@ -303,7 +302,8 @@ worst_flip = max(sw["flip"][l] for sw, l in sel.values())
 gap_random = max(abs(sw["random_flip"][l] - sw["base"]) for sw, l in sel.values())
 emb_flip = min(M["sweep"]["flip"][0] for M in models.values())
 deep = models[names[-1]]["sweep"]
-redundant = [l for l in range(len(deep["flip"])) if deep["flip"][l] <= 0.1 and deep["remove"][l] >= 0.9]
+redundant = [l for l in range(len(deep["flip"]))
+             if deep["flip"][l] <= 0.1 and deep["remove"][l] >= 0.9]
 
 # %% tags=["hide-input"]
 claims.at_most("keep_gap", gap_keep, 0.03, "sufficient: core-only AUC within {bound} of base at the chosen layer (largest gap)",
@@ -332,9 +332,11 @@ claims.ledger()
 for name, M in models.items():
     l = M["layer"]
     res = M["cores"].results[l]
-    M["z"] = ag.core_coordinate(M["model"], M["test"], M["cores"].hooks[l], M["cores"].q(l), res.mean)
+    M["z"] = ag.core_coordinate(M["model"], M["test"], M["cores"].hooks[l], M["cores"].q(l),
+                                res.mean)
     M["knob"] = ag.knob_fit(M["z"], M["margin"])
-    print(f"{name}: margin ~ core coordinate, R² = {M['knob']['r2']:.3f}, slope {M['knob']['slope']:+.3f}")
+    print(f"{name}: margin ~ core coordinate, R² = {M['knob']['r2']:.3f}, "
+          f"slope {M['knob']['slope']:+.3f}")
 
 # %% mystnb={"figure": {"caption": "The knob (panel B): z-scored margin against the z-scored 1-D core coordinate at each model's chosen layer, on the held-out prompts; singular heads blue, plural orange; lines are the affine fits, R\u00b2 in the legend.", "name": "fig-agreement-knob"}}
 fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3), sharey=True, squeeze=False)
@@ -345,7 +347,8 @@ for ax, (name, M) in zip(axes[0], models.items()):
     ax.scatter(zs[lab == 0], ms[lab == 0], s=5, color="C0", alpha=0.5, label="singular head")
     ax.scatter(zs[lab == 1], ms[lab == 1], s=5, color="C1", alpha=0.5, label="plural head")
     xx = np.linspace(zs.min(), zs.max(), 2)
-    ax.plot(xx, M["knob"]["slope"] * xx + M["knob"]["intercept"], "k-", lw=1, label=f"fit, R² = {M['knob']['r2']:.2f}")
+    ax.plot(xx, M["knob"]["slope"] * xx + M["knob"]["intercept"], "k-", lw=1,
+            label=f"fit, R² = {M['knob']['r2']:.2f}")
     ax.set_title(f"{name} (layer {M['layer']})", fontsize=9)
     ax.set_xlabel("core coordinate (z-scored)")
     ax.legend(fontsize=7)
@@ -376,17 +379,19 @@ claims.ledger()
 for name, M in models.items():
     l, res = M["layer"], M["cores"].results[M["layer"]]
     hook, q = M["cores"].hooks[l], M["cores"].q(l)
-    M["scores"] = {
-        mode: ag.agreement_score(
-            ag.last_logits(M["model"], M["test"], None if mode == "base" else ag.edit_hooks_for(hook, q, res.mean, mode)),
-            M["v"], M["test"].labels.astype(bool))
-        for mode in ("base", "remove", "flip")
-    }
-    M["wilcoxon"] = {mode: stats.wilcoxon(M["scores"]["base"], M["scores"][mode]).pvalue for mode in ("remove", "flip")}
-    print(f"{name}: median score base {np.median(M['scores']['base']):+.2f}, removed "
-          f"{np.median(M['scores']['remove']):+.2f}, flipped {np.median(M['scores']['flip']):+.2f}; "
-          f"Wilcoxon p (removed) {M['wilcoxon']['remove']:.1e}, (flipped) {M['wilcoxon']['flip']:.1e}")
-fisher = {mode: stats.combine_pvalues([M["wilcoxon"][mode] for M in models.values()], method="fisher").pvalue
+    M["scores"] = {}
+    for mode in ("base", "remove", "flip"):
+        edit = None if mode == "base" else ag.edit_hooks_for(hook, q, res.mean, mode)
+        logits = ag.last_logits(M["model"], M["test"], edit)
+        M["scores"][mode] = ag.agreement_score(logits, M["v"], M["test"].labels.astype(bool))
+    M["wilcoxon"] = {mode: stats.wilcoxon(M["scores"]["base"], M["scores"][mode]).pvalue
+                     for mode in ("remove", "flip")}
+    med = {mode: np.median(sc) for mode, sc in M["scores"].items()}
+    print(f"{name}: median score base {med['base']:+.2f}, removed {med['remove']:+.2f}, "
+          f"flipped {med['flip']:+.2f}; Wilcoxon p (removed) {M['wilcoxon']['remove']:.1e}, "
+          f"(flipped) {M['wilcoxon']['flip']:.1e}")
+fisher = {mode: stats.combine_pvalues([M["wilcoxon"][mode] for M in models.values()],
+                                      method="fisher").pvalue
           for mode in ("remove", "flip")}
 print("Fisher-combined p:", {k: f"{v:.1e}" for k, v in fisher.items()})
 
@@ -395,13 +400,15 @@ fig, ax = plt.subplots(figsize=(7, 3.2))
 modes = [("base", "0.6"), ("remove", "C1"), ("flip", "C3")]
 for i, (name, M) in enumerate(models.items()):
     for j, (mode, c) in enumerate(modes):
-        bp = ax.boxplot(M["scores"][mode], positions=[i * 4 + j], widths=0.7, patch_artist=True, showfliers=False)
+        bp = ax.boxplot(M["scores"][mode], positions=[i * 4 + j], widths=0.7, patch_artist=True,
+                        showfliers=False)
         bp["boxes"][0].set_facecolor(c)
 ax.set_xticks([i * 4 + 1 for i in range(len(models))], names)
 ax.axhline(0, color="k", lw=0.6)
 ax.set_ylabel("agreement score (nats)")
+legend = {"base": "base model", "remove": "core removed", "flip": "core flipped"}
 for mode, c in modes:
-    ax.bar([0], [0], color=c, label={"base": "base model", "remove": "core removed", "flip": "core flipped"}[mode])
+    ax.bar([0], [0], color=c, label=legend[mode])
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()
@@ -418,7 +425,8 @@ for name, M in models.items():
     l, res = M["layer"], M["cores"].results[M["layer"]]
     b = ag.prompt_batch(M["tok"], demo)
     clean = ag.margins(M["model"], b, M["v"])
-    flipped = ag.margins(M["model"], b, M["v"], ag.edit_hooks_for(M["cores"].hooks[l], M["cores"].q(l), res.mean, "flip"))
+    flip = ag.edit_hooks_for(M["cores"].hooks[l], M["cores"].q(l), res.mean, "flip")
+    flipped = ag.margins(M["model"], b, M["v"], flip)
     M["demo_inverted"] = float(np.mean(np.sign(clean) != np.sign(flipped)))
     y = np.array([y for _, y in ac.FLIP_DEMO_PROMPTS])
     M["demo_toward_opposite"] = float(np.mean(np.where(y == 1, flipped < clean, flipped > clean)))
@@ -496,16 +504,18 @@ for name, M in models.items():
     l, res = M["layer"], M["cores"].results[M["layer"]]
     t0 = time.perf_counter()
     kw = dict(n_new=gen_tokens, seed=seed, temperature=1.0, top_k=50)
-    M["gen_clean"] = ag.generate(M["model"], M["tok"], [p.text for p in gen_prompts], **kw)
-    M["gen_flip"] = ag.generate(M["model"], M["tok"], [p.text for p in gen_prompts], hook=M["cores"].hooks[l],
+    texts = [p.text for p in gen_prompts]
+    M["gen_clean"] = ag.generate(M["model"], M["tok"], texts, **kw)
+    M["gen_flip"] = ag.generate(M["model"], M["tok"], texts, hook=M["cores"].hooks[l],
                                 q=M["cores"].q(l), mean=res.mean, strength=strength, **kw)
     M["inv_clean"] = ag.verb_inversion(gen_prompts, M["gen_clean"].full)
     M["inv_flip"] = ag.verb_inversion(gen_prompts, M["gen_flip"].full)
     s_used = np.append(M["gen_flip"].strengths[M["gen_flip"].strengths > 0], 0.0)
-    print(f"{name} ({time.perf_counter() - t0:.1f} s): wrong-number verbs clean {M['inv_clean']['all_wrong']:.2f} "
-          f"of {M['inv_clean']['n_verbs']}, flipped {M['inv_flip']['all_wrong']:.2f} of {M['inv_flip']['n_verbs']}; "
-          f"prompt's own verb inverted: clean {M['inv_clean']['main_wrong']:.2f}, flipped "
-          f"{M['inv_flip']['main_wrong']:.2f} ({M['inv_flip']['main_found']}/{len(gen_prompts)} found); "
+    clean, flip = M["inv_clean"], M["inv_flip"]
+    print(f"{name} ({time.perf_counter() - t0:.1f} s): wrong-number verbs clean "
+          f"{clean['all_wrong']:.2f} of {clean['n_verbs']}, flipped {flip['all_wrong']:.2f} of "
+          f"{flip['n_verbs']}; prompt's own verb inverted: clean {clean['main_wrong']:.2f}, "
+          f"flipped {flip['main_wrong']:.2f} ({flip['main_found']}/{len(gen_prompts)} found); "
           f"strength median {np.median(s_used):.2f}, max {s_used.max():.2f}")
 
 # %% [markdown]
@@ -607,25 +617,30 @@ for i in range(len(names)):
         zb = sign * zb
         lab = models[names[i]]["test"].labels
         within = [stats.pearsonr(za[lab == c], zb[lab == c])[0] for c in (0, 1)]
-        rows.append((names[i], names[j], stats.pearsonr(za, zb)[0], stats.spearmanr(za, zb)[0], *within))
+        pearson, spearman = stats.pearsonr(za, zb)[0], stats.spearmanr(za, zb)[0]
+        rows.append((names[i], names[j], pearson, spearman, *within))
 align = np.array([r[2:] for r in rows])
-Markdown("| model A | model B | Pearson | Spearman | within singular | within plural |\n|---|---|---|---|---|---|\n"
-         + "\n".join(f"| {a} | {b} | {p:.3f} | {s:.3f} | {w0:.3f} | {w1:.3f} |" for a, b, p, s, w0, w1 in rows))
+Markdown(markdown_table(["model A", "model B", "Pearson", "Spearman", "within singular",
+                         "within plural"],
+                        [[a, b, f"{p:.3f}", f"{s:.3f}", f"{w0:.3f}", f"{w1:.3f}"]
+                         for a, b, p, s, w0, w1 in rows]))
 
 # %%
 factors = {"tense": [p.past for p in test_prompts], "style": [p.style for p in test_prompts],
-           "head noun": [p.i_head for p in test_prompts], "attractor": [p.i_attr for p in test_prompts],
+           "head noun": [p.i_head for p in test_prompts],
+           "attractor": [p.i_attr for p in test_prompts],
            "connector": [p.connector for p in test_prompts]}
 share_rows = []
 for name, M in models.items():
     lab = M["test"].labels
     for c, cname in ((0, "singular"), (1, "plural")):
         idx = lab == c
-        sh = ag.factor_share(M["z"][idx], {k: np.asarray(v, dtype=object)[idx].astype(str) for k, v in factors.items()})
-        share_rows.append((name, cname, sh))
-Markdown("Share of the within-class variance of the core coordinate explained by each factor alone (η²):\n\n"
-         "| model | class | " + " | ".join(factors) + " |\n|---|---|" + "---|" * len(factors) + "\n"
-         + "\n".join(f"| {n} | {c} | " + " | ".join(f"{sh[k]:.2f}" for k in factors) + " |" for n, c, sh in share_rows))
+        levels = {k: np.asarray(v, dtype=object)[idx].astype(str) for k, v in factors.items()}
+        share_rows.append((name, cname, ag.factor_share(M["z"][idx], levels)))
+Markdown("Share of the within-class variance of the core coordinate explained by each factor "
+         "alone (η²):\n\n"
+         + markdown_table(["model", "class", *factors],
+                          [[n, c, *(f"{sh[k]:.2f}" for k in factors)] for n, c, sh in share_rows]))
 
 # %% tags=["hide-input"]
 claims.at_least("cross_scale_pearson", align[:, 0].min(), 0.9,
