@@ -170,7 +170,7 @@ for mode in ("keep", "remove", "flip"):
 for mode in ("keep", "remove", "flip"):
     scores[f"random {mode}"] = accuracy(model_a, core.control(mode, seed=seed))
 chance = mk.chance_accuracy(data.test)
-table = dict_table({name: {"accuracy": a} for name, a in scores.items()}, ["accuracy"], fmt="{:.4f}")
+table = dict_table({n: {"accuracy": a} for n, a in scores.items()}, ["accuracy"], fmt="{:.4f}")
 Markdown(table + f"\n\nChance (always the most frequent state): {chance:.4f}.")
 
 # %% [markdown]

@@ -143,7 +143,8 @@ bayes = mk.bayes_accuracy(T)
 chance = mk.chance_accuracy(data.test)
 true_eigs = mk.nontrivial_eigenvalues(T)
 print("T =\n", np.round(T, 3))
-print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues {np.round(true_eigs, 4)}")
+print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, "
+      f"non-trivial eigenvalues {np.round(true_eigs, 4)}")
 
 # %% [markdown]
 # ## Training
@@ -161,7 +162,9 @@ print(f"Bayes accuracy {bayes:.4f}, chance {chance:.4f}, non-trivial eigenvalues
 # %%
 # the other architecture's models of the closing section train in the same pool: both processes stay busy
 other_arch = next(a for a in mk.ARCHITECTURES if a != architecture)
-other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs] if contrast and chain == "paper" else []
+other_runs = []
+if contrast and chain == "paper":
+    other_runs = [dataclasses.replace(run, architecture=other_arch) for run in runs]
 # uncached ones two at a time, one process each
 trained = mk.train_markov_models(runs + other_runs, data, workers=2, device=device)
 models, other_models = trained[: len(runs)], trained[len(runs):]
@@ -245,8 +248,8 @@ Markdown(f"Removing the core leaves the models at chance, within a few points ({
 
 # %% mystnb={"figure": {"caption": "Test accuracy of the full models, with only the core kept, with the core removed and with a random 3-D subspace removed (mean and per-model dots), against the Bayes limit and chance computed from the chain and the data.", "name": "fig-markov-ablations"}}
 fig, ax = plt.subplots(figsize=(6, 3.2))
-bars = {"Bayes": [bayes], "full model": full_acc, "core only": abl["keep"], "core removed": abl["remove"],
-        "random removed": abl["random removed"], "chance": [chance]}
+bars = {"Bayes": [bayes], "full model": full_acc, "core only": abl["keep"],
+        "core removed": abl["remove"], "random removed": abl["random removed"], "chance": [chance]}
 colors = ["0.6", "0.6", "C0", "C0", "C1", "0.6"]
 for x, ((name, vals), c) in enumerate(zip(bars.items(), colors)):
     ax.bar(x, np.mean(vals), color=c, alpha=0.8)
@@ -271,9 +274,11 @@ plt.show()
 # %%
 dyn = [mk.core_spectrum(res, H, data, r=k) for res, H in cores]
 for i, d in enumerate(dyn):
-    print(f"model {i + 1}: eigenvalues {np.round(d.eigenvalues, 3)}  |error| {np.round(d.errors, 3)}  "
-          f"R2/R2_oracle {d.r2_ratio:.3f}  share of each core coordinate explained by the current state "
-          f"{np.round(d.state_r2, 3)}  |error| with z replaced by its state mean {np.round(d.errors_state_mean, 4)}")
+    print(f"model {i + 1}: eigenvalues {np.round(d.eigenvalues, 3)}  "
+          f"|error| {np.round(d.errors, 3)}  R2/R2_oracle {d.r2_ratio:.3f}  "
+          f"share of each core coordinate explained by the current state "
+          f"{np.round(d.state_r2, 3)}  "
+          f"|error| with z replaced by its state mean {np.round(d.errors_state_mean, 4)}")
 
 # %% tags=["hide-input"]
 complex_idx = np.abs(true_eigs.imag) > 1e-9
@@ -318,9 +323,11 @@ if chain == "paper":
 # %% mystnb={"figure": {"caption": "Eigenvalues of the operator fitted in the core of model 1 (red crosses) against the chain's eigenvalues (blue circles; the Perron eigenvalue 1, removed by centring, shown hollow), with the unit circle.", "name": "fig-markov-spectrum"}}
 fig, ax = plt.subplots(figsize=(4.2, 4.2))
 unit_circle(ax, color="0.7")
-ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="C0", lw=1.5, label="chain T")
-ax.scatter([1], [0], s=90, facecolors="none", edgecolors="C0", lw=0.8, ls="--", label="Perron 1 (centred out)")
-ax.scatter(dyn[0].eigenvalues.real, dyn[0].eigenvalues.imag, marker="x", color="C3", s=60, label="fitted in core")
+hollow = dict(s=90, facecolors="none", edgecolors="C0")
+ax.scatter(true_eigs.real, true_eigs.imag, **hollow, lw=1.5, label="chain T")
+ax.scatter([1], [0], **hollow, lw=0.8, ls="--", label="Perron 1 (centred out)")
+ax.scatter(dyn[0].eigenvalues.real, dyn[0].eigenvalues.imag, marker="x", color="C3", s=60,
+           label="fitted in core")
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()
@@ -342,7 +349,8 @@ if other_runs:  # other_models: trained with this chapter's models above
     # the quantities of the closing table, for the other architecture
     for i, m in enumerate(other_models):
         res_o, H_o = mk.markov_core(m, data)
-        Q_rand = random_subspace(res_o.basis.shape[0], k, torch.Generator().manual_seed(seed + 7 + i))
+        g = torch.Generator().manual_seed(seed + 7 + i)
+        Q_rand = random_subspace(res_o.basis.shape[0], k, g)
         for key, v in (("full", mk.next_token_accuracy(m, data.test)), ("rank", res_o.rank),
                        ("top2", float(res_o.energy_fraction[1])),
                        ("keep", mk.intervention_accuracy(m, data, res_o.core(k), "keep")),
@@ -352,11 +360,12 @@ if other_runs:  # other_models: trained with this chapter's models above
             other_sum[key].append(v)
     other_dyn = other_sum["dyn"]
     by_arch = {architecture: dyn, other_arch: other_dyn}
-    other = {a: dict(bias=[float(d.real_bias[0]) for d in ds], third_r2=[float(d.state_r2[-1]) for d in ds])
+    other = {a: dict(bias=[float(d.real_bias[0]) for d in ds],
+                     third_r2=[float(d.state_r2[-1]) for d in ds])
              for a, ds in by_arch.items()}
     for a, v in other.items():
-        print(f"{a:7s} fitted 0.5 minus 0.5: {np.round(v['bias'], 3)}   state R² of the third core coordinate: "
-              f"{np.round(v['third_r2'], 3)}")
+        print(f"{a:7s} fitted 0.5 minus 0.5: {np.round(v['bias'], 3)}   "
+              f"state R² of the third core coordinate: {np.round(v['third_r2'], 3)}")
 
 # %% tags=["hide-input"]
 if other is not None:
@@ -399,13 +408,15 @@ extra = None
 if extra_n_states:
     T5 = mk.random_chain(extra_n_states, seed=seed)
     data5 = mk.make_data(T5)
-    run5 = mk.chapter_runs(seed, 1, preset, d_model=d_model, architecture=architecture, epochs=epochs)[0]
+    run5 = mk.chapter_runs(seed, 1, preset, d_model=d_model, architecture=architecture,
+                           epochs=epochs)[0]
     m5 = mk.train_markov_model(run5, data5, progress=False, device=device)
     res5, H5 = mk.markov_core(m5, data5)
     k5 = extra_n_states - 1
     dyn5 = mk.core_spectrum(res5, H5, data5, r=k5)
     extra = dict(
-        rank=res5.rank, energy_at_k=float(res5.energy_fraction[k5 - 1]), acc=mk.next_token_accuracy(m5, data5.test),
+        rank=res5.rank, energy_at_k=float(res5.energy_fraction[k5 - 1]),
+        acc=mk.next_token_accuracy(m5, data5.test),
         bayes=mk.bayes_accuracy(T5), chance=mk.chance_accuracy(data5.test),
         keep=mk.intervention_accuracy(m5, data5, res5.core(k5), "keep", centred=True),
         remove=mk.intervention_accuracy(m5, data5, res5.core(k5), "remove", centred=True),

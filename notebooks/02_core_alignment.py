@@ -160,7 +160,8 @@ cores = [mk.markov_core(m, data) for m in models]
 ranks = [res.rank for res, _ in cores]
 energy_k = [float(res.energy_fraction[k - 1]) for res, _ in cores]
 print("test accuracy:", np.round(acc, 4), f"(Bayes {bayes:.4f})")
-print("energy-rule core dimension:", ranks, "  energy share of the top k =", k, "directions:", np.round(energy_k, 4))
+print("energy-rule core dimension:", ranks, "  energy share of the top k =", k, "directions:",
+      np.round(energy_k, 4))
 
 # %% tags=["hide-input"]
 claims.at_most("bayes_gap", max(abs(a - bayes) for a in acc), 0.001, "every model reaches the Bayes limit (largest gap)",
@@ -186,7 +187,8 @@ inits = [mk.initial_model(run, T.shape[0], data.test.shape[1]) for run in runs]
 W_full = pairwise(models, weight_cosine_similarity)
 W_init = pairwise(inits, weight_cosine_similarity)
 W_no_ln = pairwise(models, partial(weight_cosine_similarity, skip_layernorm=True))
-ln_share = [1 - float(flat_parameters(m, True).norm() ** 2 / flat_parameters(m).norm() ** 2) for m in models]
+ln_share = [1 - float(flat_parameters(m, True).norm() ** 2 / flat_parameters(m).norm() ** 2)
+            for m in models]
 print(f"full vector:      {W_full[off].min():.3f} .. {W_full[off].max():.3f}")
 print(f"at initialisation: {W_init[off].min():.3f} .. {W_init[off].max():.3f}")
 print(f"without LayerNorm: {W_no_ln[off].min():.4f} .. {W_no_ln[off].max():.4f}")
@@ -242,13 +244,16 @@ rand_ov = np.array([projector_overlap(a, b) for a, b in rand_pairs])
 rand_min_angle = np.array([principal_angles(a, b)[0] for a, b in rand_pairs])
 ov_pairs = np.array([OV[i, j] for i, j in pairs])
 percentile = [float((rand_ov < o).mean()) for o in ov_pairs]
-print(f"overlap of our cores: {ov_pairs.min():.3f} .. {ov_pairs.max():.3f}, mean {ov_pairs.mean():.3f}")
+print(f"overlap of our cores: {ov_pairs.min():.3f} .. {ov_pairs.max():.3f}, "
+      f"mean {ov_pairs.mean():.3f}")
+ov05, ov95, ov99 = np.quantile(rand_ov, [0.05, 0.95, 0.99])
 print(f"random pairs: level k/d = {level:.4f}, mean {rand_ov.mean():.4f}, "
-      f"5-95% {np.quantile(rand_ov, 0.05):.3f}-{np.quantile(rand_ov, 0.95):.3f}, 99% {np.quantile(rand_ov, 0.99):.3f}")
+      f"5-95% {ov05:.3f}-{ov95:.3f}, 99% {ov99:.3f}")
 print("percentile of each pair in the random distribution:", np.round(percentile, 2))
 for (i, j), a in angles.items():
     print(f"M{i + 1}-M{j + 1}: principal angles {np.round(a, 1)} deg")
-print(f"random pairs: smallest principal angle, median {np.median(rand_min_angle):.1f}, 5% {np.quantile(rand_min_angle, 0.05):.1f} deg")
+print(f"random pairs: smallest principal angle, median {np.median(rand_min_angle):.1f}, "
+      f"5% {np.quantile(rand_min_angle, 0.05):.1f} deg")
 
 # %% tags=["hide-input"]
 min_angle = min(a.min() for a in angles.values())
@@ -282,7 +287,8 @@ Markdown(f"The cores are nearly orthogonal in the only sense that has a referenc
 
 # %% mystnb={"figure": {"caption": "Core geometric similarity (the paper's panel C): projector overlap of the rank-3 cores of every pair of models, on the paper's 0..1 scale. Identical subspaces would give 1 (the diagonal); random 3-D subspaces of R^64 give 3/64 = 0.047 on average.", "name": "fig-align-overlap"}}
 fig, ax = plt.subplots(figsize=(4.4, 3.6))
-im = heatmap(ax, OV, f"projector overlap (random level {level:.3f})", [f"C{i + 1}" for i in range(n_models)])
+core_labels = [f"C{i + 1}" for i in range(n_models)]
+im = heatmap(ax, OV, f"projector overlap (random level {level:.3f})", core_labels)
 fig.colorbar(im, ax=ax, shrink=0.8, label="overlap")
 fig.tight_layout()
 plt.show()
@@ -290,7 +296,8 @@ plt.show()
 # %% mystnb={"figure": {"caption": "Our cores against random subspaces. Left: distribution of the projector overlap of 2000 pairs of random 3-D subspaces of R^64 (grey), its mean (dashed), and the overlap of each pair of our cores (red ticks). Right: the three principal angles of each pair of our cores (one row per pair; the smallest in red) against the middle 90% of the smallest principal angle of the random pairs (grey band) and its median (dashed).", "name": "fig-align-random"}}
 fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
 axes[0].hist(rand_ov, bins=50, color="0.75", density=True)
-axes[0].axvline(rand_ov.mean(), color="0.3", ls="--", lw=1, label=f"random mean {rand_ov.mean():.3f}")
+axes[0].axvline(rand_ov.mean(), color="0.3", ls="--", lw=1,
+                label=f"random mean {rand_ov.mean():.3f}")
 for o in ov_pairs:
     axes[0].axvline(o, ymax=0.25, color="C3", lw=1.5)
 axes[0].plot([], [], color="C3", label="our pairs")
@@ -301,8 +308,10 @@ q05, q95 = np.quantile(rand_min_angle, [0.05, 0.95])
 axes[1].axvspan(q05, q95, color="0.85", label="random pairs: smallest angle, 5-95%")
 axes[1].axvline(np.median(rand_min_angle), color="0.3", ls="--", lw=1, label="random pairs: median")
 for p, a in enumerate(angles.values()):
-    axes[1].scatter(a[1:], np.full(len(a) - 1, p), s=14, color="C0", zorder=3, label="our pairs: other angles" if p == 0 else None)
-    axes[1].scatter(a[:1], [p], s=14, color="C3", zorder=3, label="our pairs: smallest angle" if p == 0 else None)
+    axes[1].scatter(a[1:], np.full(len(a) - 1, p), s=14, color="C0", zorder=3,
+                    label="our pairs: other angles" if p == 0 else None)
+    axes[1].scatter(a[:1], [p], s=14, color="C3", zorder=3,
+                    label="our pairs: smallest angle" if p == 0 else None)
 axes[1].set_xlim(0, 90)
 axes[1].set_xlabel("principal angle (deg)")
 axes[1].set_yticks(range(len(pairs)), [f"C{i + 1}-C{j + 1}" for i, j in pairs], fontsize=7)
@@ -340,7 +349,7 @@ claims.ledger()
 
 # %% mystnb={"figure": {"caption": "Core statistical similarity (the paper's panel D): mean of the top three canonical correlations between the core coordinates of every pair of models on the same 93,000 test inputs. Geometrically unrelated cores (previous figures) carry the same three signals.", "name": "fig-align-cca"}}
 fig, ax = plt.subplots(figsize=(4.4, 3.6))
-im = heatmap(ax, CCA3, "mean top-3 canonical correlation", [f"C{i + 1}" for i in range(n_models)], fmt="{:.3f}")
+im = heatmap(ax, CCA3, "mean top-3 canonical correlation", core_labels, fmt="{:.3f}")
 fig.colorbar(im, ax=ax, shrink=0.8, label="mean CCA")
 fig.tight_layout()
 plt.show()
@@ -362,11 +371,14 @@ state_r2 = np.array([mk.state_explained_variance(Z, states) for Z in Zs])  # (mo
 energy_share = np.array([(res.energies[:k] / res.energies.sum()).cpu().numpy() for res, _ in cores])
 # what the current state does not explain
 history = [Z - mk.state_conditional_mean(Z, states) for Z in Zs]
-cca_history = np.array([canonical_correlations(history[i].reshape(-1, k), history[j].reshape(-1, k), k=1)[0] for i, j in pairs])
+cca_history = np.array([canonical_correlations(history[i].reshape(-1, k), history[j].reshape(-1, k),
+                                                k=1)[0] for i, j in pairs])
 for i in range(n_models):
-    print(f"M{i + 1}: CCA with the state code {np.round(cca_state[i], 4)}  state R^2 per core coordinate "
-          f"{np.round(state_r2[i], 3)}  energy share {np.round(energy_share[i], 4)}")
-print(f"history parts of the cores, top canonical correlation between models: {cca_history.min():.2f} .. {cca_history.max():.2f}")
+    print(f"M{i + 1}: CCA with the state code {np.round(cca_state[i], 4)}  "
+          f"state R^2 per core coordinate {np.round(state_r2[i], 3)}  "
+          f"energy share {np.round(energy_share[i], 4)}")
+print("history parts of the cores, top canonical correlation between models: "
+      f"{cca_history.min():.2f} .. {cca_history.max():.2f}")
 
 # %% tags=["hide-input"]
 beyond = dict(paper="not in the paper (beyond it)")
@@ -399,14 +411,16 @@ for rho in rho_all:
     axes[0].plot(x, rho, "-", color="0.6", lw=0.8)
 axes[0].plot([], [], "-", color="0.6", label="core i vs core j")
 for i in range(n_models):
-    axes[0].scatter(x + 0.08, cca_state[i], color="C0", s=12, zorder=3, label="core vs state code" if i == 0 else None)
+    axes[0].scatter(x + 0.08, cca_state[i], color="C0", s=12, zorder=3,
+                    label="core vs state code" if i == 0 else None)
 axes[0].set_xticks(x, [f"$\\rho_{c}$" for c in x])
 axes[0].set_ylabel("canonical correlation")
 axes[0].legend(fontsize=8, loc="lower left")
 axes[1].bar(x, energy_share.mean(0), color="C1", alpha=0.5, label="share of the balanced energy")
 for i in range(n_models):
     axes[1].scatter(x, 1 - state_r2[i], color="C0", s=12, zorder=3,
-                    label="share of its variance not explained\nby the current state ($1-R^2$)" if i == 0 else None)
+                    label=("share of its variance not explained\nby the current state ($1-R^2$)"
+                           if i == 0 else None))
 axes[1].set_xticks(x, [f"core coord. {c}" for c in x])
 axes[1].set_yscale("log")
 axes[1].set_ylim(1e-3, 10)  # room for the legend

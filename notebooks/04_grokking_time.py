@@ -260,7 +260,8 @@ wd_single = sorted(gt.single_runs(specs["wd"]), key=lambda s: s.omegas[0])
 wd_runs, wd_cost = gt.run_sweeps(wd_single, workers=workers, device=device)
 wd_runs = sorted(wd_runs, key=lambda r: (r.omega, r.seed))
 print(f"weight-decay sweep: {len(wd_runs)} runs; {wd_cost['wall_s']:.0f} s for this call, "
-      f"{wd_cost['train_cpu_s']:.0f} s of CPU when trained ({wd_cost['model_steps']:,} model-steps)")
+      f"{wd_cost['train_cpu_s']:.0f} s of CPU when trained "
+      f"({wd_cost['model_steps']:,} model-steps)")
 
 # %%
 # the modulus sweep, one run per stack, the larger moduli (the most CPU per step) first
@@ -289,16 +290,20 @@ tau_w = np.array([r.tau for r in wd_ok], float)
 fit_w = gt.fit_power_law(om_g, tau_w)
 K = float(np.exp(np.mean(np.log(tau_w * om_g))))  # tau = K / omega, the theory's one-parameter form
 units = gt.decay_time_units(W["mean"], LR, W["value"])
-Markdown("| ω | runs grokked | memorised at step (mean) | τ mean ± sd (steps) | τ range | τ·η·ω (decay times) |\n"
-         "|---|---|---|---|---|---|\n" + "\n".join(
-             f"| {w:g} | {int(g)}/{int(n)} | {m:.0f} | {mu:.0f} ± {sd:.0f} | {lo:.0f}-{hi:.0f} | {u:.2f} |"
-             for w, g, n, m, mu, sd, lo, hi, u in zip(W["value"], W["n_grokked"], W["n"], W["mem"], W["mean"],
-                                                        W["std"], W["min"], W["max"], units)))
+columns = zip(W["value"], W["n_grokked"], W["n"], W["mem"], W["mean"], W["std"], W["min"], W["max"],
+              units)
+Markdown(markdown_table(
+    ["ω", "runs grokked", "memorised at step (mean)", "τ mean ± sd (steps)", "τ range",
+     "τ·η·ω (decay times)"],
+    [[f"{w:g}", f"{int(g)}/{int(n)}", f"{m:.0f}", f"{mu:.0f} ± {sd:.0f}", f"{lo:.0f}-{hi:.0f}",
+      f"{u:.2f}"] for w, g, n, m, mu, sd, lo, hi, u in columns]))
 
 # %%
 print(f"fitted tau = {fit_w['C']:.0f} * omega^{fit_w['beta']:.3f}, 95% CI of the exponent "
-      f"[{fit_w['beta_ci'][0]:.3f}, {fit_w['beta_ci'][1]:.3f}], R^2 = {fit_w['r2']:.3f} over {fit_w['n']} runs")
-print(f"one-parameter theory fit tau = K / omega: K = {K:.0f} steps, i.e. tau * lr * omega = {K * LR:.2f} decay times")
+      f"[{fit_w['beta_ci'][0]:.3f}, {fit_w['beta_ci'][1]:.3f}], R^2 = {fit_w['r2']:.3f} "
+      f"over {fit_w['n']} runs")
+print(f"one-parameter theory fit tau = K / omega: K = {K:.0f} steps, "
+      f"i.e. tau * lr * omega = {K * LR:.2f} decay times")
 spread = float(units.max() / units.min())
 
 # %% tags=["hide-input"]
@@ -356,10 +361,14 @@ Markdown(gt.modulus_table(Pm, fit_p))
 
 # %%
 budget = specs["modulus"][0].max_steps
-print(f"log law: Omega = {fit_p['Omega']:.0f} steps, p_crit = {fit_p['p_crit']:.1f}, R^2 = {fit_p['r2']:.3f} (log tau), "
-      f"{fit_p['r2_linear']:.3f} (tau); Omega * lr * omega = {fit_p['Omega'] * LR * cfg['modulus_omega']:.2f} decay times")
-print(f"trend: tau ~ p^{trend['beta']:.2f}, 95% CI [{trend['beta_ci'][0]:.2f}, {trend['beta_ci'][1]:.2f}], "
-      f"R^2 = {trend['r2']:.3f} (log tau): a plain power law fits {'better' if trend['r2'] > fit_p['r2'] else 'worse'} than the log law")
+decay_times = fit_p["Omega"] * LR * cfg["modulus_omega"]
+print(f"log law: Omega = {fit_p['Omega']:.0f} steps, p_crit = {fit_p['p_crit']:.1f}, "
+      f"R^2 = {fit_p['r2']:.3f} (log tau), {fit_p['r2_linear']:.3f} (tau); "
+      f"Omega * lr * omega = {decay_times:.2f} decay times")
+better = "better" if trend["r2"] > fit_p["r2"] else "worse"
+print(f"trend: tau ~ p^{trend['beta']:.2f}, 95% CI [{trend['beta_ci'][0]:.2f}, "
+      f"{trend['beta_ci'][1]:.2f}], R^2 = {trend['r2']:.3f} (log tau): a plain power law fits "
+      f"{better} than the log law")
 never = sorted({r.p for r in p_runs if r.tau is None})
 print(f"moduli with runs that did not grok within {budget} steps: {never or 'none'}")
 
@@ -383,15 +392,18 @@ Markdown(f"In this run the delay falls with the modulus from {Pm['mean'][okp][0]
 # %% mystnb={"figure": {"caption": "The paper's two-panel figure. Left: grokking delay \u03c4 (optimizer steps) against weight decay \u03c9 at p = 53, each run a grey dot, mean \u00b1 sd over seeds in black; red: the fitted power law; dashed: the theory's slope -1 through the data. Right: \u03c4 against the modulus p at the modulus sweep's \u03c9 (full batch); red: the fitted log law \u03c4 = -\u03a9 log(1 - p_crit/p); dotted: p_crit; moduli where no run grokked within the step budget are marked at the top.", "name": "fig-grok-time"}}
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
 a.scatter(om_g, tau_w, s=12, color="0.6", zorder=1)
-a.errorbar(W["value"], W["mean"], yerr=W["std"], fmt="o", color="k", capsize=3, zorder=2, label="mean ± sd")
+mean_sd = dict(fmt="o", color="k", capsize=3, zorder=2, label="mean ± sd")
+a.errorbar(W["value"], W["mean"], yerr=W["std"], **mean_sd)
 ww = np.geomspace(W["value"].min() * 0.9, W["value"].max() * 1.1, 50)
 a.plot(ww, fit_w["C"] * ww ** fit_w["beta"], "r-", label=f"fit: ω^{fit_w['beta']:.2f}")
 a.plot(ww, K / ww, "k--", lw=1, label="theory: ω^-1")
-a.set(xscale="log", yscale="log", xlabel="weight decay ω", ylabel="delay τ (optimizer steps)", title="p = 53, batch 512")
+a.set(xscale="log", yscale="log", xlabel="weight decay ω", ylabel="delay τ (optimizer steps)",
+      title="p = 53, batch 512")
 a.legend(fontsize=8)
 b.scatter(p_g, tau_p, s=12, color="0.6", zorder=1)
-b.errorbar(Pm["value"][okp], Pm["mean"][okp], yerr=Pm["std"][okp], fmt="o", color="k", capsize=3, zorder=2, label="mean ± sd")
-pp = np.linspace(max(fit_p["p_crit"] * 1.02, Pm["value"].min() * 0.95), Pm["value"].max() * 1.05, 200)
+b.errorbar(Pm["value"][okp], Pm["mean"][okp], yerr=Pm["std"][okp], **mean_sd)
+pp = np.linspace(max(fit_p["p_crit"] * 1.02, Pm["value"].min() * 0.95), Pm["value"].max() * 1.05,
+                 200)
 b.plot(pp, gt.log_law(pp, fit_p["Omega"], fit_p["p_crit"]), "r-",
        label=f"fit: Ω = {fit_p['Omega']:.0f}, p_crit = {fit_p['p_crit']:.1f}")
 b.axvline(fit_p["p_crit"], color="r", ls=":", lw=1)
@@ -431,8 +443,9 @@ if held_p:
     rows += [(f"p = {int(h)}", "log law on the other p", pr, me, e) for h, pr, me, e in
              zip(hp["held"], hp["predicted"], hp["measured"], hp["rel_error"])]
 errors = np.array([r[4] for r in rows])
-Markdown("| held out | fitted on | predicted τ | measured τ (mean) | error |\n|---|---|---|---|---|\n"
-         + "\n".join(f"| {a_} | {b_} | {c_:.0f} | {d_:.0f} | {100 * e_:+.0f} % |" for a_, b_, c_, d_, e_ in rows))
+Markdown(markdown_table(["held out", "fitted on", "predicted τ", "measured τ (mean)", "error"],
+                        [[a_, b_, f"{c_:.0f}", f"{d_:.0f}", f"{100 * e_:+.0f} %"]
+                         for a_, b_, c_, d_, e_ in rows]))
 
 # %%
 err_w = np.abs(hw["rel_error"]) if held_w else np.array([])

@@ -157,18 +157,21 @@ Markdown(at.settings_table(arch.MODADD_SETTINGS))
 
 # %%
 if preset == "full":  # every setting trained here, as scripts/architecture_study.py does
-    curves = {s.name: mod.curves_record(mod.run_models_resumable(arch.modadd_run(s, seed=seed), workers=workers,
-                                                                 segment_epochs=250, stop_after_main=True,
-                                                                 device=device))
-              for s in arch.MODADD_SETTINGS}
+    curves = {}
+    for s in arch.MODADD_SETTINGS:
+        out = mod.run_models_resumable(arch.modadd_run(s, seed=seed), workers=workers,
+                                       segment_epochs=250, stop_after_main=True, device=device)
+        curves[s.name] = mod.curves_record(out)
 else:  # the committed study
-    curves = {s.name: mod.load_curves(RESULTS / f"modadd-{s.name}-seed0.npz") for s in arch.MODADD_SETTINGS}
+    curves = {s.name: mod.load_curves(RESULTS / f"modadd-{s.name}-seed0.npz")
+              for s in arch.MODADD_SETTINGS}
 summary = {name: arch.modadd_summary(c) for name, c in curves.items()}
 p_mod = arch.modadd_run(arch.MODADD_SETTINGS[0]).p
 for name, s in summary.items():
-    print(f"{name:>20}: grokking epoch {per_model(s['grok_epoch'])}, energy dimension at init / grokking / end "
-          f"{per_model(s['r_energy_init'])}, {per_model(s['r_energy_grok'])}, {per_model(s['r_energy_end'])}; "
-          f"r_suf {per_model(s['r_suf'])}, r_nec {per_model(s['r_nec'])}")
+    print(f"{name:>20}: grokking epoch {per_model(s['grok_epoch'])}, energy dimension at init / "
+          f"grokking / end {per_model(s['r_energy_init'])}, {per_model(s['r_energy_grok'])}, "
+          f"{per_model(s['r_energy_end'])}; r_suf {per_model(s['r_suf'])}, "
+          f"r_nec {per_model(s['r_nec'])}")
 
 # %% mystnb={"figure": {"caption": "Seven versions of the paper's mod-add model, two models each (solid: seed 0, dashed: seed 1000). Left: test accuracy; every model groks. Middle: the energy dimension of the ACE core falls under any single change and stays high only with all four. Right: the necessary dimension (the smallest r whose removal leaves at most 2/p accuracy); pre-LN blocks alone raise it, all four changes together to p - 1 = 52 (the numbers: the table below).", "name": "fig-arch-modadd"}}
 colors = dict(zip([s.name for s in arch.MODADD_SETTINGS], plt.cm.tab10.colors))
@@ -176,7 +179,8 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for s in arch.MODADD_SETTINGS:
     c = curves[s.name]
     for m in range(c["main/log/test_acc"].shape[1]):
-        kw = dict(color=colors[s.name], lw=1.3, alpha=0.9, ls="-" if m == 0 else "--", label=s.label if m == 0 else None)
+        kw = dict(color=colors[s.name], lw=1.3, alpha=0.9, ls="-" if m == 0 else "--",
+                  label=s.label if m == 0 else None)
         axes[0].plot(c["main/log/epoch"], c["main/log/test_acc"][:, m], **kw)
         axes[1].plot(c["main/ckpt/epoch"], c["main/ckpt/r_energy"][:, m], **kw)
         axes[2].plot(c["main/ckpt/epoch"], c["main/ckpt/r_nec"][:, m], **kw)
@@ -277,19 +281,24 @@ Markdown(
 # %%
 live = arch.setting_named(live_setting)
 # on the CPU whatever `device` is: a file made by the CPU program is reproduced only by that program
-live_out = mod.run_models(arch.modadd_run(live, seed=0, epochs=live_epochs), "main", workers=workers, device="cpu")
+live_run = arch.modadd_run(live, seed=0, epochs=live_epochs)
+live_out = mod.run_models(live_run, "main", workers=workers, device="cpu")
 again = mod.curves_record(live_out)
 committed = mod.load_curves(RESULTS / f"modadd-{live.name}-seed0.npz")
 meta = json.loads((RESULTS / "meta.json").read_text())["settings"][f"{live.name}/seed0"]
 made_here = meta["machine_fingerprint"] == fingerprint(1)
 # tolerances on another CPU kind: twice the largest differences measured between AVX2 and AVX-512 kernels
 # (pre-LN setting, 200 epochs: 0.0014 and 0.0008; none in the dimensions, which may move by one)
-other_cpu_tol = {"main/log/test_acc": 0.003, "main/log/train_loss": 0.002, "main/ckpt/r_energy": 1, "main/ckpt/r_nec": 1}
-diffs = {key: float(np.max(np.abs(again[key] - committed[key][: len(again[key])]))) for key in other_cpu_tol}
-print("the committed study was made", "on this machine (same CPU kind, kernels, threads and PyTorch)" if made_here
-      else f"on another machine: {meta['machine']}")
+other_cpu_tol = {"main/log/test_acc": 0.003, "main/log/train_loss": 0.002, "main/ckpt/r_energy": 1,
+                 "main/ckpt/r_nec": 1}
+diffs = {key: float(np.max(np.abs(again[key] - committed[key][: len(again[key])])))
+         for key in other_cpu_tol}
+where = ("on this machine (same CPU kind, kernels, threads and PyTorch)" if made_here
+         else f"on another machine: {meta['machine']}")
+print("the committed study was made", where)
 for key, d in diffs.items():
-    print(f"{key}: largest difference from the committed study over epochs 0-{live_epochs}: {d:.3g}")
+    print(f"{key}: largest difference from the committed study over epochs 0-{live_epochs}: "
+          f"{d:.3g}")
 
 # %%
 tol = {k: 0.0 if made_here else t for k, t in other_cpu_tol.items()}
@@ -322,19 +331,21 @@ T = mk.lazy_cycle()
 data = mk.make_data(T)
 markov = {}
 for s in arch.MARKOV_SETTINGS:
-    models = mk.train_markov_models([arch.markov_run(s, seed + 100 * i) for i in range(markov_models)], data,
-                                    workers=workers, device=device)
+    runs_s = [arch.markov_run(s, seed + 100 * i) for i in range(markov_models)]
+    models = mk.train_markov_models(runs_s, data, workers=workers, device=device)
     markov[s.name] = v = arch.markov_summary(models, data)
-    print(f"{s.name:>20}: accuracy {np.round(v['acc'], 4)}, energy rank {v['rank'].astype(int)}, real-eigenvalue "
-          f"error {np.round(v['real_error'], 3)}, projector overlap {np.round(v['overlap'], 3)}, "
-          f"mean CCA {np.round(v['cca'], 4)}")
+    print(f"{s.name:>20}: accuracy {np.round(v['acc'], 4)}, energy rank {v['rank'].astype(int)}, "
+          f"real-eigenvalue error {np.round(v['real_error'], 3)}, "
+          f"projector overlap {np.round(v['overlap'], 3)}, mean CCA {np.round(v['cca'], 4)}")
 
 # %% mystnb={"figure": {"caption": "The fitted eigenvalues of the dynamics in the 3-D core (red, every model) beside the chain's (circles): the same spectrum in all four settings.", "name": "fig-arch-markov"}}
 true_eigs = mk.nontrivial_eigenvalues(T)
-fig, axes = plt.subplots(1, len(arch.MARKOV_SETTINGS), figsize=(3.2 * len(arch.MARKOV_SETTINGS), 3.3), sharey=True)
+n_settings = len(arch.MARKOV_SETTINGS)
+fig, axes = plt.subplots(1, n_settings, figsize=(3.2 * n_settings, 3.3), sharey=True)
 for ax, s in zip(axes, arch.MARKOV_SETTINGS):
     unit_circle(ax, xlim=(-0.1, 1.05), ylim=(-0.55, 0.55), color="0.85", lw=1, ylabel=None)
-    ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="k", label="the chain's")
+    ax.scatter(true_eigs.real, true_eigs.imag, s=90, facecolors="none", edgecolors="k",
+               label="the chain's")
     ev = markov[s.name]["eigenvalues"]
     ax.scatter(ev.real.ravel(), ev.imag.ravel(), s=14, color="tab:red", label="fitted, each model")
     ax.set_title(s.label)

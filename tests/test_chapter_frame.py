@@ -1,6 +1,9 @@
 """A chapter is prose, a few lines calling the package, and a figure or table: logic lives in
 ``ace_utils``, so a chapter defines at most two functions of its own (the Colab setup cell,
-removed from the page and the same on every page, not counted)."""
+removed from the page and the same on every page, not counted), and the code a reader sees
+fits the page: at most 100 characters a line in the cells shown with their input (the book's
+code column shows about that many at 1400 px; the parameters cell, whose comments document
+each parameter, and cells whose input is hidden or removed are not counted)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "notebooks").glob("0*.py")) + [ROOT / "book" / "your_model.py", ROOT / "book" / "long_runs.py"]
 COLAB_CELL = "# Colab setup."
+HIDDEN = ("remove-cell", "remove-input", "hide-input", "parameters")
+WIDTH = 100
 
 
 def functions_defined(source: str) -> list[str]:
@@ -32,3 +37,27 @@ def test_the_count_reads_nested_functions_and_skips_the_colab_cell():
 def test_a_page_defines_at_most_two_functions(page):
     defined = functions_defined(page.read_text())
     assert len(defined) <= 2, f"{page.name} defines {defined}: move the logic into ace_utils"
+
+
+def long_visible_lines(source: str, width: int = WIDTH) -> list[str]:
+    """Code lines over ``width`` characters in the cells of a py:percent page shown with their
+    input (comment lines and markdown cells not counted)."""
+    long = []
+    for cell in source.split("\n# %%")[1:]:
+        header, _, body = cell.partition("\n")
+        if "[markdown]" in header or any(tag in header for tag in HIDDEN):
+            continue
+        long += [line for line in body.split("\n") if len(line) > width and not line.lstrip().startswith("#")]
+    return long
+
+
+def test_the_width_check_reads_only_cells_shown_with_their_input():
+    wide = "x = " + "1 + " * 30 + "1"
+    page = f'# header\n# %%\n{wide}\n\n# %% tags=["hide-input"]\n{wide}\n\n# %% [markdown]\n# {wide}\n'
+    assert long_visible_lines(page) == [wide]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_visible_code_fits_the_page(page):
+    long = long_visible_lines(page.read_text())
+    assert not long, f"{page.name}: {len(long)} visible code lines over {WIDTH} characters, e.g. {long[0]!r}"
