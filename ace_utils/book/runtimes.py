@@ -3,7 +3,8 @@
 ``benchmarks/run_all`` keeps one record per CPU kind in ``results/run_all/<maker>-<capability>.json``
 (the status page shows them side by side). :func:`chapter_runtime` turns a chapter's rows of
 those records into the one line its opening paragraph shows, e.g. ``"7.5-10 minutes on 2 CPU
-cores with no models cached, 15-25 s with its models cached; 3 CPU kinds measured"``.
+cores from an empty model cache (in the book's test run, two chapters at a time), 15-25 s with
+its models cached; 3 CPU kinds measured"``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 __all__ = ["RECORDS", "chapter_seconds", "chapter_runtime", "duration_range"]
 
 RECORDS = Path(__file__).resolve().parents[2] / "results" / "run_all"
-COLD = ("in make test's book build (cold model cache)", "papermill, cold model cache")
+COLD = ("in make test's book build (cold model cache)",)
 WARM = ("papermill, warm model cache",)
 
 
@@ -22,7 +23,7 @@ def chapter_seconds(chapter: str, records: Path = RECORDS) -> tuple[list[float],
     """Wall seconds of ``chapter`` (a notebook's stem) in every float32 record under ``records``:
     ``(cold, warm, number of records with a cold time)``. A record's cold time is the chapter's
     time in a whole book's test run from an empty model cache (in the book's order, so a chapter
-    may reuse models an earlier one trained), else its papermill run from an empty cache."""
+    may reuse models an earlier one trained, and two chapters at a time)."""
     cold, warm, kinds = [], [], 0
     for path in sorted(Path(records).glob("*.json")):
         record = json.loads(path.read_text())
@@ -55,7 +56,8 @@ def chapter_runtime(chapter: str, records: Path = RECORDS) -> str:
     cold, warm, kinds = chapter_seconds(chapter, records)
     if not cold:
         return "not measured yet (no timing record on the status page holds this page)"
-    line = f"{duration_range(cold)} on 2 CPU cores with no models cached"
+    line = (f"{duration_range(cold)} on 2 CPU cores from an empty model cache (in the book's test "
+            "run, two chapters at a time)")
     if warm:
         line += f", {duration_range(warm)} with its models cached"
     return line + f"; {kinds} CPU kind{'s' if kinds > 1 else ''} measured"
