@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
 from ace_utils.book.cache import write_bytes_atomic  # noqa: E402
 from ace_utils.book.cluster import SCHEDULER_ENV  # noqa: E402
-from ace_utils.book.machine import fingerprint  # noqa: E402
-from ace_utils.book.machine import git_commit, machine_info  # noqa: E402
+from ace_utils.book.machine import fingerprint, git_commit, machine_info  # noqa: E402
 from ace_utils.tasks import architecture as arch  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 

@@ -48,9 +48,8 @@ sys.path.insert(0, str(ROOT))
 import ace_utils  # noqa: E402,F401  (sets the thread env before torch starts)
 import torch  # noqa: E402
 
-from ace_utils.book.machine import fingerprint  # noqa: E402
+from ace_utils.book.machine import fingerprint, machine_info  # noqa: E402
 from ace_utils.models.paper import ARCHITECTURES  # noqa: E402
-from ace_utils.book.machine import machine_info  # noqa: E402
 from ace_utils.tasks import modular as mod  # noqa: E402
 from ace_utils.book.cache import cache_dir, write_bytes_atomic  # noqa: E402
 

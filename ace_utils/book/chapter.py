@@ -3,8 +3,8 @@
 Every chapter's first code cell after the ``parameters`` cell calls :func:`open_chapter`.
 The call also glues the chapter's runtime, read from the committed timing records
 (:func:`ace_utils.book.runtimes.chapter_runtime`), under the name ``runtime``: the opening
-paragraph shows it with ``{glue:md}`runtime```. ``asserted_at`` names the settings the chapter's claims are made for (its defaults; the seed
-is free): the ledger asserts the claims there and checks and reports them everywhere else
+paragraph shows it with ``{glue:md}`runtime```. ``asserted_at`` names the settings the
+chapter's claims are made for (its defaults; the seed is free): the ledger asserts the claims there and checks and reports them everywhere else
 (:class:`ace_utils.book.claims.Claims`). ``tests/test_claim_policy.py`` checks that each
 chapter's ``asserted_at`` holds at the defaults of its ``parameters`` cell.
 

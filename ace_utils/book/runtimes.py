@@ -15,27 +15,25 @@ from pathlib import Path
 __all__ = ["RECORDS", "chapter_seconds", "chapter_runtime", "duration_range"]
 
 RECORDS = Path(__file__).resolve().parents[2] / "results" / "run_all"
-COLD = ("in make test's book build (cold model cache)",)
-WARM = ("papermill, warm model cache",)
+COLD = "in make test's book build (cold model cache)"
+WARM = "papermill, warm model cache"
 
 
-def chapter_seconds(chapter: str, records: Path = RECORDS) -> tuple[list[float], list[float], int]:
+def chapter_seconds(chapter: str, records: Path = RECORDS) -> tuple[list[float], list[float]]:
     """Wall seconds of ``chapter`` (a notebook's stem) in every float32 record under ``records``:
-    ``(cold, warm, number of records with a cold time)``. A record's cold time is the chapter's
-    time in a whole book's test run from an empty model cache (in the book's order, so a chapter
-    may reuse models an earlier one trained, and two chapters at a time)."""
-    cold, warm, kinds = [], [], 0
+    ``(cold, warm)``, one entry per record that has the row. A record's cold time is the
+    chapter's time in a whole book's test run from an empty model cache (in the book's order, so
+    a chapter may reuse models an earlier one trained, and two chapters at a time)."""
+    cold, warm = [], []
     for path in sorted(Path(records).glob("*.json")):
         record = json.loads(path.read_text())
         if record.get("training precision", "fp32") != "fp32":
             continue  # made before the chapters trained in float32: not the chapters of today
-        steps = {row["step"]: row["seconds"] for row in record["rows"]}
-        times = [steps[f"{chapter}: {what}"] for what in COLD if f"{chapter}: {what}" in steps]
-        if times:
-            cold.append(float(times[0]))
-            kinds += 1
-        warm += [float(steps[f"{chapter}: {what}"]) for what in WARM if f"{chapter}: {what}" in steps]
-    return cold, warm, kinds
+        steps = {row["step"]: float(row["seconds"]) for row in record["rows"]}
+        for what, times in ((COLD, cold), (WARM, warm)):
+            if f"{chapter}: {what}" in steps:
+                times.append(steps[f"{chapter}: {what}"])
+    return cold, warm
 
 
 def duration_range(seconds: list[float]) -> str:
@@ -53,11 +51,11 @@ def duration_range(seconds: list[float]) -> str:
 def chapter_runtime(chapter: str, records: Path = RECORDS) -> str:
     """The runtime line of ``chapter``'s opening paragraph, from the committed records; says so
     when none holds the chapter (a chapter added since the last record)."""
-    cold, warm, kinds = chapter_seconds(chapter, records)
+    cold, warm = chapter_seconds(chapter, records)
     if not cold:
         return "not measured yet (no timing record on the status page holds this page)"
     line = (f"{duration_range(cold)} on 2 CPU cores from an empty model cache (in the book's test "
             "run, two chapters at a time)")
     if warm:
         line += f", {duration_range(warm)} with its models cached"
-    return line + f"; {kinds} CPU kind{'s' if kinds > 1 else ''} measured"
+    return line + f"; {len(cold)} CPU kind{'s' if len(cold) > 1 else ''} measured"
